@@ -1,0 +1,60 @@
+"""The `studio` command: a thin layer that parses, calls the library, and prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from studio import __version__
+from studio.cli import check, init, plan, run
+from studio.cli.common import State
+
+app = typer.Typer(
+    name="studio",
+    help=(
+        "Produce a webtoon from plain project files: character sheets, backgrounds, panels, "
+        "a contact sheet to review, and a ledger of what every panel cost.\n\n"
+        "Start with 'studio check', then 'studio plan episode 1', then 'studio run episode 1'."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"studio {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    project: Annotated[
+        Path | None,
+        typer.Option(
+            "--project",
+            "-p",
+            help="The project folder. Default: the nearest folder at or above the current one holding studio.toml.",
+            file_okay=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    State.project_dir = project
+
+
+app.command("check")(check.check)
+app.command("schema")(check.schema)
+app.command("init")(init.init)
+app.add_typer(plan.app, name="plan")
+app.add_typer(run.app, name="run")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,45 @@
+"""`studio check` and `studio schema`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from studio.cli.common import friendly, out, project_root
+from studio.project.loader import load_project
+from studio.project.schema import write_schemas
+
+
+@friendly
+def check() -> None:
+    """Validate every project file; list every error as file:line:col and exit 1 if any."""
+    project = load_project(project_root())
+    table = Table(title=f"{project.config.title}: all files valid", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("characters", str(len(project.characters)))
+    table.add_row("styles", str(len(project.styles)))
+    table.add_row("locations", str(len(project.locations)))
+    table.add_row("episodes", str(len(project.episodes)))
+    table.add_row("panels", str(sum(len(e.panels) for e in project.episodes.values())))
+    out.print(table)
+
+
+@friendly
+def schema(
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for the JSON Schemas. Default: build/schema/ in the project."),
+    ] = None,
+) -> None:
+    """Write JSON Schemas of the project files so editors autocomplete and check them.
+
+    The sample storyboards point at build/schema/ with a `# yaml-language-server: $schema=...`
+    line (VS Code's YAML extension and other editors read it).
+    """
+    target = out_dir if out_dir is not None else project_root() / "build" / "schema"
+    for path in write_schemas(target):
+        out.print(f"wrote {path}")

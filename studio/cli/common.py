@@ -1,0 +1,63 @@
+"""What every command shares: finding the project, consoles, and turning errors into messages."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from studio.errors import StudioError
+from studio.project.loader import Project, find_project_root, load_project
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+EXIT_JOBS_FAILED = 3
+EXIT_INTERRUPTED = 130
+
+
+class State:
+    """Global options, set once by the root callback (the only state beyond configuration)."""
+
+    project_dir: Path | None = None
+
+
+def project_root() -> Path:
+    return State.project_dir.resolve() if State.project_dir else find_project_root(Path.cwd())
+
+
+def open_project() -> Project:
+    return load_project(project_root())
+
+
+def friendly(func: F) -> F:
+    """Print a StudioError as a clean message and exit non-zero; STUDIO_DEBUG=1 shows the traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except StudioError as exc:
+            if os.environ.get("STUDIO_DEBUG"):
+                raise
+            message = str(exc)
+            # Diagnostics are already `file:line:col: message` lines; other errors get a prefix.
+            # Never markup: messages quote user text such as `panels[3]`.
+            err.print(Text(message) if "\n" in message else Text.assemble(("error: ", "red"), message))
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_ids(value: str | None) -> frozenset[str] | None:
+    if not value:
+        return None
+    return frozenset(part.strip() for part in value.split(",") if part.strip())

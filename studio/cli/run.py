@@ -1,0 +1,46 @@
+"""`studio run episode N`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from studio.cli.common import EXIT_INTERRUPTED, EXIT_JOBS_FAILED, err, friendly, open_project, out, parse_ids
+from studio.run.episode import RunOptions, run_episode
+from studio.run.report import ConsoleReporter
+
+app = typer.Typer(help="Generate what an episode needs, reusing everything already made.", no_args_is_help=True)
+
+
+@app.command("episode")
+@friendly
+def episode(
+    number: Annotated[int, typer.Argument(help="Episode number, e.g. 1 for episodes/ep001.")],
+    provider: Annotated[
+        str | None,
+        typer.Option(help="Who generates the images: 'draft' renders free previz art offline. Default: studio.toml's."),
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Jobs in flight at once. Default: studio.toml's.")
+    ] = None,
+    only: Annotated[
+        str | None, typer.Option(help="Only these panels (and what they need), comma-separated: p001,p004.")
+    ] = None,
+    fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failed job.")] = False,
+) -> None:
+    """Make everything episode N needs, in order: character sheets, style frame, location
+    plates, panels, then the contact sheet. Anything already made (same inputs, same key)
+    is reused, never generated or paid for twice. Ctrl-C stops cleanly; run again to continue."""
+    project = open_project()
+    options = RunOptions(provider=provider, concurrency=concurrency, only=parse_ids(only), fail_fast=fail_fast)
+    try:
+        summary = run_episode(project, number, options, ConsoleReporter(err))
+    except KeyboardInterrupt:
+        err.print("interrupted: everything finished so far is kept; run the same command again to continue")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    folder = project.root / "build" / "episodes" / f"ep{number:03d}"
+    if summary.failed:
+        err.print(f"{len(summary.failed)} job(s) did not finish; see above. Outputs so far are in {folder}")
+        raise typer.Exit(EXIT_JOBS_FAILED)
+    out.print(f"episode {number} ready: {folder / 'panels'}  contact sheet: {folder / 'contact.html'}")

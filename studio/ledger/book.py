@@ -1,0 +1,131 @@
+"""Writing generations into the ledger: reserve, submitted, completed or failed.
+
+Each step is one short transaction, so a crash between any two leaves a row that
+says exactly how far the request got: `reserved` (maybe sent, outcome unknown),
+`submitted` (has a provider request id: re-attach to it), or final.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from studio.ledger.db import Generation, now
+from studio.plan.jobs import Job
+
+OPEN_STATUSES = ("reserved", "submitted", "unknown")
+
+
+@dataclass(frozen=True)
+class Cost:
+    estimate_micro: int
+    reported_micro: int | None = None
+    computed_micro: int | None = None
+
+    @property
+    def actual(self) -> tuple[int, str]:
+        """Provider-reported cost wins, then the computed one, then the estimate."""
+        if self.reported_micro is not None:
+            return self.reported_micro, "reported"
+        if self.computed_micro is not None:
+            return self.computed_micro, "computed"
+        return self.estimate_micro, "estimate"
+
+
+class Ledger:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def open_attempt(self, job: Job, provider: str) -> Generation | None:
+        """The unfinished attempt for this job (to re-attach to), if a previous run left one."""
+        with Session(self.engine) as session:
+            statement = (
+                select(Generation)
+                .where(Generation.job_key == job.key, Generation.take == job.take)
+                .where(Generation.provider == provider)
+                .where(col(Generation.status).in_(OPEN_STATUSES))
+                .order_by(col(Generation.attempt).desc())
+            )
+            return session.exec(statement).first()
+
+    def reserve(self, job: Job, provider: str, model: str, estimate_micro: int, held_micro: int) -> Generation:
+        """Insert the row for a new attempt before anything is sent."""
+        with Session(self.engine) as session:
+            last = session.exec(
+                select(Generation.attempt)
+                .where(Generation.job_key == job.key, Generation.take == job.take)
+                .order_by(col(Generation.attempt).desc())
+            ).first()
+            attempt = (last or 0) + 1
+            row = Generation(
+                idempotency_key=f"{job.key}:t{job.take}:a{attempt}",
+                job_key=job.key,
+                phase=job.phase.value,
+                name=job.name,
+                episode=job.episode,
+                panel=job.panel,
+                take=job.take,
+                attempt=attempt,
+                provider=provider,
+                model=model,
+                estimate_model=job.estimate_model,
+                status="reserved",
+                estimate_micro=estimate_micro,
+                held_micro=held_micro,
+                would_cost_micro=job.estimate_micro if provider == "draft" else None,
+            )
+            session.add(row)
+            session.commit()
+            session.refresh(row)
+            return row
+
+    def submitted(self, row_id: int, request_id: str) -> None:
+        self._update(row_id, status="submitted", request_id=request_id, submitted_at=now())
+
+    def completed(self, row_id: int, cost: Cost, output_sha256: str) -> None:
+        actual, source = cost.actual
+        self._update(
+            row_id,
+            status="completed",
+            held_micro=0,
+            reported_micro=cost.reported_micro,
+            computed_micro=cost.computed_micro,
+            actual_micro=actual,
+            actual_source=source,
+            output_sha256=output_sha256,
+            finished_at=now(),
+        )
+
+    def failed(self, row_id: int, error: str, charged_micro: int) -> None:
+        self._update(
+            row_id,
+            status="failed",
+            held_micro=0,
+            actual_micro=charged_micro,
+            actual_source="reported" if charged_micro else None,
+            error=error[:2000],
+            finished_at=now(),
+        )
+
+    def cancelled(self, row_id: int) -> None:
+        """Nothing was sent for this row (stopped before submission): release its hold."""
+        self._update(row_id, status="cancelled", held_micro=0, finished_at=now())
+
+    def rows(self, episode: int | None = None) -> list[Generation]:
+        with Session(self.engine) as session:
+            statement = select(Generation).order_by(col(Generation.id))
+            if episode is not None:
+                statement = statement.where(Generation.episode == episode)
+            return list(session.exec(statement).all())
+
+    def _update(self, row_id: int, **values: object) -> None:
+        with Session(self.engine) as session:
+            row = session.get(Generation, row_id)
+            if row is None:
+                raise LookupError(f"ledger row {row_id} vanished")
+            for name, value in values.items():
+                setattr(row, name, value)
+            session.add(row)
+            session.commit()

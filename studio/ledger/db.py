@@ -1,0 +1,158 @@
+"""The ledger database: one SQLite file at .studio/ledger.db, shared by every process.
+
+Tables are sqlmodel classes; the schema itself is created by append-only numbered
+migrations (m001, m002, ...) so that an existing ledger is upgraded in place, never
+recreated. Money columns are integer micro-USD.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, event, text
+from sqlalchemy.engine import Connection
+from sqlmodel import Field, SQLModel, create_engine
+
+from studio.errors import StorageError
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Generation(SQLModel, table=True):
+    """One attempt at one generation: a row per provider call, never updated into another."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    job_key: str = Field(index=True)
+    phase: str
+    name: str
+    episode: int | None = None
+    panel: str | None = None
+    take: int = 1
+    attempt: int = 1
+    provider: str
+    model: str
+    estimate_model: str | None = None
+    status: str  # reserved, submitted, completed, failed, unknown, cancelled
+    estimate_micro: int = 0
+    held_micro: int = 0
+    reported_micro: int | None = None
+    computed_micro: int | None = None
+    actual_micro: int | None = None
+    actual_source: str | None = None  # reported, computed, estimate
+    would_cost_micro: int | None = None  # draft runs: what the paid model would have cost
+    request_id: str | None = None
+    error: str | None = None
+    output_sha256: str | None = None
+    created_at: datetime = Field(default_factory=now)
+    submitted_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class Artifact(SQLModel, table=True):
+    """Which stored object each job produced, by output name (a job may write several)."""
+
+    job_key: str = Field(primary_key=True)
+    name: str = Field(primary_key=True)
+    sha256: str
+    media_type: str
+    size: int
+    created_at: datetime = Field(default_factory=now)
+
+
+def m001_initial(conn: Connection) -> None:
+    conn.execute(
+        text(
+            """
+            CREATE TABLE generation (
+                id INTEGER PRIMARY KEY,
+                idempotency_key TEXT NOT NULL UNIQUE,
+                job_key TEXT NOT NULL,
+                phase TEXT NOT NULL,
+                name TEXT NOT NULL,
+                episode INTEGER,
+                panel TEXT,
+                take INTEGER NOT NULL DEFAULT 1,
+                attempt INTEGER NOT NULL DEFAULT 1,
+                provider TEXT NOT NULL,
+                model TEXT NOT NULL,
+                estimate_model TEXT,
+                status TEXT NOT NULL CHECK (status IN
+                    ('reserved','submitted','completed','failed','unknown','cancelled')),
+                estimate_micro INTEGER NOT NULL DEFAULT 0 CHECK (estimate_micro >= 0),
+                held_micro INTEGER NOT NULL DEFAULT 0 CHECK (held_micro >= 0),
+                reported_micro INTEGER,
+                computed_micro INTEGER,
+                actual_micro INTEGER,
+                actual_source TEXT,
+                would_cost_micro INTEGER,
+                request_id TEXT,
+                error TEXT,
+                output_sha256 TEXT,
+                created_at TIMESTAMP NOT NULL,
+                submitted_at TIMESTAMP,
+                finished_at TIMESTAMP,
+                UNIQUE (job_key, take, attempt)
+            )
+            """
+        )
+    )
+    conn.execute(text("CREATE INDEX ix_generation_job_key ON generation (job_key)"))
+    conn.execute(text("CREATE INDEX ix_generation_episode ON generation (episode, panel)"))
+    conn.execute(text("CREATE UNIQUE INDEX ux_generation_request ON generation (provider, request_id)"))
+    conn.execute(
+        text(
+            """
+            CREATE TABLE artifact (
+                job_key TEXT NOT NULL,
+                name TEXT NOT NULL,
+                sha256 TEXT NOT NULL,
+                media_type TEXT NOT NULL,
+                size INTEGER NOT NULL,
+                created_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (job_key, name)
+            )
+            """
+        )
+    )
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial]
+
+
+def open_ledger(state_dir: Path) -> Engine:
+    """Open (creating or upgrading) the ledger; safe to call from many processes at once."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create {state_dir}: {exc.strerror or exc}") from exc
+    engine = create_engine(f"sqlite:///{state_dir / 'ledger.db'}", connect_args={"timeout": 30})
+    event.listen(engine, "connect", _sqlite_pragmas)
+    # Let `BEGIN IMMEDIATE` through: pysqlite's own transaction handling would defer it.
+    event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+    _migrate(engine)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    dbapi_connection.isolation_level = None  # transactions are begun explicitly (above)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _migrate(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"))
+        current = conn.execute(text("SELECT MAX(version) FROM schema_version")).scalar() or 0
+        for number, migration in enumerate(MIGRATIONS, start=1):
+            if number > current:
+                migration(conn)
+                conn.execute(text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": number})

@@ -1,0 +1,125 @@
+"""Jobs: one artifact each, with the content key that says whether it already exists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from studio.providers.base import GenerationRequest, Reference
+
+
+class Phase(StrEnum):
+    CHARACTER_SHEET = "character_sheet"
+    STYLE_FRAME = "style_frame"
+    LOCATION_PLATE = "location_plate"
+    PANEL = "panel"
+    CONTACT_SHEET = "contact_sheet"
+
+
+# The order phases are shown and run in; dependencies enforce it, this only sorts output.
+PHASE_ORDER = list(Phase)
+
+
+@dataclass(frozen=True)
+class RefSpec:
+    """A reference as planned: made by another job (`job_key`) or a file the user supplied."""
+
+    role: str
+    label: str
+    job_key: str | None = None
+    file: Path | None = None
+    file_sha256: str | None = None
+    pixels: int = 0  # its size, for estimates
+
+    @property
+    def identity(self) -> str:
+        return self.job_key or f"file:{self.file_sha256}"
+
+
+@dataclass(frozen=True)
+class GenerationSpec:
+    """What a provider is asked for; references are resolved to files when the job runs."""
+
+    model: str  # catalog id of the model that runs, e.g. "draft:draft"
+    prompt: str
+    width: int
+    height: int
+    seed: int
+    refs: tuple[RefSpec, ...] = ()
+    negative_prompt: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    previz: dict[str, Any] = field(default_factory=dict)
+
+    def key_spec(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "prompt": self.prompt,
+            "negative_prompt": self.negative_prompt,
+            "width": self.width,
+            "height": self.height,
+            "seed": self.seed,
+            "params": self.params,
+            "previz": self.previz,
+            "refs": [[r.role, r.label, r.identity] for r in self.refs],
+        }
+
+    def to_request(self, endpoint: str, resolve: dict[str, tuple[str, Path]]) -> GenerationRequest:
+        """`resolve` maps a job key to (sha256, path) of the artifact it produced."""
+        references = []
+        for ref in self.refs:
+            if ref.job_key is not None:
+                sha, path = resolve[ref.job_key]
+            else:
+                assert ref.file is not None and ref.file_sha256 is not None
+                sha, path = ref.file_sha256, ref.file
+            references.append(Reference(role=ref.role, label=ref.label, sha256=sha, path=str(path)))
+        return GenerationRequest(
+            model=endpoint,
+            prompt=self.prompt,
+            width=self.width,
+            height=self.height,
+            seed=self.seed,
+            references=tuple(references),
+            negative_prompt=self.negative_prompt,
+            params=dict(self.params),
+            previz=dict(self.previz),
+        )
+
+
+@dataclass(frozen=True)
+class Job:
+    key: str
+    phase: Phase
+    name: str  # what the user calls it: "mira", "harbor@dusk", "p003"
+    outputs: dict[str, str]  # output name -> path relative to the project root
+    deps: tuple[str, ...] = ()
+    generation: GenerationSpec | None = None  # None: a local render job (free)
+    local: dict[str, Any] = field(default_factory=dict)  # inputs of a local render job
+    episode: int | None = None
+    panel: str | None = None
+    take: int = 1
+    estimate_model: str | None = None  # the paid model the estimate is for
+    estimate_micro: int | None = None  # None: that model has no price
+    strategy: str | None = None
+
+    @property
+    def paid_model_label(self) -> str:
+        if self.generation is None:
+            return "local"
+        if self.generation.model == "draft:draft" and self.estimate_model:
+            return f"draft (est. {self.estimate_model.split(':', 1)[1]})"
+        return self.generation.model.split(":", 1)[1]
+
+
+@dataclass
+class Plan:
+    episode: int
+    jobs: list[Job]
+
+    def by_key(self) -> dict[str, Job]:
+        return {job.key: job for job in self.jobs}
+
+    def panel_jobs(self) -> list[Job]:
+        return [job for job in self.jobs if job.phase is Phase.PANEL]

@@ -1,0 +1,284 @@
+"""Turn one episode into a DAG of jobs with content keys and cost estimates.
+
+An episode needs: a sheet per character that appears, the episode's style frame, a
+plate per (location, time of day) used, a panel per storyboard panel, and a contact
+sheet. A panel's key includes the keys of its references, so a changed character
+description changes that character's sheet and, through it, exactly the panels that
+show that character.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+from studio.plan.jobs import GenerationSpec, Job, Phase, Plan, RefSpec
+from studio.plan.keys import content_key, derived_seed
+from studio.plan.prompts import render_prompt
+from studio.project.loader import Project
+from studio.project.models import POSITION_X, Panel, Storyboard
+from studio.providers.catalog import Catalog, NoPrice, estimate_micro
+
+DRAFT_MODEL = "draft:draft"
+SHEET_SIZE = (1536, 1024)
+STYLE_SIZE = (1024, 1024)
+PLATE_SIZE = (1536, 1536)
+CONTACT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    provider: str = "draft"
+    only: frozenset[str] | None = None  # panel ids; None: every panel
+
+
+def plan_episode(project: Project, number: int, catalog: Catalog, options: PlanOptions) -> Plan:
+    storyboard = project.episode(number)
+    panels = [p for p in storyboard.panels if options.only is None or p.id in options.only]
+    style = project.styles[storyboard.style]
+    planner = _Planner(project, catalog, options, storyboard)
+
+    jobs: list[Job] = []
+    sheets = {}
+    for character_id in _characters_in(panels):
+        sheets[character_id] = planner.character_sheet(character_id)
+        jobs.append(sheets[character_id])
+    style_job = planner.style_frame(storyboard.style)
+    jobs.append(style_job)
+    plates = {}
+    for place in sorted({(p.location, p.time) for p in panels}):
+        plates[place] = planner.location_plate(*place)
+        jobs.append(plates[place])
+    panel_jobs = [planner.panel(panel, sheets, style_job, plates[(panel.location, panel.time)]) for panel in panels]
+    jobs.extend(panel_jobs)
+    jobs.append(planner.contact_sheet(panel_jobs, style.name))
+    return Plan(episode=number, jobs=jobs)
+
+
+def _characters_in(panels: list[Panel]) -> list[str]:
+    seen: dict[str, None] = {}
+    for panel in panels:
+        for member in panel.characters:
+            seen.setdefault(member.id, None)
+    return list(seen)
+
+
+class _Planner:
+    def __init__(self, project: Project, catalog: Catalog, options: PlanOptions, storyboard: Storyboard):
+        self.project = project
+        self.catalog = catalog
+        self.options = options
+        self.storyboard = storyboard
+        self.style = project.styles[storyboard.style]
+        self.config = project.config
+
+    # ------------------------------------------------------------ phases
+
+    def character_sheet(self, character_id: str) -> Job:
+        character = self.project.characters[character_id]
+        prompt = render_prompt("character_sheet", character=character, style=self.style)
+        previz = {
+            "subject": "character_sheet",
+            "label": character_id,
+            "palette": character.palette.model_dump(),
+            "stature": character.stature,
+        }
+        spec = self._spec(Phase.CHARACTER_SHEET, prompt, SHEET_SIZE, derived_seed("sheet", character_id), (), previz)
+        return self._job(
+            Phase.CHARACTER_SHEET,
+            character_id,
+            spec,
+            outputs={"image": f"build/characters/{character_id}/sheet.png"},
+        )
+
+    def style_frame(self, style_id: str) -> Job:
+        prompt = render_prompt("style_frame", style=self.style)
+        previz = {"subject": "style_frame", "label": style_id, "colours": list(self.style.palette)}
+        spec = self._spec(Phase.STYLE_FRAME, prompt, STYLE_SIZE, derived_seed("style", style_id), (), previz)
+        return self._job(Phase.STYLE_FRAME, style_id, spec, outputs={"image": f"build/styles/{style_id}.png"})
+
+    def location_plate(self, location_id: str, time: str) -> Job:
+        location = self.project.locations[location_id]
+        prompt = render_prompt("location_plate", location=location, time=time, style=self.style)
+        previz = {
+            "subject": "location_plate",
+            "label": f"{location_id}@{time}",
+            "setting": location.setting,
+            "time": time,
+            "seed_text": location_id,
+        }
+        seed = derived_seed("plate", location_id)  # the same place keeps its layout at every hour
+        spec = self._spec(Phase.LOCATION_PLATE, prompt, PLATE_SIZE, seed, (), previz)
+        return self._job(
+            Phase.LOCATION_PLATE,
+            f"{location_id}@{time}",
+            spec,
+            outputs={"image": f"build/locations/{location_id}/{time}.png"},
+        )
+
+    def panel(self, panel: Panel, sheets: dict[str, Job], style_job: Job, plate_job: Job) -> Job:
+        width = self.config.master_width
+        height = _multiple_of_16(width * panel.height)
+        refs = [
+            RefSpec("character", m.id, job_key=sheets[m.id].key, pixels=_pixels(SHEET_SIZE)) for m in panel.characters
+        ]
+        refs.append(RefSpec("style", self.storyboard.style, job_key=style_job.key, pixels=_pixels(STYLE_SIZE)))
+        refs.append(RefSpec("location", plate_job.name, job_key=plate_job.key, pixels=_pixels(PLATE_SIZE)))
+        members = [SimpleNamespace(**m.model_dump(), character=self.project.characters[m.id]) for m in panel.characters]
+        location = self.project.locations[panel.location]
+        prompt = render_prompt(
+            "panel", panel=panel, members=members, location=location, style=self.style, width=width, height=height
+        )
+        previz = {
+            "subject": "panel",
+            "label": panel.id,
+            "time": panel.time,
+            "shot": panel.shot,
+            "angle": panel.angle,
+            "figures": [
+                {
+                    "ref": m.id,
+                    "x": POSITION_X[m.position],
+                    "depth": m.depth,
+                    "pose": m.pose,
+                    "expression": m.expression,
+                    "facing": m.facing,
+                    "stature": self.project.characters[m.id].stature,
+                }
+                for m in panel.characters
+            ],
+        }
+        seed = panel.seed if panel.seed is not None else derived_seed("panel", self.storyboard.episode, panel.id, 1)
+        spec = self._spec(Phase.PANEL, prompt, (width, height), seed, tuple(refs), previz, panel.model)
+        folder = f"build/episodes/ep{self.storyboard.episode:03d}"
+        return self._job(
+            Phase.PANEL,
+            panel.id,
+            spec,
+            outputs={"image": f"{folder}/panels/{panel.id}.png"},
+            panel=panel.id,
+            strategy="direct",
+            model_override=panel.model,
+        )
+
+    def contact_sheet(self, panel_jobs: list[Job], style_name: str) -> Job:
+        storyboard = self.storyboard
+        panels = {p.id: p for p in storyboard.panels}
+        cells = [
+            {
+                "panel_id": job.name,
+                "panel_key": job.key,
+                "characters": [self.project.characters[m.id].name for m in panels[job.name].characters],
+                "shot": panels[job.name].shot,
+                "model": job.paid_model_label,
+                "strategy": job.strategy or "",
+                "cost_micro": job.estimate_micro or 0,
+                "note": panels[job.name].notes or "",
+            }
+            for job in panel_jobs
+        ]
+        local = {
+            "version": CONTACT_VERSION,
+            "project_title": self.config.title,
+            "episode": storyboard.episode,
+            "episode_title": storyboard.title,
+            "style": style_name,
+            "target_per_panel_micro": _target_micro(self.config.target_cost_per_panel),
+            "cells": cells,
+        }
+        folder = f"build/episodes/ep{storyboard.episode:03d}"
+        return Job(
+            key=content_key(Phase.CONTACT_SHEET.value, local),
+            phase=Phase.CONTACT_SHEET,
+            name=f"ep{storyboard.episode:03d}",
+            outputs={"png": f"{folder}/contact.png", "html": f"{folder}/contact.html"},
+            deps=tuple(job.key for job in panel_jobs),
+            local=local,
+            episode=storyboard.episode,
+        )
+
+    # ------------------------------------------------------------ helpers
+
+    def _paid_model(self, phase: Phase, override: str | None) -> str:
+        if override:
+            return override if ":" in override else f"{self.catalog_provider_of(override)}:{override}"
+        return getattr(self.config.models, phase.value)
+
+    def catalog_provider_of(self, model: str) -> str:
+        matches = [key for key in self.catalog.entries if key.split(":", 1)[1] == model]
+        return matches[0].split(":", 1)[0] if matches else "fal"
+
+    def _run_model(self, phase: Phase, override: str | None) -> str:
+        if self.options.provider == "draft":
+            return DRAFT_MODEL
+        return self._paid_model(phase, override)
+
+    def _spec(
+        self,
+        phase: Phase,
+        prompt: str,
+        size: tuple[int, int],
+        seed: int,
+        refs: tuple[RefSpec, ...],
+        previz: dict,
+        override: str | None = None,
+    ) -> GenerationSpec:
+        negative = ", ".join(self.style.negative_prompt)
+        return GenerationSpec(
+            model=self._run_model(phase, override),
+            prompt=prompt,
+            width=size[0],
+            height=size[1],
+            seed=seed,
+            refs=refs,
+            negative_prompt=negative,
+            previz=previz,
+        )
+
+    def _job(
+        self,
+        phase: Phase,
+        name: str,
+        spec: GenerationSpec,
+        outputs: dict[str, str],
+        panel: str | None = None,
+        strategy: str | None = None,
+        model_override: str | None = None,
+    ) -> Job:
+        estimate_model = self._paid_model(phase, model_override)
+        self.catalog.get(estimate_model)  # an unknown model is an error even in a draft run
+        entry = self.catalog.get(spec.model if spec.model != DRAFT_MODEL else estimate_model)
+        try:
+            estimate = estimate_micro(entry, estimate_model, spec.width, spec.height, [r.pixels for r in spec.refs])
+        except NoPrice:
+            if spec.model != DRAFT_MODEL:
+                raise
+            estimate = None
+        episode = self.storyboard.episode if phase is Phase.PANEL else None
+        return Job(
+            key=content_key(phase.value, spec.key_spec()),
+            phase=phase,
+            name=name,
+            outputs=outputs,
+            deps=tuple(r.job_key for r in spec.refs if r.job_key),
+            generation=spec,
+            episode=episode,
+            panel=panel,
+            estimate_model=estimate_model,
+            estimate_micro=estimate,
+            strategy=strategy,
+        )
+
+
+def _multiple_of_16(value: float) -> int:
+    return max(16, round(value / 16) * 16)
+
+
+def _pixels(size: tuple[int, int]) -> int:
+    return size[0] * size[1]
+
+
+def _target_micro(usd: float) -> int:
+    from studio.ledger.money import usd_to_micro
+
+    return usd_to_micro(usd)

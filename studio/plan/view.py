@@ -1,0 +1,70 @@
+"""The plan as data for `studio plan`: one row per job, totals that equal the sum of rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from studio.plan.jobs import Job, Plan
+from studio.project.loader import Project
+from studio.run.store import ArtifactStore
+
+
+def plan_rows(project: Project, plan: Plan, store: ArtifactStore) -> dict[str, Any]:
+    storyboard = project.episode(plan.episode)
+    panels = {p.id: p for p in storyboard.panels}
+    jobs = []
+    for job in plan.jobs:
+        cached = store.lookup(job.key) is not None
+        row: dict[str, Any] = {
+            "phase": job.phase.value,
+            "name": job.name,
+            "key": job.key,
+            "model": job.generation.model if job.generation else "local",
+            "estimate_model": job.estimate_model,
+            "estimate_micro": job.estimate_micro,
+            "to_pay_micro": 0 if cached else (job.estimate_micro or 0),
+            "cached": cached,
+            "outputs": list(job.outputs.values()),
+            "depends_on": list(job.deps),
+        }
+        if job.generation is not None:
+            row["references"] = [{"role": r.role, "label": r.label} for r in job.generation.refs]
+        if job.panel is not None:
+            panel = panels[job.panel]
+            row |= {
+                "panel": job.panel,
+                "location": panel.location,
+                "time": panel.time,
+                "shot": panel.shot,
+                "characters": [m.id for m in panel.characters],
+                "strategy": job.strategy,
+            }
+        jobs.append(row)
+    return {
+        "episode": plan.episode,
+        "title": storyboard.title,
+        "jobs": jobs,
+        "totals": _totals(project, plan, jobs),
+    }
+
+
+def _totals(project: Project, plan: Plan, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    from studio.ledger.money import usd_to_micro
+
+    panel_count = sum(1 for r in rows if r["phase"] == "panel")
+    estimate = sum(r["estimate_micro"] or 0 for r in rows)
+    return {
+        "jobs": len(rows),
+        "to_generate": sum(1 for r in rows if not r["cached"]),
+        "cached": sum(1 for r in rows if r["cached"]),
+        "panels": panel_count,
+        "unpriced": sum(1 for r in rows if r["estimate_micro"] is None and r["model"] != "local"),
+        "estimate_micro": estimate,
+        "to_pay_micro": sum(r["to_pay_micro"] for r in rows),
+        "per_panel_micro": -(-estimate // panel_count) if panel_count else 0,
+        "target_per_panel_micro": usd_to_micro(project.config.target_cost_per_panel),
+    }
+
+
+def short(job: Job) -> str:
+    return job.key[:10]

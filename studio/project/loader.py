@@ -1,0 +1,366 @@
+"""Load a project folder into validated models, reporting every problem at once.
+
+Loading runs in two passes: each file on its own (syntax, types, enums, unknown keys),
+then the references between files (unknown ids, speakers, duplicate panels). All
+diagnostics from both passes are collected before anything is raised, so a user fixes
+a whole batch per round trip instead of one error at a time.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from studio.errors import Diagnostic, ProjectInvalid, ProjectNotFound
+from studio.project.models import ID_PATTERN, Character, Location, Storyboard, StudioConfig, Style
+from studio.project.yamlsource import Source, load_toml, load_yaml, locate, locate_key
+
+CONFIG_FILE = "studio.toml"
+EPISODE_DIR = re.compile(r"^ep(\d{3,4})$")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class Project:
+    root: Path
+    config: StudioConfig
+    characters: dict[str, Character] = field(default_factory=dict)
+    character_refs: dict[str, list[Path]] = field(default_factory=dict)
+    styles: dict[str, Style] = field(default_factory=dict)
+    locations: dict[str, Location] = field(default_factory=dict)
+    episodes: dict[int, Storyboard] = field(default_factory=dict)
+    episode_files: dict[int, str] = field(default_factory=dict)
+
+    def episode(self, number: int) -> Storyboard:
+        if number not in self.episodes:
+            known = ", ".join(str(n) for n in sorted(self.episodes)) or "none"
+            raise ProjectNotFound(
+                f"episode {number} not found: no episodes/ep{number:03d}/storyboard.yaml "
+                f"(episodes in this project: {known})"
+            )
+        return self.episodes[number]
+
+    @property
+    def build_dir(self) -> Path:
+        return self.root / "build"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".studio"
+
+
+def find_project_root(start: Path) -> Path:
+    """The nearest folder at or above `start` that holds studio.toml."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    raise ProjectNotFound(
+        f"no {CONFIG_FILE} found in {start} or any folder above it; "
+        "run inside a project, pass --project DIR, or create one with 'studio init DIR'"
+    )
+
+
+def load_project(root: Path) -> Project:
+    root = root.resolve()
+    if not (root / CONFIG_FILE).is_file():
+        raise ProjectNotFound(f"{root} has no {CONFIG_FILE}; create a project with 'studio init {root}'")
+    problems: list[Diagnostic] = []
+    config = _load_config(root, problems)
+    project = Project(root=root, config=config or StudioConfig(title="(invalid studio.toml)"))
+    sources: dict[int, Source] = {}
+    _load_characters(project, problems)
+    project.styles = _load_flat(root, "styles", Style, problems)
+    project.locations = _load_flat(root, "locations", Location, problems)
+    _load_episodes(project, sources, problems)
+    for number, storyboard in project.episodes.items():
+        problems.extend(check_storyboard_refs(project, storyboard, sources[number]))
+    if problems or config is None:
+        raise ProjectInvalid(problems)
+    return project
+
+
+# ---------------------------------------------------------------- one file at a time
+
+
+def _load_config(root: Path, problems: list[Diagnostic]) -> StudioConfig | None:
+    source, errors = load_toml(root / CONFIG_FILE, CONFIG_FILE)
+    problems.extend(errors)
+    if source is None:
+        return None
+    text = (root / CONFIG_FILE).read_text(encoding="utf-8")
+    return validate(source, StudioConfig, problems, toml_text=text)
+
+
+def _load_characters(project: Project, problems: list[Diagnostic]) -> None:
+    folder = project.root / "characters"
+    for child in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if not child.is_dir() or child.name.startswith("."):
+            continue
+        shown = f"characters/{child.name}/character.yaml"
+        if not re.match(ID_PATTERN, child.name):
+            problems.append(Diagnostic(f"characters/{child.name}", 1, 1, _bad_id_message(child.name)))
+            continue
+        if not (child / "character.yaml").is_file():
+            problems.append(Diagnostic(shown, 1, 1, "missing: every character folder needs a character.yaml"))
+            continue
+        source, errors = load_yaml(child / "character.yaml", shown)
+        problems.extend(errors)
+        character = validate(source, Character, problems) if source else None
+        if character:
+            project.characters[child.name] = character
+            project.character_refs[child.name] = sorted(
+                p for p in (child / "refs").glob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+            )
+
+
+def _load_flat(root: Path, kind: str, model: type[M], problems: list[Diagnostic]) -> dict[str, M]:
+    loaded: dict[str, M] = {}
+    folder = root / kind
+    files = sorted(p for p in folder.glob("*") if p.suffix in {".yaml", ".yml"}) if folder.is_dir() else []
+    for path in files:
+        shown = f"{kind}/{path.name}"
+        if not re.match(ID_PATTERN, path.stem):
+            problems.append(Diagnostic(shown, 1, 1, _bad_id_message(path.stem)))
+            continue
+        source, errors = load_yaml(path, shown)
+        problems.extend(errors)
+        item = validate(source, model, problems) if source else None
+        if item:
+            loaded[path.stem] = item
+    return loaded
+
+
+def _load_episodes(project: Project, sources: dict[int, Source], problems: list[Diagnostic]) -> None:
+    folder = project.root / "episodes"
+    for child in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if not child.is_dir() or child.name.startswith("."):
+            continue
+        shown = f"episodes/{child.name}/storyboard.yaml"
+        match = EPISODE_DIR.match(child.name)
+        if not match:
+            problems.append(Diagnostic(f"episodes/{child.name}", 1, 1, "episode folders are named epNNN, e.g. ep001"))
+            continue
+        if not (child / "storyboard.yaml").is_file():
+            problems.append(Diagnostic(shown, 1, 1, "missing: every episode folder needs a storyboard.yaml"))
+            continue
+        source, errors = load_yaml(child / "storyboard.yaml", shown)
+        problems.extend(errors)
+        storyboard = validate(source, Storyboard, problems) if source else None
+        if storyboard is None or source is None:
+            continue
+        number = int(match.group(1))
+        if storyboard.episode != number:
+            line, col = locate(source, ("episode",))
+            problems.append(
+                Diagnostic(
+                    shown,
+                    line,
+                    col,
+                    f"episode: {storyboard.episode} disagrees with the folder {child.name}; "
+                    f"rename the folder to ep{storyboard.episode:03d} or set 'episode: {number}'",
+                )
+            )
+            continue
+        if number in project.episodes:
+            problems.append(Diagnostic(shown, 1, 1, f"episode {number} is defined twice"))
+            continue
+        project.episodes[number] = storyboard
+        project.episode_files[number] = shown
+        sources[number] = source
+
+
+def validate(source: Source, model: type[M], problems: list[Diagnostic], toml_text: str | None = None) -> M | None:
+    """Validate one file's data; append located diagnostics for every error."""
+    if not isinstance(source.data, dict):
+        problems.append(Diagnostic(source.path, 1, 1, f"expected a mapping of keys, got {_kind(source.data)}"))
+        return None
+    try:
+        return model.model_validate(source.data)
+    except ValidationError as exc:
+        problems.extend(_diagnostics(source, model, exc, toml_text))
+        return None
+
+
+def _diagnostics(
+    source: Source, model: type[BaseModel], exc: ValidationError, toml_text: str | None
+) -> list[Diagnostic]:
+    # Union fields fail once per member; merge them into one message per place.
+    merged: dict[tuple[str | int, ...], list[str]] = {}
+    for error in exc.errors(include_url=False):
+        loc = _existing_loc(source.data, error["loc"])
+        message = _describe(error, model, loc)
+        if message not in merged.setdefault(loc, []):
+            merged[loc].append(message)
+    diagnostics = []
+    for loc, messages in merged.items():
+        is_key = any(m.startswith("unknown key") for m in messages)
+        if toml_text is not None:
+            line, col = _toml_locate(toml_text, loc)
+        else:
+            line, col = locate_key(source, loc) if is_key else locate(source, loc)
+        diagnostics.append(Diagnostic(source.path, line, col, f"{_dotted(loc)}: {' or '.join(messages)}"))
+    return diagnostics
+
+
+def _describe(error: Any, model: type[BaseModel], loc: tuple[str | int, ...]) -> str:
+    kind = error["type"]
+    given = error.get("input")
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(model, loc[:-1])
+        hint = _closest(str(loc[-1]), allowed)
+        return f"unknown key '{loc[-1]}'{hint} (allowed: {', '.join(allowed)})" if allowed else "unknown key"
+    if kind == "missing":
+        return "required but missing"
+    if kind in {"enum", "literal_error"}:
+        expected = error.get("ctx", {}).get("expected", "")
+        options = re.findall(r"'([^']*)'", expected)
+        hint = _closest(str(given), options)
+        return f"{given!r} is not allowed{hint}; use one of: {', '.join(options)}"
+    if kind == "string_pattern_mismatch" and loc and (loc[-1] in {"id", "speaker", "location", "style"}):
+        return _bad_id_message(str(given))
+    message = error["msg"][0].lower() + error["msg"][1:]
+    if isinstance(given, str | int | float | bool) and not isinstance(given, dict | list):
+        shown = repr(given) if len(repr(given)) <= 60 else repr(given)[:57] + "...'"
+        return f"{message} (got {shown})"
+    return message
+
+
+def _existing_loc(data: Any, loc: Sequence[str | int]) -> tuple[str | int, ...]:
+    """Drop the union-member tags pydantic appends (e.g. 'int', 'enum[Gap]')."""
+    kept: list[str | int] = []
+    node = data
+    for part in loc:
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and not re.search(r"[\[\]]", part):
+            kept.append(part)  # a missing key: keep it so the message names it
+            break
+        else:
+            break
+        kept.append(part)
+    return tuple(kept)
+
+
+def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field_info = getattr(current, "model_fields", {}).get(part)
+        if field_info is None:
+            return []
+        current = _inner_model(field_info.annotation)
+        if current is None:
+            return []
+    return list(getattr(current, "model_fields", {}))
+
+
+def _inner_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _toml_locate(text: str, loc: Sequence[str | int]) -> tuple[int, int]:
+    """tomllib keeps no positions; find `key =` under its `[table]` header instead."""
+    *tables, key = [str(p) for p in loc] or [""]
+    current: list[str] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if line.startswith("[") and line.endswith("]"):
+            current = [part.strip() for part in line.strip("[]").split(".")]
+            if current == [*tables, key]:
+                return number, 1
+            continue
+        name = line.split("=", 1)[0].strip()
+        if current == tables and "=" in line and name == key:
+            return number, raw.index(name) + 1
+    return 1, 1
+
+
+# ---------------------------------------------------------------- across files
+
+
+def check_storyboard_refs(project: Project, storyboard: Storyboard, source: Source) -> list[Diagnostic]:
+    problems: list[Diagnostic] = []
+
+    def report(loc: tuple[str | int, ...], message: str) -> None:
+        line, col = locate(source, loc)
+        problems.append(Diagnostic(source.path, line, col, f"{_dotted(loc)}: {message}"))
+
+    if storyboard.style not in project.styles:
+        report(("style",), _unknown("style", storyboard.style, project.styles))
+    first_seen: dict[str, int] = {}
+    for index, panel in enumerate(storyboard.panels):
+        at = ("panels", index)
+        if panel.id in first_seen:
+            report((*at, "id"), f"duplicate panel id '{panel.id}' (first used by panels[{first_seen[panel.id]}])")
+        first_seen.setdefault(panel.id, index)
+        location = project.locations.get(panel.location)
+        if location is None:
+            report((*at, "location"), _unknown("location", panel.location, project.locations))
+        elif panel.time not in location.times:
+            times = ", ".join(str(t.value if hasattr(t, "value") else t) for t in location.times)
+            report((*at, "time"), f"location '{panel.location}' has no '{panel.time}' variant (it has: {times})")
+        in_panel: set[str] = set()
+        for c_index, member in enumerate(panel.characters):
+            if member.id not in project.characters:
+                report((*at, "characters", c_index, "id"), _unknown("character", member.id, project.characters))
+            if member.id in in_panel:
+                report((*at, "characters", c_index, "id"), f"character '{member.id}' is listed twice in this panel")
+            in_panel.add(member.id)
+        for d_index, line in enumerate(panel.dialogue):
+            where = (*at, "dialogue", d_index, "speaker")
+            if line.speaker not in project.characters:
+                report(where, _unknown("character", line.speaker, project.characters))
+            elif line.speaker not in in_panel and not line.off_panel:
+                shown = ", ".join(sorted(in_panel)) or "nobody"
+                report(
+                    where,
+                    f"speaker '{line.speaker}' is not in panel {panel.id} (characters: {shown}); "
+                    "add them to the panel's characters or mark the line 'off_panel: true'",
+                )
+    return problems
+
+
+def _unknown(kind: str, given: str, known: dict[str, Any]) -> str:
+    hint = _closest(given, list(known))
+    listing = ", ".join(sorted(known)) or "none defined"
+    return f"unknown {kind} '{given}'{hint} (known: {listing})"
+
+
+def _closest(given: str, options: Sequence[str]) -> str:
+    matches = difflib.get_close_matches(given, list(options), n=1, cutoff=0.5)
+    return f"; did you mean '{matches[0]}'?" if matches else ""
+
+
+def _bad_id_message(given: str) -> str:
+    return (
+        f"invalid id {given[:60]!r}: ids use lowercase letters, digits, '-' and '_', start with a letter or digit, "
+        "and are at most 64 characters"
+    )
+
+
+def _dotted(loc: Sequence[str | int]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(file)"
+
+
+def _kind(value: Any) -> str:
+    return {list: "a list", str: "text", int: "a number", float: "a number"}.get(type(value), type(value).__name__)

@@ -1,0 +1,206 @@
+"""The file formats a creator edits, as pydantic models.
+
+Every model forbids unknown keys so a typo (`dialog:` for `dialogue:`) is an error
+with a line number instead of a silently ignored field. Ids are restricted to a
+safe slug so that no id can ever name a path outside the project.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+HexColour = Annotated[str, StringConstraints(pattern=r"^#[0-9a-fA-F]{6}$")]
+# Long enough for any real line of dialogue, short enough that a pasted novel is refused.
+ShortText = Annotated[str, StringConstraints(max_length=2_000)]
+LongText = Annotated[str, StringConstraints(max_length=10_000)]
+MAX_PANELS = 500
+MAX_EPISODE = 9_999
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True)
+
+
+class Shot(StrEnum):
+    EXTREME_WIDE = "extreme-wide"
+    WIDE = "wide"
+    FULL = "full"
+    MEDIUM = "medium"
+    MEDIUM_CLOSE_UP = "medium-close-up"
+    CLOSE_UP = "close-up"
+    EXTREME_CLOSE_UP = "extreme-close-up"
+
+
+class Angle(StrEnum):
+    EYE_LEVEL = "eye-level"
+    HIGH = "high"
+    LOW = "low"
+    BIRDS_EYE = "birds-eye"
+    WORMS_EYE = "worms-eye"
+    DUTCH = "dutch"
+    OVER_THE_SHOULDER = "over-the-shoulder"
+
+
+class TimeOfDay(StrEnum):
+    DAWN = "dawn"
+    DAY = "day"
+    DUSK = "dusk"
+    NIGHT = "night"
+
+
+class Position(StrEnum):
+    LEFT = "left"
+    CENTER_LEFT = "center-left"
+    CENTER = "center"
+    CENTER_RIGHT = "center-right"
+    RIGHT = "right"
+
+
+class Depth(StrEnum):
+    FOREGROUND = "foreground"
+    MIDGROUND = "midground"
+    BACKGROUND = "background"
+
+
+class DialogueKind(StrEnum):
+    SPEECH = "speech"
+    THOUGHT = "thought"
+    WHISPER = "whisper"
+    SHOUT = "shout"
+
+
+class Gap(StrEnum):
+    """Named gutters, sized for an 800 px wide platform (WEBTOON.md, Pacing)."""
+
+    TIGHT = "tight"
+    NORMAL = "normal"
+    SLOW = "slow"
+    SCENE_CHANGE = "scene-change"
+
+
+GAP_PIXELS = {Gap.TIGHT: 80, Gap.NORMAL: 250, Gap.SLOW: 500, Gap.SCENE_CHANGE: 1000}
+POSITION_X = {
+    Position.LEFT: 0.18,
+    Position.CENTER_LEFT: 0.34,
+    Position.CENTER: 0.5,
+    Position.CENTER_RIGHT: 0.66,
+    Position.RIGHT: 0.82,
+}
+
+
+# ---------------------------------------------------------------- characters
+
+
+class CharacterPalette(Strict):
+    skin: HexColour
+    hair: HexColour
+    outfit: HexColour
+    accent: HexColour
+
+
+class Character(Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=120)]
+    description: LongText
+    appearance: LongText
+    outfit: LongText
+    palette: CharacterPalette
+    stature: float = Field(1.0, ge=0.5, le=1.5, description="Height relative to an adult of average height.")
+
+
+# ---------------------------------------------------------------- styles
+
+
+class Style(Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=120)]
+    prompt: list[ShortText] = Field(min_length=1, description="Prompt fragments appended to every image in this style.")
+    negative_prompt: list[ShortText] = []
+    palette: list[HexColour] = Field(min_length=1, max_length=16)
+    line_weight: Literal["fine", "medium", "bold"] = "medium"
+
+
+# ---------------------------------------------------------------- locations
+
+
+class Location(Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=120)]
+    description: LongText
+    setting: Literal["interior", "exterior"]
+    times: dict[TimeOfDay, LongText] = Field(
+        min_length=1, description="How the place looks at each time of day it is used."
+    )
+
+
+# ---------------------------------------------------------------- storyboards
+
+
+class PanelCharacter(Strict):
+    id: Id
+    position: Position = Position.CENTER
+    depth: Depth = Depth.MIDGROUND
+    pose: ShortText = "standing"
+    expression: ShortText = "neutral"
+    facing: Literal["left", "right", "viewer", "away"] = "viewer"
+
+
+class Line(Strict):
+    speaker: Id
+    text: Annotated[str, StringConstraints(min_length=1, max_length=2_000)]
+    kind: DialogueKind = DialogueKind.SPEECH
+    off_panel: bool = Field(False, description="The speaker is heard but not shown in this panel.")
+
+
+class Panel(Strict):
+    id: Id
+    location: Id
+    time: TimeOfDay
+    shot: Shot
+    angle: Angle = Angle.EYE_LEVEL
+    characters: list[PanelCharacter] = Field(default_factory=list, max_length=8)
+    action: LongText
+    dialogue: list[Line] = Field(default_factory=list, max_length=12)
+    caption: ShortText | None = None
+    sfx: ShortText | None = None
+    height: float = Field(1.25, ge=0.25, le=3.0, description="Panel height as a multiple of its width.")
+    gap_after: Gap | Annotated[int, Field(ge=0, le=3000)] = Gap.NORMAL
+    model: Annotated[str, StringConstraints(max_length=200)] | None = None
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
+    notes: LongText | None = None
+
+
+class Storyboard(Strict):
+    episode: Annotated[int, Field(ge=1, le=MAX_EPISODE)]
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    style: Id
+    panels: list[Panel] = Field(min_length=1, max_length=MAX_PANELS)
+
+
+# ---------------------------------------------------------------- studio.toml
+
+
+class ModelsConfig(Strict):
+    """The paid model each phase would use, as `provider:model` (catalog ids)."""
+
+    character_sheet: str = "fal:fal-ai/flux-2/flash"
+    style_frame: str = "fal:fal-ai/flux-2/flash"
+    location_plate: str = "fal:fal-ai/flux-2/flash"
+    panel: str = "fal:fal-ai/flux-2/flash/edit"
+
+
+class StudioConfig(Strict):
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    canvas_width: Annotated[int, Field(ge=320, le=2000)] = 800
+    master_scale: Annotated[int, Field(ge=1, le=4)] = 2
+    target_cost_per_panel: Annotated[float, Field(ge=0, le=100)] = 0.05
+    provider: Annotated[str, StringConstraints(pattern=ID_PATTERN)] = "draft"
+    concurrency: Annotated[int, Field(ge=1, le=64)] = 4
+    budget: Annotated[float, Field(ge=0, le=1_000_000)] | None = None
+    models: ModelsConfig = ModelsConfig()
+
+    @property
+    def master_width(self) -> int:
+        return self.canvas_width * self.master_scale

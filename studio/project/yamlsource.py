@@ -1,0 +1,131 @@
+"""Reading YAML and TOML while keeping the line and column of every value.
+
+ruamel.yaml's round-trip loader records positions on its mappings and sequences;
+`locate` walks a pydantic error location (`("panels", 3, "shot")`) down that tree
+so every message can point at the exact place in the file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from studio.errors import Diagnostic
+
+# A storyboard of the largest allowed size is far below this; a bigger file is a mistake.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Source:
+    """A parsed file: its plain data plus the position tree to locate errors."""
+
+    path: str  # as shown to the user (relative to the project)
+    data: Any
+    tree: Any = None  # the ruamel tree, or None for TOML
+
+
+def _read_text(path: Path, shown: str) -> tuple[str | None, Diagnostic | None]:
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return None, Diagnostic(shown, 1, 1, f"file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}")
+        return path.read_text(encoding="utf-8"), None
+    except UnicodeDecodeError as exc:
+        return None, Diagnostic(shown, 1, 1, f"not UTF-8 text ({exc.reason} at byte {exc.start})")
+    except OSError as exc:
+        return None, Diagnostic(shown, 1, 1, f"cannot read file: {exc.strerror or exc}")
+
+
+def load_yaml(path: Path, shown: str) -> tuple[Source | None, list[Diagnostic]]:
+    text, problem = _read_text(path, shown)
+    if problem:
+        return None, [problem]
+    yaml = YAML(typ="rt", pure=True)
+    try:
+        tree = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        reason = exc.problem or exc.context or "invalid YAML"
+        return None, [Diagnostic(shown, line, col, f"YAML syntax error: {reason}")]
+    except (YAMLError, RecursionError, ValueError) as exc:
+        return None, [Diagnostic(shown, 1, 1, f"YAML syntax error: {exc}")]
+    if tree is None:
+        return None, [Diagnostic(shown, 1, 1, "file is empty")]
+    return Source(shown, _plain(tree), tree), []
+
+
+def load_toml(path: Path, shown: str) -> tuple[Source | None, list[Diagnostic]]:
+    text, problem = _read_text(path, shown)
+    if problem:
+        return None, [problem]
+    try:
+        return Source(shown, tomllib.loads(text)), []
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", 1) or 1
+        col = getattr(exc, "colno", 1) or 1
+        reason = getattr(exc, "msg", str(exc))
+        return None, [Diagnostic(shown, line, col, f"TOML syntax error: {reason}")]
+
+
+def _plain(node: Any) -> Any:
+    """Convert ruamel's commented containers to dicts and lists (pydantic wants plain data)."""
+    if isinstance(node, CommentedMap):
+        return {_plain_key(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, CommentedSeq):
+        return [_plain(v) for v in node]
+    if isinstance(node, str):
+        return str(node)  # drop ruamel's ScalarString subclasses
+    return node
+
+
+def _plain_key(key: Any) -> Any:
+    return str(key) if isinstance(key, str) else key
+
+
+def locate(source: Source, loc: Sequence[str | int]) -> tuple[int, int]:
+    """Line and column (1-based) of the deepest node of `loc` that exists in the file."""
+    node = source.tree
+    line, col = 1, 1
+    if node is None:
+        return line, col
+    if isinstance(node, CommentedMap | CommentedSeq) and node.lc.line is not None:
+        line, col = node.lc.line + 1, node.lc.col + 1
+    for part in loc:
+        if isinstance(node, CommentedMap) and part in node:
+            # Point at the value: that is what the message is about.
+            vline, vcol = node.lc.value(part)
+            line, col = vline + 1, vcol + 1
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+            iline, icol = node.lc.item(part)
+            line, col = iline + 1, icol + 1
+            node = node[part]
+        else:
+            break
+    return line, col
+
+
+def locate_key(source: Source, loc: Sequence[str | int]) -> tuple[int, int]:
+    """Line and column of a mapping key itself (for 'unknown key' messages)."""
+    *parents, last = loc
+    node = source.tree
+    for part in parents:
+        if (isinstance(node, CommentedMap) and part in node) or (
+            isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node)
+        ):
+            node = node[part]
+        else:
+            return locate(source, loc)
+    if isinstance(node, CommentedMap) and last in node:
+        kline, kcol = node.lc.key(last)
+        return kline + 1, kcol + 1
+    return locate(source, loc)

@@ -1,0 +1,102 @@
+"""One request type and one submit/poll protocol for every image provider.
+
+A provider turns a `GenerationRequest` into a provider request id (`submit`), then
+`poll` answers Pending, Done or Failed. The runner persists the id between the two,
+so a restarted run can poll again instead of paying again. Local providers answer
+at once but go through the same two steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Reference:
+    """An input image with the role it plays (character, style, location, composite)."""
+
+    role: str
+    label: str
+    sha256: str
+    path: str  # absolute path to the bytes in the artifact store or the project
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Everything a provider needs to make one image.
+
+    `previz` carries the structured staging the prompt was written from. Paid providers
+    ignore it; the draft provider draws from it, so previz art follows the storyboard.
+    Its shape (all keys optional except `subject`):
+
+        subject: "character_sheet" | "style_frame" | "location_plate" | "panel"
+        label: str                      # small caption drawn in a corner (e.g. panel id)
+        palette: {skin, hair, outfit, accent}      # character_sheet
+        stature: float                              # character_sheet
+        colours: [hex, ...]                         # style_frame
+        setting: "interior" | "exterior"            # location_plate
+        time: "dawn" | "day" | "dusk" | "night"     # location_plate, panel
+        seed_text: str                              # varies scenery per location
+        shot: str; angle: str                       # panel
+        figures: [{ref: label of a character reference, x: 0..1, depth, pose,
+                   expression, facing, stature}]    # panel
+    """
+
+    model: str
+    prompt: str
+    width: int
+    height: int
+    seed: int
+    references: tuple[Reference, ...] = ()
+    negative_prompt: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    previz: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Pending:
+    progress: float | None = None
+
+
+@dataclass(frozen=True)
+class Image:
+    data: bytes
+    media_type: str = "image/png"
+
+
+@dataclass(frozen=True)
+class Done:
+    images: tuple[Image, ...]
+    billed_units: float | None = None
+    reported_cost_micro: int | None = None
+
+
+@dataclass(frozen=True)
+class Failed:
+    error: str
+    charged: bool = False
+
+
+PollResult = Pending | Done | Failed
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """What the runner needs from a provider. Capabilities are data, not subclasses."""
+
+    name: ClassVar[str]
+    needs_key: ClassVar[bool]
+    key_env_var: ClassVar[str | None]
+    max_refs: ClassVar[int | None]  # None: no limit
+    paid: ClassVar[bool]
+
+    async def submit(self, request: GenerationRequest) -> str:
+        """Send the request; return the provider's request id."""
+        ...
+
+    async def poll(self, request_id: str, request: GenerationRequest) -> PollResult:
+        """Ask once how the request is doing."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,112 @@
+"""The model catalog and its price rules, in exact integer micro-USD.
+
+Prices are read from `catalog.toml` (shipped) merged with `[catalog.models]` in
+studio.toml (the user's overrides). Estimates round megapixels up so they never
+undershoot what the provider charges for the same request.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from studio.errors import StudioError
+from studio.ledger.money import usd_to_micro
+
+PIXELS_PER_MP = 1_000_000
+# References are downscaled to about 1 MP before they are sent, so an estimate counts
+# each one at this size at most.
+REF_MAX_PIXELS = 1024 * 1024
+
+
+class PriceRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rule: Literal["per_image", "per_request", "per_megapixel", "first_mp_plus_extra"]
+    usd: Annotated[float, Field(ge=0)]
+    extra_mp_usd: Annotated[float, Field(ge=0)] = 0.0
+    input_mp: bool = False
+    min_ref_mp: Annotated[float, Field(ge=0)] = 0.0
+    source: str
+    date: str
+
+
+class CatalogEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: str
+    endpoint: str
+    kind: Literal["text-to-image", "edit", "background-removal"]
+    max_refs: Annotated[int, Field(ge=0)]
+    quality: Annotated[int, Field(ge=1, le=5)] = 3
+    speed: Annotated[int, Field(ge=1, le=5)] = 3
+    notes: str = ""
+    price: PriceRule | None = None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    entries: dict[str, CatalogEntry]
+
+    def get(self, model_id: str) -> CatalogEntry:
+        if model_id not in self.entries:
+            raise UnknownModel(model_id, sorted(self.entries))
+        return self.entries[model_id]
+
+
+class UnknownModel(StudioError):
+    def __init__(self, model_id: str, known: list[str]):
+        import difflib
+
+        close = difflib.get_close_matches(model_id, known, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        super().__init__(f"unknown model '{model_id}'{hint} (see 'studio models' for the catalog)")
+
+
+class NoPrice(StudioError):
+    def __init__(self, model_id: str):
+        super().__init__(
+            f"model '{model_id}' has no price in the catalog, so its cost cannot be bounded; "
+            "run 'studio models refresh-prices' or add a price under [catalog.models] in studio.toml"
+        )
+
+
+def load_catalog(overrides: dict[str, dict] | None = None) -> Catalog:
+    text = resources.files("studio.providers").joinpath("catalog.toml").read_text(encoding="utf-8")
+    raw = tomllib.loads(text)["models"]
+    for model_id, fields in (overrides or {}).items():
+        raw[model_id] = {**raw.get(model_id, {}), **fields}
+    return Catalog({model_id: CatalogEntry.model_validate(fields) for model_id, fields in raw.items()})
+
+
+def megapixels_up(pixels: int) -> int:
+    return -(-pixels // PIXELS_PER_MP)
+
+
+def estimate_micro(entry: CatalogEntry, model_id: str, width: int, height: int, ref_pixels: list[int]) -> int:
+    """The most this request can cost, in micro-USD."""
+    price = entry.price
+    if price is None:
+        raise NoPrice(model_id)
+    unit = usd_to_micro(price.usd)
+    if price.rule == "per_request":
+        return unit
+    if price.rule == "per_image":
+        return unit
+    out_mp = max(1, megapixels_up(width * height))
+    in_mp = _input_megapixels(price, ref_pixels)
+    if price.rule == "per_megapixel":
+        return unit * (out_mp + in_mp)
+    extra = usd_to_micro(price.extra_mp_usd)
+    return unit + extra * (out_mp - 1) + extra * in_mp
+
+
+def _input_megapixels(price: PriceRule, ref_pixels: list[int]) -> int:
+    if not price.input_mp or not ref_pixels:
+        return 0
+    floor = int(price.min_ref_mp * PIXELS_PER_MP)
+    return megapixels_up(sum(max(floor, min(p, REF_MAX_PIXELS)) for p in ref_pixels))

@@ -1,0 +1,53 @@
+"""The draft provider: local, deterministic, free previz art from the same requests.
+
+It goes through the same submit/poll steps as a paid provider so the runner has one
+path. Its request id is derived from the request, so a restarted run that re-attaches
+to it simply renders the same bytes again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any, ClassVar
+
+from studio.providers.base import Done, Failed, GenerationRequest, Image, PollResult
+from studio.render.draft_art import render_draft
+
+
+class DraftProvider:
+    name: ClassVar[str] = "draft"
+    needs_key: ClassVar[bool] = False
+    key_env_var: ClassVar[str | None] = None
+    max_refs: ClassVar[int | None] = None
+    paid: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self._rendered: dict[str, bytes] = {}
+
+    async def submit(self, request: GenerationRequest) -> str:
+        request_id = "draft-" + _fingerprint(request)
+        self._rendered[request_id] = await asyncio.to_thread(render_draft, request)
+        return request_id
+
+    async def poll(self, request_id: str, request: GenerationRequest) -> PollResult:
+        data = self._rendered.pop(request_id, None)
+        if data is None:
+            try:
+                data = await asyncio.to_thread(render_draft, request)
+            except ValueError as exc:
+                return Failed(str(exc))
+        return Done(images=(Image(data),), billed_units=0, reported_cost_micro=0)
+
+    async def aclose(self) -> None:
+        self._rendered.clear()
+
+
+def _fingerprint(request: GenerationRequest) -> str:
+    parts: list[Any] = [request.model, request.prompt, request.width, request.height, request.seed]
+    parts += [(r.role, r.label, r.sha256) for r in request.references]
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+
+
+def register_providers(register) -> None:  # type: ignore[no-untyped-def]
+    register("draft", DraftProvider)

@@ -1,0 +1,45 @@
+"""Providers are plugins: each registers through `register_providers(register)`.
+
+The built-in ones (draft, and the paid ones as they land) use the same hook as a third
+party package, which adds a provider with an entry point in the `studio` group whose
+module defines `register_providers`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import import_module
+from importlib.metadata import entry_points
+
+from studio.errors import ProviderUnavailable
+from studio.providers.base import Provider
+
+BUILT_IN = ("studio.providers.draft",)
+ProviderFactory = Callable[[], Provider]
+
+
+def available_providers() -> dict[str, ProviderFactory]:
+    found: dict[str, ProviderFactory] = {}
+
+    def register(name: str, factory: ProviderFactory) -> None:
+        found[name] = factory
+
+    for module_name in BUILT_IN:
+        import_module(module_name).register_providers(register)
+    for entry in entry_points(group="studio"):
+        module = entry.load()
+        hook = getattr(module, "register_providers", None)
+        if callable(hook):
+            hook(register)
+    return found
+
+
+def get_provider(name: str) -> Provider:
+    providers = available_providers()
+    if name not in providers:
+        known = ", ".join(sorted(providers))
+        raise ProviderUnavailable(
+            f"unknown provider '{name}' (available: {known}); "
+            "use '--provider draft' to render previz art offline for free"
+        )
+    return providers[name]()

@@ -1,0 +1,68 @@
+"""Run one episode: plan it, then run the plan with the chosen provider."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from studio.ledger.book import Ledger
+from studio.ledger.db import open_ledger
+from studio.plan.jobs import Plan
+from studio.plan.planner import PlanOptions, plan_episode
+from studio.project.loader import Project
+from studio.providers.catalog import Catalog, load_catalog
+from studio.providers.registry import get_provider
+from studio.run.local_jobs import LOCAL_RENDERERS
+from studio.run.runner import Reporter, RunContext, Summary, run_plan
+from studio.run.store import ArtifactStore
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    provider: str | None = None  # None: studio.toml's provider
+    concurrency: int | None = None
+    only: frozenset[str] | None = None
+    fail_fast: bool = False
+
+
+def make_plan(project: Project, number: int, provider: str, only: frozenset[str] | None = None) -> Plan:
+    return plan_episode(project, number, project_catalog(project), PlanOptions(provider=provider, only=only))
+
+
+def project_catalog(project: Project) -> Catalog:
+    return load_catalog()
+
+
+def check_only(project: Project, number: int, only: frozenset[str] | None) -> None:
+    from studio.errors import UsageError
+
+    if only is None:
+        return
+    known = {p.id for p in project.episode(number).panels}
+    unknown = sorted(only - known)
+    if unknown:
+        raise UsageError(f"--only names panels not in episode {number}: {', '.join(unknown)}")
+
+
+def run_episode(project: Project, number: int, options: RunOptions, reporter: Reporter) -> Summary:
+    provider_name = options.provider or project.config.provider
+    check_only(project, number, options.only)
+    provider = get_provider(provider_name)
+    plan = make_plan(project, number, provider_name, options.only)
+    engine = open_ledger(project.state_dir)
+    try:
+        ctx = RunContext(
+            root=project.root,
+            provider=provider,
+            catalog=project_catalog(project),
+            store=ArtifactStore(project.state_dir, engine),
+            ledger=Ledger(engine),
+            reporter=reporter,
+            local_renderers=LOCAL_RENDERERS,
+            concurrency=options.concurrency or project.config.concurrency,
+            fail_fast=options.fail_fast,
+            poll_interval=0.0 if not provider.paid else 1.0,
+        )
+        return asyncio.run(run_plan(plan, ctx))
+    finally:
+        engine.dispose()

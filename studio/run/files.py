@@ -1,0 +1,40 @@
+"""Writing files so that a crash never leaves a half-written one behind."""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+from studio.errors import StorageError
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename over it.
+
+    Readers see either the old file or the new one, never a torn write, even after
+    kill -9 or a full disk.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise StorageError(_explain(exc, path)) from exc
+
+
+def _explain(exc: OSError, path: Path) -> str:
+    if exc.errno == errno.ENOSPC:
+        return f"cannot write {path}: the disk is full; free some space and run again (nothing was lost)"
+    if exc.errno in {errno.EACCES, errno.EPERM, errno.EROFS}:
+        return f"cannot write {path}: permission denied; check the folder's permissions and run again"
+    return f"cannot write {path}: {exc.strerror or exc}"

@@ -1,0 +1,234 @@
+"""Run a plan's jobs in dependency order with bounded concurrency.
+
+For each job: reuse the stored artifact if its key is known; otherwise
+reserve → submit → wait → verify → store → settle, each a small step below, so a
+crash between any two leaves the ledger saying how far it got. The runner never
+prints; it reports events to a Reporter. Outcomes are values, not exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from PIL import Image as PILImage
+
+from studio.errors import ProviderError, StorageError, StudioError
+from studio.ledger.book import Cost, Ledger
+from studio.plan.jobs import Job, Phase, Plan
+from studio.providers.base import Done, Failed, Pending, Provider
+from studio.providers.catalog import Catalog
+from studio.run.store import ArtifactStore, StoredObject, materialise
+
+LocalRenderer = Callable[[Job, dict[str, StoredObject]], dict[str, tuple[bytes, str]]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job: Job
+    status: str  # generated, cached, failed, skipped
+    seconds: float = 0.0
+    cost_micro: int = 0
+    error: str | None = None
+
+
+@dataclass
+class Summary:
+    outcomes: list[Outcome] = field(default_factory=list)
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    def count(self, status: str, phase: Phase | None = None) -> int:
+        return sum(1 for o in self.outcomes if o.status == status and (phase is None or o.job.phase is phase))
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status in {"failed", "skipped"}]
+
+
+class Reporter(Protocol):
+    def start(self, plan: Plan) -> None: ...
+    def job_started(self, job: Job) -> None: ...
+    def job_finished(self, outcome: Outcome) -> None: ...
+    def finish(self, summary: Summary) -> None: ...
+
+
+@dataclass
+class RunContext:
+    root: Path
+    provider: Provider
+    catalog: Catalog
+    store: ArtifactStore
+    ledger: Ledger
+    reporter: Reporter
+    local_renderers: dict[Phase, LocalRenderer]
+    concurrency: int = 4
+    fail_fast: bool = False
+    poll_interval: float = 1.0
+
+
+class JobFailed(Exception):
+    """Internal: carries a job's failure message to its outcome."""
+
+
+async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
+    summary = Summary()
+    started = time.monotonic()
+    ctx.reporter.start(plan)
+    done: dict[str, asyncio.Future[dict[str, StoredObject] | None]] = {}
+    loop = asyncio.get_running_loop()
+    for job in plan.jobs:
+        done[job.key] = loop.create_future()
+    limit = asyncio.Semaphore(ctx.concurrency)
+    stop = asyncio.Event()
+
+    async def one(job: Job) -> None:
+        outputs: dict[str, StoredObject] | None = None
+        try:
+            deps = [await done[key] for key in job.deps]
+            if any(d is None for d in deps) or stop.is_set():
+                outcome = Outcome(
+                    job,
+                    "skipped",
+                    error="a job it depends on failed"
+                    if not stop.is_set()
+                    else "stopped after an earlier failure (--fail-fast)",
+                )
+            else:
+                resolve = {key: d for key, d in zip(job.deps, deps, strict=True) if d is not None}
+                outcome, outputs = await _run_job(job, resolve, ctx, limit)
+            if outcome.status == "failed" and ctx.fail_fast:
+                stop.set()
+            summary.outcomes.append(outcome)
+            ctx.reporter.job_finished(outcome)
+        finally:
+            if not done[job.key].done():
+                done[job.key].set_result(outputs)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for job in plan.jobs:
+                group.create_task(one(job))
+    except asyncio.CancelledError:
+        summary.interrupted = True
+        raise
+    finally:
+        summary.seconds = time.monotonic() - started
+        await ctx.provider.aclose()
+    ctx.reporter.finish(summary)
+    return summary
+
+
+async def _run_job(
+    job: Job, deps: dict[str, dict[str, StoredObject]], ctx: RunContext, limit: asyncio.Semaphore
+) -> tuple[Outcome, dict[str, StoredObject] | None]:
+    cached = ctx.store.lookup(job.key)
+    if cached is not None:
+        await asyncio.to_thread(_materialise_all, job, cached, ctx.root)
+        return Outcome(job, "cached"), cached
+    async with limit:
+        ctx.reporter.job_started(job)
+        started = time.monotonic()
+        try:
+            if job.generation is None:
+                outputs, cost = await _render_locally(job, deps, ctx), 0
+            else:
+                outputs, cost = await _generate(job, deps, ctx)
+            await asyncio.to_thread(_materialise_all, job, outputs, ctx.root)
+        except (JobFailed, ProviderError, StorageError) as exc:
+            if isinstance(exc, StorageError):
+                raise  # the disk is the problem, not this job: stop the run
+            return Outcome(job, "failed", time.monotonic() - started, error=str(exc)), None
+        return Outcome(job, "generated", time.monotonic() - started, cost_micro=cost), outputs
+
+
+async def _render_locally(job: Job, deps: dict[str, dict[str, StoredObject]], ctx: RunContext) -> dict:
+    renderer = ctx.local_renderers[job.phase]
+    inputs = {key: objects["image"] for key, objects in deps.items()}
+    produced = await asyncio.to_thread(renderer, job, inputs)
+    return await asyncio.to_thread(ctx.store.put, job.key, produced)
+
+
+async def _generate(
+    job: Job, deps: dict[str, dict[str, StoredObject]], ctx: RunContext
+) -> tuple[dict[str, StoredObject], int]:
+    assert job.generation is not None
+    provider = ctx.provider
+    entry = ctx.catalog.get(job.generation.model)
+    resolve = {key: (objects["image"].sha256, objects["image"].path) for key, objects in deps.items()}
+    request = job.generation.to_request(entry.endpoint, resolve)
+    estimate = 0 if not provider.paid else (job.estimate_micro or 0)
+
+    row = ctx.ledger.open_attempt(job, provider.name)
+    if row is not None and row.request_id:
+        request_id = row.request_id  # re-attach: never pay twice for a submitted request
+    else:
+        if row is not None and provider.paid:
+            raise JobFailed(
+                f"a previous submission of {job.name} may have reached {provider.name} (ledger row {row.id}); "
+                "it is kept on hold and not resent"
+            )
+        if row is None:
+            row = ctx.ledger.reserve(job, provider.name, job.generation.model, estimate, estimate)
+        assert row.id is not None
+        request_id = await _submit(job, request, ctx, row.id)
+    assert row.id is not None
+
+    result = await _wait(provider, request_id, request, ctx.poll_interval)
+    if isinstance(result, Failed):
+        charged = estimate if result.charged else 0
+        ctx.ledger.failed(row.id, result.error, charged)
+        raise JobFailed(result.error)
+    image = result.images[0]
+    _verify(image.data, request.width, request.height, job.name)
+    stored = await asyncio.to_thread(ctx.store.put, job.key, {"image": (image.data, image.media_type)})
+    cost = Cost(estimate_micro=estimate, reported_micro=result.reported_cost_micro)
+    ctx.ledger.completed(row.id, cost, stored["image"].sha256)
+    return stored, cost.actual[0]
+
+
+async def _submit(job: Job, request, ctx: RunContext, row_id: int) -> str:  # type: ignore[no-untyped-def]
+    try:
+        request_id = await ctx.provider.submit(request)
+    except asyncio.CancelledError:
+        if not ctx.provider.paid:
+            ctx.ledger.cancelled(row_id)
+        raise  # a paid submission cut short keeps its row (and hold): its outcome is unknown
+    except ProviderError as exc:
+        ctx.ledger.failed(row_id, str(exc), 0)
+        raise
+    ctx.ledger.submitted(row_id, request_id)
+    return request_id
+
+
+async def _wait(provider: Provider, request_id: str, request, interval: float) -> Done | Failed:  # type: ignore[no-untyped-def]
+    while True:
+        result = await provider.poll(request_id, request)
+        if not isinstance(result, Pending):
+            return result
+        await asyncio.sleep(interval)
+
+
+def _verify(data: bytes, width: int, height: int, name: str) -> None:
+    try:
+        with PILImage.open(io.BytesIO(data)) as image:
+            size = image.size
+            image.verify()
+    except Exception as exc:  # Pillow raises many kinds for a bad image
+        raise JobFailed(f"{name}: the provider returned something that is not a valid image ({exc})") from exc
+    if size != (width, height):
+        raise JobFailed(f"{name}: expected a {width}x{height} image, got {size[0]}x{size[1]}")
+
+
+def _materialise_all(job: Job, objects: dict[str, StoredObject], root: Path) -> None:
+    for name, relative in job.outputs.items():
+        if name in objects:
+            materialise(objects[name], root / relative)
+
+
+__all__ = ["Outcome", "Reporter", "RunContext", "StudioError", "Summary", "run_plan"]

@@ -1,0 +1,233 @@
+from __future__ import annotations
+
+import base64
+import io
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from studio.ledger.money import format_usd
+from studio.render.contact import (
+    CELL_WIDTH,
+    COLUMNS,
+    GUTTER,
+    HEADER_HEIGHT,
+    MARGIN,
+    ROW_HEIGHT,
+    WIDTH,
+    ContactCell,
+    ContactHeader,
+    contact_png_size,
+    render_contact_html,
+    render_contact_png,
+    summarize,
+)
+
+XSS = "<script>alert(1)</script>"
+XSS_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
+COLOURS = ["#c0392b", "#2980b9", "#27ae60", "#8e44ad", "#f39c12", "#16a085", "#d35400"]
+STATUSES = ["approved", "pending review", "todo", "retake"]
+
+
+def make_panel(directory: Path, panel_id: str, colour: str, size: tuple[int, int] = (160, 200)) -> Path:
+    path = directory / f"{panel_id}.png"
+    Image.new("RGB", size, colour).save(path)
+    return path
+
+
+def make_cells(directory: Path, count: int, cost_micro: int = 12_000) -> list[ContactCell]:
+    cells = []
+    for index in range(count):
+        panel_id = f"p{index + 1:03d}"
+        cells.append(
+            ContactCell(
+                panel_id=panel_id,
+                image_path=make_panel(directory, panel_id, COLOURS[index % len(COLOURS)]),
+                characters=("Mina", "Joon"),
+                shot="medium",
+                model="draft (est. fal-ai/flux-2/flash/edit)",
+                strategy="direct",
+                cost_micro=cost_micro + index * 1_000,
+                status=STATUSES[index % len(STATUSES)],
+                take=1 + index % 2,
+            )
+        )
+    return cells
+
+
+def make_header(target_micro: int = 50_000, title: str = "Moonlit Alley") -> ContactHeader:
+    return ContactHeader(
+        project_title=title,
+        episode=3,
+        episode_title="The Heist",
+        date="2025-11-21",
+        target_per_panel_micro=target_micro,
+    )
+
+
+def decode(png: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(png))
+    image.load()
+    return image
+
+
+@pytest.mark.parametrize("count", [1, 4, 5, 9])
+def test_png_decodes_with_grid_layout_size(tmp_path: Path, count: int) -> None:
+    png = render_contact_png(make_header(), make_cells(tmp_path, count))
+    image = decode(png)
+    assert image.format == "PNG"
+    rows = math.ceil(count / COLUMNS)
+    assert image.size == (WIDTH, HEADER_HEIGHT + rows * ROW_HEIGHT)
+    assert image.size == contact_png_size(count)
+
+
+def test_png_of_empty_episode_keeps_one_row(tmp_path: Path) -> None:
+    image = decode(render_contact_png(make_header(), []))
+    assert image.size == (WIDTH, HEADER_HEIGHT + ROW_HEIGHT)
+
+
+def test_png_shows_thumbnails(tmp_path: Path) -> None:
+    cells = make_cells(tmp_path, 1)
+    image = decode(render_contact_png(make_header(), cells)).convert("RGB")
+    red = (0xC0, 0x39, 0x2B)
+    colours = {colour: count for count, colour in image.getcolors(maxcolors=WIDTH * 4_000) or []}
+    assert colours.get(red, 0) > 10_000
+
+
+def test_png_and_html_are_deterministic(tmp_path: Path) -> None:
+    header, cells = make_header(), make_cells(tmp_path, 6)
+    assert render_contact_png(header, cells) == render_contact_png(header, list(cells))
+    assert render_contact_html(header, cells) == render_contact_html(header, list(cells))
+
+
+def test_png_has_no_metadata(tmp_path: Path) -> None:
+    image = decode(render_contact_png(make_header(), make_cells(tmp_path, 2)))
+    assert not getattr(image, "text", {})
+
+
+def test_long_note_and_many_characters_do_not_break_png(tmp_path: Path) -> None:
+    cells = make_cells(tmp_path, 3)
+    long_cell = ContactCell(
+        panel_id="p-" + "x" * 200,
+        image_path=make_panel(tmp_path, "long", "#123456", size=(300, 2400)),
+        characters=tuple(f"Character number {n}" for n in range(40)),
+        shot="over-the-shoulder " * 10,
+        model="m" * 500,
+        strategy="composite-then-edit " * 10,
+        cost_micro=123_456_789,
+        status="a status nobody expected " * 5,
+        take=99,
+        note=("Hair colour drifts — retake with a stronger reference. " * 200) + "y" * 5_000,
+    )
+    cells.insert(1, long_cell)
+    header = make_header(title="T" * 500)
+    image = decode(render_contact_png(header, cells))
+    assert image.size == contact_png_size(len(cells))
+
+    # The neighbour to the right of the long cell is identical to a render without the long text.
+    short_cell = ContactCell(
+        panel_id="p-",
+        image_path=long_cell.image_path,
+        characters=(),
+        shot="",
+        model="",
+        strategy="",
+        cost_micro=long_cell.cost_micro,
+    )
+    baseline = decode(render_contact_png(header, [cells[0], short_cell, *cells[2:]]))
+    neighbour_left = MARGIN + 2 * (CELL_WIDTH + GUTTER) - GUTTER // 2  # includes half the gutter
+    box = (neighbour_left, HEADER_HEIGHT, WIDTH, HEADER_HEIGHT + ROW_HEIGHT)
+    assert image.crop(box).tobytes() == baseline.crop(box).tobytes()
+
+
+def test_missing_panel_image_does_not_break_rendering(tmp_path: Path) -> None:
+    cells = make_cells(tmp_path, 2)
+    (tmp_path / "p002.png").unlink()
+    assert decode(render_contact_png(make_header(), cells)).size == contact_png_size(2)
+    html = render_contact_html(make_header(), cells)
+    assert html.count("data:image/jpeg;base64,") == 1
+    assert "image missing" in html
+
+
+def test_html_contains_ids_totals_links_and_thumbnails(tmp_path: Path) -> None:
+    header, cells = make_header(), make_cells(tmp_path, 5)
+    html = render_contact_html(header, cells)
+
+    for cell in cells:
+        assert cell.panel_id in html
+        assert f'href="panels/{cell.panel_id}.png"' in html
+        assert format_usd(cell.cost_micro) in html
+    assert 'href="panels/p001.png"' in html
+    assert html.count("data:image/jpeg;base64,") == len(cells)
+
+    total = sum(cell.cost_micro for cell in cells)
+    per_panel = math.ceil(total / len(cells))
+    assert format_usd(total) in html
+    assert format_usd(per_panel) in html
+    assert format_usd(header.target_per_panel_micro) in html
+    approved = sum(1 for cell in cells if cell.status == "approved")
+    assert f"{approved}<small> / {len(cells)}</small>" in html
+    assert "Episode 3 — The Heist" in html
+    assert "2025-11-21" in html
+    assert "status-approved" in html and "status-pending-review" in html and "status-retake" in html
+
+
+def test_html_is_self_contained(tmp_path: Path) -> None:
+    html = render_contact_html(make_header(), make_cells(tmp_path, 2))
+    assert "<script" not in html.lower()
+    assert "http://" not in html and "https://" not in html
+    assert "<link" not in html
+    assert str(tmp_path) not in html  # no absolute paths to the panel files
+
+
+def test_html_thumbnails_are_small_jpegs(tmp_path: Path) -> None:
+    cell = make_cells(tmp_path, 1)[0]
+    big = replace(cell, image_path=make_panel(tmp_path, "big", "#abcdef", (1600, 2000)))
+    html = render_contact_html(make_header(), [big])
+    encoded = html.split("data:image/jpeg;base64,", 1)[1].split('"', 1)[0]
+    thumb = Image.open(io.BytesIO(base64.b64decode(encoded)))
+    assert thumb.format == "JPEG"
+    assert thumb.size == (400, 500)
+
+
+def test_html_escapes_storyboard_text(tmp_path: Path) -> None:
+    cells = make_cells(tmp_path, 2)
+    cells[0] = replace(cells[0], note=XSS, characters=(XSS,))
+    header = ContactHeader(
+        project_title=XSS,
+        episode=1,
+        episode_title=XSS,
+        date="2025-11-21",
+        target_per_panel_micro=50_000,
+    )
+    html = render_contact_html(header, cells)
+    assert XSS not in html
+    assert "<script" not in html
+    assert XSS_ESCAPED in html
+    assert html.count(XSS_ESCAPED) >= 4  # <title>, <h1>, episode line, note, characters
+
+
+def test_over_target_is_highlighted(tmp_path: Path) -> None:
+    cells = make_cells(tmp_path, 3, cost_micro=60_000)
+    over = render_contact_html(make_header(target_micro=50_000), cells)
+    assert 'class="stat per-panel over-target"' in over
+    assert summarize(make_header(target_micro=50_000), cells).over_target
+
+    under = render_contact_html(make_header(target_micro=100_000), cells)
+    assert 'class="stat per-panel"' in under
+    assert 'class="stat per-panel over-target"' not in under
+    assert not summarize(make_header(target_micro=100_000), cells).over_target
+
+
+def test_summary_is_derived_from_cells(tmp_path: Path) -> None:
+    cells = make_cells(tmp_path, 3, cost_micro=10_000)  # 10_000, 11_000, 12_000
+    summary = summarize(make_header(target_micro=11_000), cells)
+    assert summary.panel_count == 3
+    assert summary.total_micro == 33_000
+    assert summary.per_panel_micro == 11_000
+    assert summary.approved_count == 1
+    assert not summary.over_target  # exactly on target is not over
+    assert summarize(make_header(), []).per_panel_micro == 0
