@@ -1,0 +1,70 @@
+"""Shared fixtures: a private copy of the sample project, and ways to run the CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from studio.cli.app import app
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_PARTS = ("studio.toml", "characters", "styles", "locations", "episodes")
+
+
+def copy_sample(target: Path) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
+    for part in SAMPLE_PARTS:
+        source = REPO / part
+        if source.is_dir():
+            shutil.copytree(source, target / part)
+        else:
+            shutil.copy2(source, target / part)
+    return target
+
+
+@pytest.fixture
+def sample(tmp_path: Path) -> Path:
+    """A fresh copy of the sample webtoon, so tests can edit and run it freely."""
+    return copy_sample(tmp_path / "project")
+
+
+@pytest.fixture
+def cli() -> Callable[..., object]:
+    """Run `studio ARGS...` in-process; returns the click Result (exit_code, stdout, stderr)."""
+    runner = CliRunner()
+
+    def invoke(*args: str):  # type: ignore[no-untyped-def]
+        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def studio_process() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the real `studio` command as a subprocess (the way a user does)."""
+
+    def run(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 240):
+        full_env = {**os.environ, "COLUMNS": "120", **(env or {})}
+        return subprocess.run(
+            [sys.executable, "-m", "studio", *[str(a) for a in args]],
+            cwd=cwd,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
