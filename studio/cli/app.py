@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from studio import __version__
-from studio.cli import check, init, plan, run
+from studio.cli import budget, check, cost, init, ledger, models, plan, run
 from studio.cli.common import State
 
 app = typer.Typer(
@@ -54,6 +54,10 @@ app.command("schema")(check.schema)
 app.command("init")(init.init)
 app.add_typer(plan.app, name="plan")
 app.add_typer(run.app, name="run")
+app.add_typer(models.app, name="models")
+app.add_typer(budget.app, name="budget")
+app.command("cost")(cost.cost)
+app.add_typer(ledger.app, name="ledger")
 
 
 def main() -> None:

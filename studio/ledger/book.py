@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from studio.ledger.db import Generation, now
+from studio.ledger.budget import FINAL, Limits, check_fits, standing
+from studio.ledger.db import Alert, Budget, Generation, now
+from studio.ledger.money import format_usd
 from studio.plan.jobs import Job
 
 OPEN_STATUSES = ("reserved", "submitted", "unknown")
@@ -50,9 +52,21 @@ class Ledger:
             )
             return session.exec(statement).first()
 
-    def reserve(self, job: Job, provider: str, model: str, estimate_micro: int, held_micro: int) -> Generation:
-        """Insert the row for a new attempt before anything is sent."""
+    def reserve(
+        self,
+        job: Job,
+        provider: str,
+        model: str,
+        estimate_micro: int,
+        limits: Limits | None = None,
+    ) -> Generation:
+        """Check the budget and insert the row for a new attempt, in one transaction, before anything is sent.
+
+        The hold equals the estimate; raises BudgetExceeded (and inserts nothing) when it does not fit.
+        """
+        limits = limits or Limits()
         with Session(self.engine) as session:
+            check_fits(session, limits, estimate_micro, f"{job.phase.value.replace('_', ' ')} {job.name}")
             last = session.exec(
                 select(Generation.attempt)
                 .where(Generation.job_key == job.key, Generation.take == job.take)
@@ -73,16 +87,21 @@ class Ledger:
                 estimate_model=job.estimate_model,
                 status="reserved",
                 estimate_micro=estimate_micro,
-                held_micro=held_micro,
+                held_micro=estimate_micro,
                 would_cost_micro=job.estimate_micro if provider == "draft" else None,
+                run_id=limits.run_id,
             )
             session.add(row)
             session.commit()
             session.refresh(row)
             return row
 
-    def submitted(self, row_id: int, request_id: str) -> None:
-        self._update(row_id, status="submitted", request_id=request_id, submitted_at=now())
+    def submitted(self, row_id: int, request_id: str, poll_url: str | None = None) -> None:
+        self._update(row_id, status="submitted", request_id=request_id, poll_url=poll_url, submitted_at=now())
+
+    def unknown(self, row_id: int, why: str) -> None:
+        """The request may have reached the provider: keep the hold until someone reconciles it."""
+        self._update(row_id, status="unknown", error=why[:2000])
 
     def completed(self, row_id: int, cost: Cost, output_sha256: str) -> None:
         actual, source = cost.actual
@@ -113,6 +132,41 @@ class Ledger:
         """Nothing was sent for this row (stopped before submission): release its hold."""
         self._update(row_id, status="cancelled", held_micro=0, finished_at=now())
 
+    def new_alerts(self, episode: int | None, target_per_panel_micro: int) -> list[str]:
+        """Alerts due now and not shown before: balance below 50% and 25%, episode over target."""
+        due: list[tuple[str, str]] = []
+        with Session(self.engine) as session:
+            now_standing = standing(session)
+            budget = session.exec(select(Budget).order_by(col(Budget.id).desc())).first()
+            remaining = now_standing.remaining_micro
+            if budget is not None and remaining is not None and budget.amount_micro > 0:
+                for percent in (50, 25):
+                    if remaining * 100 <= budget.amount_micro * percent:
+                        due.append(
+                            (
+                                f"balance-{budget.id}-{percent}",
+                                f"budget alert: {format_usd(max(0, remaining))} left, below {percent}% of the "
+                                f"{format_usd(budget.amount_micro)} balance",
+                            )
+                        )
+            if episode is not None and target_per_panel_micro > 0:
+                spent, panels = _episode_panel_spend(session, episode)
+                if panels and spent > target_per_panel_micro * panels:
+                    average = -(-spent // panels)
+                    due.append(
+                        (
+                            f"episode-{episode}-over-target-{target_per_panel_micro}",
+                            f"cost alert: episode {episode} averages {format_usd(average)} per panel, over the "
+                            f"{format_usd(target_per_panel_micro)} target",
+                        )
+                    )
+            shown = set(session.exec(select(Alert.topic)).all())
+            fresh = [(topic, message) for topic, message in due if topic not in shown]
+            for topic, message in fresh:
+                session.add(Alert(topic=topic, message=message))
+            session.commit()
+        return [message for _, message in fresh]
+
     def rows(self, episode: int | None = None) -> list[Generation]:
         with Session(self.engine) as session:
             statement = select(Generation).order_by(col(Generation.id))
@@ -129,3 +183,13 @@ class Ledger:
                 setattr(row, name, value)
             session.add(row)
             session.commit()
+
+
+def _episode_panel_spend(session: Session, episode: int) -> tuple[int, int]:
+    rows = session.exec(
+        select(Generation.panel, Generation.actual_micro)
+        .where(Generation.episode == episode, Generation.phase == "panel")
+        .where(col(Generation.status).in_(FINAL))
+    ).all()
+    spent = sum(actual or 0 for _, actual in rows)
+    return spent, len({panel for panel, _ in rows})

@@ -7,7 +7,8 @@ recreated. Money columns are integer micro-USD.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,6 +46,8 @@ class Generation(SQLModel, table=True):
     actual_micro: int | None = None
     actual_source: str | None = None  # reported, computed, estimate
     would_cost_micro: int | None = None  # draft runs: what the paid model would have cost
+    run_id: str | None = None  # the `studio run` that reserved it (for --max-cost)
+    poll_url: str | None = None  # where to poll, when the provider says (BFL's polling_url)
     request_id: str | None = None
     error: str | None = None
     output_sha256: str | None = None
@@ -61,6 +64,25 @@ class Artifact(SQLModel, table=True):
     sha256: str
     media_type: str
     size: int
+    created_at: datetime = Field(default_factory=now)
+
+
+class Budget(SQLModel, table=True):
+    """The balance the user has, as of `set_at`; spending after that counts against it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    amount_micro: int
+    source: str  # manual, fal, bfl
+    after_generation_id: int  # rows with a larger id were spent after this balance was read
+    set_at: datetime = Field(default_factory=now)
+
+
+class Alert(SQLModel, table=True):
+    """Alerts already shown, so a threshold crossed once is announced once."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    topic: str = Field(unique=True)
+    message: str
     created_at: datetime = Field(default_factory=now)
 
 
@@ -121,7 +143,38 @@ def m001_initial(conn: Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial]
+def m002_budget(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE generation ADD COLUMN run_id TEXT"))
+    conn.execute(text("ALTER TABLE generation ADD COLUMN poll_url TEXT"))
+    conn.execute(text("CREATE INDEX ix_generation_run ON generation (run_id)"))
+    conn.execute(
+        text(
+            """
+            CREATE TABLE budget (
+                id INTEGER PRIMARY KEY,
+                amount_micro INTEGER NOT NULL CHECK (amount_micro >= 0),
+                source TEXT NOT NULL,
+                after_generation_id INTEGER NOT NULL,
+                set_at TIMESTAMP NOT NULL
+            )
+            """
+        )
+    )
+    conn.execute(
+        text(
+            """
+            CREATE TABLE alert (
+                id INTEGER PRIMARY KEY,
+                topic TEXT NOT NULL UNIQUE,
+                message TEXT NOT NULL,
+                created_at TIMESTAMP NOT NULL
+            )
+            """
+        )
+    )
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_budget]
 
 
 def open_ledger(state_dir: Path) -> Engine:
@@ -156,3 +209,13 @@ def _migrate(engine: Engine) -> None:
             if number > current:
                 migration(conn)
                 conn.execute(text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": number})
+
+
+@contextmanager
+def ledger_engine(state_dir: Path) -> Iterator[Engine]:
+    """Open the ledger for one command and close it afterwards."""
+    engine = open_ledger(state_dir)
+    try:
+        yield engine
+    finally:
+        engine.dispose()

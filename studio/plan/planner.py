@@ -200,13 +200,8 @@ class _Planner:
     # ------------------------------------------------------------ helpers
 
     def _paid_model(self, phase: Phase, override: str | None) -> str:
-        if override:
-            return override if ":" in override else f"{self.catalog_provider_of(override)}:{override}"
-        return getattr(self.config.models, phase.value)
-
-    def catalog_provider_of(self, model: str) -> str:
-        matches = [key for key in self.catalog.entries if key.split(":", 1)[1] == model]
-        return matches[0].split(":", 1)[0] if matches else "fal"
+        name = override or getattr(self.config.models, phase.value)
+        return self.catalog.resolve(name) or name  # an unresolvable name fails in catalog.get, with a hint
 
     def _run_model(self, phase: Phase, override: str | None) -> str:
         if self.options.provider == "draft":
@@ -254,7 +249,8 @@ class _Planner:
             if spec.model != DRAFT_MODEL:
                 raise
             estimate = None
-        episode = self.storyboard.episode if phase is Phase.PANEL else None
+        # Shared assets (sheets, plates) are booked to the episode whose run first made them.
+        episode = self.storyboard.episode
         return Job(
             key=content_key(phase.value, spec.key_spec()),
             phase=phase,

@@ -20,6 +20,8 @@ from pydantic import BaseModel, ValidationError
 from studio.errors import Diagnostic, ProjectInvalid, ProjectNotFound
 from studio.project.models import ID_PATTERN, Character, Location, Storyboard, StudioConfig, Style
 from studio.project.yamlsource import Source, load_toml, load_yaml, locate, locate_key
+from studio.providers.catalog import Catalog, load_catalog, unknown_model_message
+from studio.providers.prices import read_refreshed_prices
 
 CONFIG_FILE = "studio.toml"
 EPISODE_DIR = re.compile(r"^ep(\d{3,4})$")
@@ -37,6 +39,7 @@ class Project:
     locations: dict[str, Location] = field(default_factory=dict)
     episodes: dict[int, Storyboard] = field(default_factory=dict)
     episode_files: dict[int, str] = field(default_factory=dict)
+    catalog: Catalog = field(default_factory=load_catalog)
 
     def episode(self, number: int) -> Storyboard:
         if number not in self.episodes:
@@ -75,6 +78,8 @@ def load_project(root: Path) -> Project:
     problems: list[Diagnostic] = []
     config = _load_config(root, problems)
     project = Project(root=root, config=config or StudioConfig(title="(invalid studio.toml)"))
+    if config is not None:
+        project.catalog = _load_catalog(root, config, problems)
     sources: dict[int, Source] = {}
     _load_characters(project, problems)
     project.styles = _load_flat(root, "styles", Style, problems)
@@ -97,6 +102,28 @@ def _load_config(root: Path, problems: list[Diagnostic]) -> StudioConfig | None:
         return None
     text = (root / CONFIG_FILE).read_text(encoding="utf-8")
     return validate(source, StudioConfig, problems, toml_text=text)
+
+
+def _load_catalog(root: Path, config: StudioConfig, problems: list[Diagnostic]) -> Catalog:
+    text = (root / CONFIG_FILE).read_text(encoding="utf-8")
+    refreshed = read_refreshed_prices(root / ".studio")
+    try:
+        catalog = load_catalog(config.catalog.models, refreshed)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            line, col = _toml_locate(text, ("catalog",))
+            where = ".".join(str(part) for part in error["loc"])
+            problems.append(Diagnostic(CONFIG_FILE, line, col, f"catalog.models: {where}: {error['msg']}"))
+        return load_catalog()
+    for phase, model_id in config.models.model_dump().items():
+        if catalog.resolve(model_id) is None:
+            line, col = _toml_locate(text, ("models", phase))
+            problems.append(
+                Diagnostic(
+                    CONFIG_FILE, line, col, f"models.{phase}: {unknown_model_message(model_id, list(catalog.entries))}"
+                )
+            )
+    return catalog
 
 
 def _load_characters(project: Project, problems: list[Diagnostic]) -> None:
@@ -323,6 +350,8 @@ def check_storyboard_refs(project: Project, storyboard: Storyboard, source: Sour
             if member.id in in_panel:
                 report((*at, "characters", c_index, "id"), f"character '{member.id}' is listed twice in this panel")
             in_panel.add(member.id)
+        if panel.model is not None and project.catalog.resolve(panel.model) is None:
+            report((*at, "model"), unknown_model_message(panel.model, list(project.catalog.entries)))
         for d_index, line in enumerate(panel.dialogue):
             where = (*at, "dialogue", d_index, "speaker")
             if line.speaker not in project.characters:

@@ -8,7 +8,7 @@ safe slug so that no id can ever name a path outside the project.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -191,6 +191,17 @@ class ModelsConfig(Strict):
     panel: str = "fal:fal-ai/flux-2/flash/edit"
 
 
+class CatalogConfig(Strict):
+    """Additions and overrides to the shipped model catalog, keyed by `provider:model`."""
+
+    models: dict[str, dict[str, Any]] = {}
+
+
+class ProviderSettings(Strict):
+    base_url: Annotated[str, StringConstraints(pattern=r"^https?://")] | None = None
+    platform_url: Annotated[str, StringConstraints(pattern=r"^https?://")] | None = None
+
+
 class StudioConfig(Strict):
     title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     canvas_width: Annotated[int, Field(ge=320, le=2000)] = 800
@@ -200,6 +211,8 @@ class StudioConfig(Strict):
     concurrency: Annotated[int, Field(ge=1, le=64)] = 4
     budget: Annotated[float, Field(ge=0, le=1_000_000)] | None = None
     models: ModelsConfig = ModelsConfig()
+    catalog: CatalogConfig = CatalogConfig()
+    providers: dict[Annotated[str, StringConstraints(pattern=ID_PATTERN)], ProviderSettings] = {}
 
     @property
     def master_width(self) -> int:

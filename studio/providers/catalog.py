@@ -52,6 +52,13 @@ class CatalogEntry(BaseModel):
 class Catalog:
     entries: dict[str, CatalogEntry]
 
+    def resolve(self, name: str) -> str | None:
+        """A catalog id from `provider:model`, or from a bare model name that only one provider serves."""
+        if name in self.entries:
+            return name
+        matches = [key for key in self.entries if key.split(":", 1)[1] == name]
+        return matches[0] if len(matches) == 1 else None
+
     def get(self, model_id: str) -> CatalogEntry:
         if model_id not in self.entries:
             raise UnknownModel(model_id, sorted(self.entries))
@@ -60,11 +67,15 @@ class Catalog:
 
 class UnknownModel(StudioError):
     def __init__(self, model_id: str, known: list[str]):
-        import difflib
+        super().__init__(unknown_model_message(model_id, known))
 
-        close = difflib.get_close_matches(model_id, known, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        super().__init__(f"unknown model '{model_id}'{hint} (see 'studio models' for the catalog)")
+
+def unknown_model_message(model_id: str, known: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(model_id, known, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"unknown model '{model_id}'{hint} (see 'studio models' for the catalog)"
 
 
 class NoPrice(StudioError):
@@ -75,12 +86,24 @@ class NoPrice(StudioError):
         )
 
 
-def load_catalog(overrides: dict[str, dict] | None = None) -> Catalog:
+def load_catalog(overrides: dict[str, dict] | None = None, refreshed: dict[str, dict] | None = None) -> Catalog:
+    """The shipped catalog, then prices refreshed from the providers, then the user's overrides."""
     text = resources.files("studio.providers").joinpath("catalog.toml").read_text(encoding="utf-8")
     raw = tomllib.loads(text)["models"]
+    for model_id, price in (refreshed or {}).items():
+        if model_id in raw:
+            raw[model_id] = {**raw[model_id], "price": price}
     for model_id, fields in (overrides or {}).items():
         raw[model_id] = {**raw.get(model_id, {}), **fields}
     return Catalog({model_id: CatalogEntry.model_validate(fields) for model_id, fields in raw.items()})
+
+
+def typical_panel_micro(entry: CatalogEntry, model_id: str) -> int | None:
+    """The price of a typical panel: 1600x2000 with 3 references (fewer if the model takes fewer)."""
+    if entry.price is None:
+        return None
+    refs = [REF_MAX_PIXELS] * min(3, entry.max_refs)
+    return estimate_micro(entry, model_id, 1600, 2000, refs)
 
 
 def megapixels_up(pixels: int) -> int:

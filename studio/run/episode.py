@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass
 
 from studio.ledger.book import Ledger
+from studio.ledger.budget import Limits
 from studio.ledger.db import open_ledger
+from studio.ledger.money import usd_to_micro
 from studio.plan.jobs import Plan
 from studio.plan.planner import PlanOptions, plan_episode
 from studio.project.loader import Project
-from studio.providers.catalog import Catalog, load_catalog
+from studio.providers.catalog import Catalog
 from studio.providers.registry import get_provider
 from studio.run.local_jobs import LOCAL_RENDERERS
 from studio.run.runner import Reporter, RunContext, Summary, run_plan
@@ -23,6 +26,7 @@ class RunOptions:
     concurrency: int | None = None
     only: frozenset[str] | None = None
     fail_fast: bool = False
+    max_cost_micro: int | None = None
 
 
 def make_plan(project: Project, number: int, provider: str, only: frozenset[str] | None = None) -> Plan:
@@ -30,7 +34,7 @@ def make_plan(project: Project, number: int, provider: str, only: frozenset[str]
 
 
 def project_catalog(project: Project) -> Catalog:
-    return load_catalog()
+    return project.catalog
 
 
 def check_only(project: Project, number: int, only: frozenset[str] | None) -> None:
@@ -62,6 +66,12 @@ def run_episode(project: Project, number: int, options: RunOptions, reporter: Re
             concurrency=options.concurrency or project.config.concurrency,
             fail_fast=options.fail_fast,
             poll_interval=0.0 if not provider.paid else 1.0,
+            limits=Limits(
+                project_budget_micro=usd_to_micro(project.config.budget) if project.config.budget is not None else None,
+                run_cap_micro=options.max_cost_micro,
+                run_id=uuid.uuid4().hex,
+            ),
+            target_per_panel_micro=usd_to_micro(project.config.target_cost_per_panel),
         )
         return asyncio.run(run_plan(plan, ctx))
     finally:

@@ -46,6 +46,9 @@ class ConsoleReporter:
             self.progress.console.print(_failure_line(outcome))
         self._refresh(advance=1)
 
+    def alert(self, message: str) -> None:
+        self.progress.console.print(Text(message, style="bold yellow"))
+
     def finish(self, summary: Summary) -> None:
         self.progress.stop()
         self.console.print(summary_table(summary))
@@ -106,6 +109,9 @@ class RecordingReporter:
 
     def job_finished(self, outcome: Outcome) -> None:
         self.events.append((outcome.status, outcome.job.name))
+
+    def alert(self, message: str) -> None:
+        self.events.append(("alert", message))
 
     def finish(self, summary: Summary) -> None:
         self.summary = summary

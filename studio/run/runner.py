@@ -20,6 +20,7 @@ from PIL import Image as PILImage
 
 from studio.errors import ProviderError, StorageError, StudioError
 from studio.ledger.book import Cost, Ledger
+from studio.ledger.budget import BudgetExceeded, Limits
 from studio.plan.jobs import Job, Phase, Plan
 from studio.providers.base import Done, Failed, Pending, Provider
 from studio.providers.catalog import Catalog
@@ -42,6 +43,7 @@ class Summary:
     outcomes: list[Outcome] = field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False
+    budget_stop: BudgetExceeded | None = None
 
     def count(self, status: str, phase: Phase | None = None) -> int:
         return sum(1 for o in self.outcomes if o.status == status and (phase is None or o.job.phase is phase))
@@ -55,6 +57,7 @@ class Reporter(Protocol):
     def start(self, plan: Plan) -> None: ...
     def job_started(self, job: Job) -> None: ...
     def job_finished(self, outcome: Outcome) -> None: ...
+    def alert(self, message: str) -> None: ...
     def finish(self, summary: Summary) -> None: ...
 
 
@@ -70,6 +73,8 @@ class RunContext:
     concurrency: int = 4
     fail_fast: bool = False
     poll_interval: float = 1.0
+    limits: Limits = field(default_factory=Limits)
+    target_per_panel_micro: int = 0
 
 
 class JobFailed(Exception):
@@ -91,19 +96,20 @@ async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
         outputs: dict[str, StoredObject] | None = None
         try:
             deps = [await done[key] for key in job.deps]
-            if any(d is None for d in deps) or stop.is_set():
-                outcome = Outcome(
-                    job,
-                    "skipped",
-                    error="a job it depends on failed"
-                    if not stop.is_set()
-                    else "stopped after an earlier failure (--fail-fast)",
-                )
+            if any(d is None for d in deps):
+                outcome = Outcome(job, "skipped", error="a job it depends on did not finish")
             else:
                 resolve = {key: d for key, d in zip(job.deps, deps, strict=True) if d is not None}
-                outcome, outputs = await _run_job(job, resolve, ctx, limit)
+                outcome, outputs = await _run_job(job, resolve, ctx, limit, stop)
             if outcome.status == "failed" and ctx.fail_fast:
                 stop.set()
+            summary.outcomes.append(outcome)
+            ctx.reporter.job_finished(outcome)
+        except BudgetExceeded as exc:
+            # Not sent: stop starting paid work, let what is in flight finish (it is paid for).
+            stop.set()
+            summary.budget_stop = summary.budget_stop or exc
+            outcome = Outcome(job, "skipped", error=str(exc))
             summary.outcomes.append(outcome)
             ctx.reporter.job_finished(outcome)
         finally:
@@ -125,13 +131,20 @@ async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
 
 
 async def _run_job(
-    job: Job, deps: dict[str, dict[str, StoredObject]], ctx: RunContext, limit: asyncio.Semaphore
+    job: Job,
+    deps: dict[str, dict[str, StoredObject]],
+    ctx: RunContext,
+    limit: asyncio.Semaphore,
+    stop: asyncio.Event,
 ) -> tuple[Outcome, dict[str, StoredObject] | None]:
     cached = ctx.store.lookup(job.key)
     if cached is not None:
         await asyncio.to_thread(_materialise_all, job, cached, ctx.root)
         return Outcome(job, "cached"), cached
     async with limit:
+        if stop.is_set():
+            reason = "not started: the run stopped (budget or --fail-fast)"
+            return Outcome(job, "skipped", error=reason), None
         ctx.reporter.job_started(job)
         started = time.monotonic()
         try:
@@ -169,12 +182,17 @@ async def _generate(
         request_id = row.request_id  # re-attach: never pay twice for a submitted request
     else:
         if row is not None and provider.paid:
-            raise JobFailed(
-                f"a previous submission of {job.name} may have reached {provider.name} (ledger row {row.id}); "
-                "it is kept on hold and not resent"
+            assert row.id is not None
+            why = (
+                f"a previous run stopped while sending {job.name} to {provider.name}, so it may have been "
+                f"charged (ledger row {row.id}); its hold is kept and it is not resent. "
+                f"Check your {provider.name} dashboard, then 'studio ledger resolve {row.id} --charged' "
+                "or '--not-charged'"
             )
+            ctx.ledger.unknown(row.id, why)
+            raise JobFailed(why)
         if row is None:
-            row = ctx.ledger.reserve(job, provider.name, job.generation.model, estimate, estimate)
+            row = ctx.ledger.reserve(job, provider.name, job.generation.model, estimate, ctx.limits)
         assert row.id is not None
         request_id = await _submit(job, request, ctx, row.id)
     assert row.id is not None
@@ -189,6 +207,9 @@ async def _generate(
     stored = await asyncio.to_thread(ctx.store.put, job.key, {"image": (image.data, image.media_type)})
     cost = Cost(estimate_micro=estimate, reported_micro=result.reported_cost_micro)
     ctx.ledger.completed(row.id, cost, stored["image"].sha256)
+    if provider.paid:
+        for message in ctx.ledger.new_alerts(job.episode, ctx.target_per_panel_micro):
+            ctx.reporter.alert(message)
     return stored, cost.actual[0]
 
 

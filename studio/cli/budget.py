@@ -1,0 +1,104 @@
+"""`studio budget`: the balance studio may spend, checked before every paid call."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal, InvalidOperation
+from typing import Annotated
+
+import httpx
+import typer
+from sqlmodel import Session
+
+from studio.cli.common import friendly, open_project, out
+from studio.errors import UsageError
+from studio.ledger.budget import set_balance, standing
+from studio.ledger.db import ledger_engine
+from studio.ledger.money import format_usd, usd_to_micro
+from studio.providers.accounts import KEY_VARIABLES, api_key, bfl_balance_micro, fal_balance_micro, service_url
+
+app = typer.Typer(
+    help="The balance studio may spend. Every paid call reserves its estimate against it first.",
+    invoke_without_command=True,
+)
+
+
+@app.callback()
+@friendly
+def show(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Show the balance, what was spent since it was set, what is held by requests in flight, and what is left."""
+    if ctx.invoked_subcommand is not None:
+        return
+    project = open_project()
+    with ledger_engine(project.state_dir) as engine, Session(engine) as session:
+        now = standing(session)
+    data = {
+        "balance_micro": now.balance_micro,
+        "balance_source": now.balance_source,
+        "spent_since_balance_micro": now.spent_since_balance_micro,
+        "held_micro": now.held_micro,
+        "remaining_micro": now.remaining_micro,
+        "spent_all_time_micro": now.spent_micro,
+        "project_budget_micro": usd_to_micro(project.config.budget) if project.config.budget is not None else None,
+    }
+    if as_json:
+        out.print_json(json.dumps(data))
+        return
+    if now.balance_micro is None:
+        out.print("No balance set: paid runs are limited only by studio.toml's budget and --max-cost.")
+        out.print("Set one with 'studio budget set 12.50' or read it from your providers with 'studio budget sync'.")
+    else:
+        out.print(
+            f"balance {format_usd(now.balance_micro)} ({now.balance_source}); spent since "
+            f"{format_usd(now.spent_since_balance_micro)}; held {format_usd(now.held_micro)}; "
+            f"left {format_usd(now.remaining_micro or 0)}"
+        )
+    if data["project_budget_micro"] is not None:
+        left = data["project_budget_micro"] - now.spent_micro - now.held_micro
+        out.print(f"project budget {format_usd(data['project_budget_micro'])}: {format_usd(left)} left")
+
+
+@app.command("set")
+@friendly
+def set_(amount: Annotated[str, typer.Argument(help="Your balance in USD, e.g. 12.50.")]) -> None:
+    """Record the balance you have; spending from now on counts against it."""
+    try:
+        value = Decimal(amount)
+    except InvalidOperation:
+        raise UsageError(f"'{amount}' is not an amount in USD (e.g. 12.50)") from None
+    if value < 0 or value > 1_000_000 or value != value:
+        raise UsageError("the balance must be between 0 and 1,000,000 USD")
+    project = open_project()
+    with ledger_engine(project.state_dir) as engine, Session(engine) as session:
+        set_balance(session, usd_to_micro(value), "manual")
+    out.print(f"balance set to {format_usd(usd_to_micro(value), 2)}")
+
+
+@app.command("sync")
+@friendly
+def sync(
+    provider: Annotated[
+        list[str] | None, typer.Option(help="Read only these providers (fal, bfl). Default: every one with a key.")
+    ] = None,
+) -> None:
+    """Read your balance from the providers' APIs (fal's billing API, BFL's credits) and record their sum."""
+    import os
+
+    project = open_project()
+    chosen = provider or [name for name, variable in KEY_VARIABLES.items() if os.environ.get(variable)]
+    if not chosen:
+        raise UsageError("no provider key in the environment (FAL_KEY, BFL_API_KEY); use 'studio budget set' instead")
+    total = 0
+    with httpx.Client() as client:
+        for name in chosen:
+            if name == "fal":
+                amount = fal_balance_micro(client, service_url(project.config, "fal", "platform_url"), api_key("fal"))
+            elif name == "bfl":
+                amount = bfl_balance_micro(client, service_url(project.config, "bfl", "base_url"), api_key("bfl"))
+            else:
+                raise UsageError(f"cannot read a balance from '{name}' (known: fal, bfl)")
+            out.print(f"{name}: {format_usd(amount, 2)}")
+            total += amount
+    with ledger_engine(project.state_dir) as engine, Session(engine) as session:
+        set_balance(session, total, "+".join(chosen))
+    out.print(f"balance set to {format_usd(total, 2)}")

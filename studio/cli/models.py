@@ -1,0 +1,104 @@
+"""`studio models` and `studio models refresh-prices`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+import httpx
+import typer
+from rich.table import Table
+
+from studio.cli.common import err, friendly, open_project, out
+from studio.ledger.money import format_usd
+from studio.providers.accounts import api_key, refresh_fal_prices, service_url
+from studio.providers.catalog import typical_panel_micro
+from studio.providers.prices import PRICES_FILE
+from studio.run.files import write_atomic
+
+app = typer.Typer(
+    help="The model catalog: what each model takes and what a typical panel costs on it.",
+    invoke_without_command=True,
+)
+
+
+@app.callback()
+@friendly
+def models(
+    ctx: typer.Context,
+    kind: Annotated[
+        Literal["text-to-image", "edit", "background-removal"] | None, typer.Option(help="Only models of this kind.")
+    ] = None,
+    provider: Annotated[str | None, typer.Option(help="Only this provider's models (fal, bfl, draft).")] = None,
+    sort: Annotated[Literal["cost", "quality", "speed", "name"], typer.Option(help="Order of the list.")] = "cost",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the catalog with the price of a typical panel (1600x2000 with 3 references)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    project = open_project()
+    rows = []
+    for model_id, entry in project.catalog.entries.items():
+        if (kind and entry.kind != kind) or (provider and entry.provider != provider):
+            continue
+        price = entry.price
+        rows.append(
+            {
+                "model": model_id,
+                "provider": entry.provider,
+                "kind": entry.kind,
+                "max_refs": entry.max_refs,
+                "quality": entry.quality,
+                "speed": entry.speed,
+                "typical_panel_micro": typical_panel_micro(entry, model_id),
+                "price_rule": price.rule if price else None,
+                "price_source": price.source if price else None,
+                "price_date": price.date if price else None,
+                "notes": entry.notes,
+            }
+        )
+    order = {
+        "cost": lambda r: (r["typical_panel_micro"] is None, r["typical_panel_micro"] or 0, r["model"]),
+        "quality": lambda r: (-r["quality"], r["model"]),
+        "speed": lambda r: (-r["speed"], r["model"]),
+        "name": lambda r: r["model"],
+    }[sort]
+    rows.sort(key=order)
+    if as_json:
+        out.print_json(json.dumps({"models": rows}))
+        return
+    table = Table(title="Models (panel: price of a typical 1600x2000 panel with 3 references)", title_justify="left")
+    table.add_column("model", no_wrap=True)
+    table.add_column("kind", overflow="fold")
+    for column in ("refs", "quality", "speed"):
+        table.add_column(column, justify="right")
+    table.add_column("panel", justify="right", no_wrap=True, min_width=9)
+    table.add_column("priced", no_wrap=True, min_width=10)
+    for row in rows:
+        cost = "no price" if row["typical_panel_micro"] is None else format_usd(row["typical_panel_micro"])
+        quality, speed = f"{row['quality']}/5", f"{row['speed']}/5"
+        table.add_row(row["model"], row["kind"], str(row["max_refs"]), quality, speed, cost, row["price_date"] or "—")
+    out.print(table)
+    out.print("Models with no price are refused for paid runs; 'studio models refresh-prices' asks fal for them.")
+
+
+@app.command("refresh-prices")
+@friendly
+def refresh_prices() -> None:
+    """Update fal model prices from fal's platform pricing API (needs FAL_KEY); records when."""
+    project = open_project()
+    key = api_key("fal")
+    base = service_url(project.config, "fal", "platform_url")
+    endpoints = {
+        model_id: entry.model_dump() for model_id, entry in project.catalog.entries.items() if entry.provider == "fal"
+    }
+    with httpx.Client() as client:
+        refreshed = refresh_fal_prices(client, base, key, endpoints)
+    record = {"fetched_at": datetime.now(UTC).isoformat(timespec="seconds"), "source": base, "prices": refreshed.prices}
+    write_atomic(project.state_dir / PRICES_FILE, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+    for model_id, price in sorted(refreshed.prices.items()):
+        out.print(f"{model_id}: {price['rule']} ${price['usd']}")
+    for model_id, why in sorted(refreshed.skipped.items()):
+        err.print(f"kept the catalog price of {model_id}: {why}")
+    out.print(f"{len(refreshed.prices)} prices refreshed at {record['fetched_at']}")
