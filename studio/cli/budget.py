@@ -66,7 +66,7 @@ def set_(amount: Annotated[str, typer.Argument(help="Your balance in USD, e.g. 1
         value = Decimal(amount)
     except InvalidOperation:
         raise UsageError(f"'{amount}' is not an amount in USD (e.g. 12.50)") from None
-    if value < 0 or value > 1_000_000 or value != value:
+    if not value.is_finite() or value < 0 or value > 1_000_000:
         raise UsageError("the balance must be between 0 and 1,000,000 USD")
     project = open_project()
     with ledger_engine(project.state_dir) as engine, Session(engine) as session:

@@ -81,6 +81,9 @@ def refresh_fal_prices(
             skipped[model_id] = f"unit '{item.get('unit')}' in {currency} is not a price rule studio knows"
             continue
         old = endpoints[model_id].get("price") or {}
+        if not old and rule == "per_megapixel" and endpoints[model_id].get("kind") == "edit":
+            # Unknown whether inputs are billed: assume they are (each at least 1 MP), never undershoot.
+            old = {"input_mp": True, "min_ref_mp": 1.0}
         prices[model_id] = {
             # Keep charging inputs where the shipped entry does: a refresh must not make estimates undershoot.
             **{k: old[k] for k in ("input_mp", "min_ref_mp", "extra_mp_usd") if k in old},

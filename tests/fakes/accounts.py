@@ -1,0 +1,71 @@
+"""A loopback fake of the providers' account APIs: fal pricing and billing, BFL credits."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+
+class FakeAccounts:
+    """Serves GET /v1/models/pricing, /v1/account/billing (fal) and /v1/credits (BFL) over plain HTTP."""
+
+    def __init__(self, *, fal_key: str = "fal-test-key", bfl_key: str = "bfl-test-key"):
+        self.fal_key = fal_key
+        self.bfl_key = bfl_key
+        self.prices: dict[str, dict[str, Any]] = {}
+        self.fal_balance: float = 7.25
+        self.bfl_credits: float = 1234.5
+        self.requests: list[dict[str, Any]] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> FakeAccounts:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:  # keep test output clean
+                pass
+
+            def do_GET(self) -> None:
+                url = urlparse(self.path)
+                query = parse_qs(url.query)
+                fal_ok = self.headers.get("Authorization") == f"Key {fake.fal_key}"
+                bfl_ok = self.headers.get("x-key") == fake.bfl_key
+                fake.requests.append({"path": url.path, "query": query, "fal_auth": fal_ok, "bfl_auth": bfl_ok})
+                if url.path == "/v1/models/pricing" and fal_ok:
+                    wanted = ",".join(query.get("endpoint_id", [])).split(",")
+                    prices = [{"endpoint_id": e, **fake.prices[e]} for e in wanted if e in fake.prices]
+                    self._send(200, {"prices": prices, "next_cursor": None, "has_more": False})
+                elif url.path == "/v1/account/billing" and fal_ok:
+                    self._send(200, {"username": "test", "credits": {"current_balance": fake.fal_balance}})
+                elif url.path == "/v1/credits" and bfl_ok:
+                    self._send(200, {"credits": fake.bfl_credits})
+                elif url.path in {"/v1/models/pricing", "/v1/account/billing", "/v1/credits"}:
+                    self._send(401, {"detail": "Unauthorized"})
+                else:
+                    self._send(404, {"detail": "Not found"})
+
+            def _send(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler
