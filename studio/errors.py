@@ -46,11 +46,39 @@ class UsageError(StudioError):
 
 
 class ProviderError(StudioError):
-    """A provider could not serve a request; subclasses say whether retrying may help."""
+    """A provider could not serve a request; subclasses say whether retrying may help.
+
+    `fatal` errors stop the whole run (every other job would fail the same way).
+    """
+
+    fatal = False
+    kind = "error"
 
 
 class ProviderUnavailable(ProviderError):
+    fatal = True
+
+
+class AuthFailed(ProviderError):
+    fatal = True
+
+
+class InsufficientCredits(ProviderError):
+    fatal = True
+
+
+class RateLimited(ProviderError):
     pass
+
+
+class Rejected(ProviderError):
+    """The provider refused this input (validation or content policy); the same input will fail again."""
+
+    kind = "rejected"
+
+
+class SubmissionUnknown(ProviderError):
+    """The request may have reached the provider but no id came back: never resend it blindly."""
 
 
 class StorageError(StudioError):

@@ -68,3 +68,28 @@ def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text(encoding="utf-8")
     assert old in text, f"{old!r} not in {path}"
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+FAL_SETTINGS = """
+
+[providers.fal]
+poll_interval = 0.05
+request_timeout = 5
+"""
+
+
+@pytest.fixture
+def fake_fal():  # type: ignore[no-untyped-def]
+    """The fake fal queue server on loopback (HTTPS with a throwaway CA)."""
+    from fakes.fal import FakeFal
+
+    with FakeFal(latency=0.1, stall_seconds=8) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fal_project(sample: Path) -> Path:
+    """The sample project, polling the fake fal quickly."""
+    with (sample / "studio.toml").open("a", encoding="utf-8") as handle:
+        handle.write(FAL_SETTINGS)
+    return sample

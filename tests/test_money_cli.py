@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from fakes.accounts import FakeAccounts
 
 from studio.ledger.book import Cost, Ledger
 from studio.ledger.db import ledger_engine
 from studio.plan.jobs import Job, Phase
-from tests.fakes.accounts import FakeAccounts
 
 
 def as_json(result) -> dict:  # type: ignore[no-untyped-def]
@@ -115,7 +115,7 @@ def test_models_lists_prices_for_a_typical_panel(sample: Path, cli) -> None:
     listing = as_json(cli("--project", sample, "models", "--kind", "edit", "--json"))["models"]
     assert listing and all(m["kind"] == "edit" for m in listing)
     by_id = {m["model"]: m for m in listing}
-    assert by_id["fal:fal-ai/flux-2/flash/edit"]["typical_panel_micro"] == (4 + 4) * 5_000
+    assert by_id["fal:fal-ai/flux-2/flash/edit"]["typical_panel_micro"] == (4 + 3) * 5_000
     assert by_id["fal:fal-ai/flux-2/turbo/edit"]["typical_panel_micro"] is None
     costs = [m["typical_panel_micro"] for m in listing if m["typical_panel_micro"] is not None]
     assert costs == sorted(costs)
@@ -138,8 +138,8 @@ def test_refresh_prices_from_the_pricing_api(sample: Path, cli, monkeypatch) -> 
     record = json.loads((sample / ".studio/prices.json").read_text())
     assert record["fetched_at"]
     listing = {m["model"]: m for m in as_json(cli("--project", sample, "models", "--json"))["models"]}
-    assert listing["fal:fal-ai/flux-2/turbo/edit"]["typical_panel_micro"] == (4 + 4) * 8_000
-    assert listing["fal:fal-ai/flux-2/flash/edit"]["typical_panel_micro"] == (4 + 4) * 4_000
+    assert listing["fal:fal-ai/flux-2/turbo/edit"]["typical_panel_micro"] == (4 + 3) * 8_000
+    assert listing["fal:fal-ai/flux-2/flash/edit"]["typical_panel_micro"] == (4 + 3) * 4_000
     assert listing["fal:fal-ai/nano-banana/edit"]["typical_panel_micro"] == 39_000
 
 

@@ -17,30 +17,30 @@ REF = REF_MAX_PIXELS  # references are sent at about 1 MP (1024 x 1024)
 SIZES = [(1024, 1024), (1600, 2000), (800, 800)]
 REFS = [0, 1, 4]
 
-# Hand-computed from the price pages, in micro-USD (1 MP = 1,000,000 px, rounded up; references
-# at 1024x1024 = 1.048576 MP each, summed then rounded up).
+# Hand-computed from the price pages, in micro-USD (1 MP = 1,000,000 px, rounded up per image;
+# references are sent at 1 MP, so each counts as exactly one).
 GOLDEN = {
     # $0.005 per MP, inputs charged: out MP + in MP.
     ("fal:fal-ai/flux-2/flash/edit", (1024, 1024), 0): 2 * 5_000,
-    ("fal:fal-ai/flux-2/flash/edit", (1600, 2000), 1): (4 + 2) * 5_000,
-    ("fal:fal-ai/flux-2/flash/edit", (1600, 2000), 4): (4 + 5) * 5_000,
+    ("fal:fal-ai/flux-2/flash/edit", (1600, 2000), 1): (4 + 1) * 5_000,
+    ("fal:fal-ai/flux-2/flash/edit", (1600, 2000), 4): (4 + 4) * 5_000,
     ("fal:fal-ai/flux-2/flash/edit", (800, 800), 0): 1 * 5_000,
     # Text-to-image takes no references: the output alone.
     ("fal:fal-ai/flux-2/flash", (1600, 2000), 0): 4 * 5_000,
     # $0.012 per MP in and out, each reference at least 1 MP.
-    ("fal:fal-ai/flux-2/edit", (1600, 2000), 4): (4 + 5) * 12_000,
-    ("fal:fal-ai/flux-2/edit", (800, 800), 1): (1 + 2) * 12_000,
+    ("fal:fal-ai/flux-2/edit", (1600, 2000), 4): (4 + 4) * 12_000,
+    ("fal:fal-ai/flux-2/edit", (800, 800), 1): (1 + 1) * 12_000,
     # $0.05 per MP in and out.
-    ("fal:fal-ai/flux-2-flex/edit", (1024, 1024), 1): (2 + 2) * 50_000,
+    ("fal:fal-ai/flux-2-flex/edit", (1024, 1024), 1): (2 + 1) * 50_000,
     # $0.03 first MP + $0.015 per extra output MP and per input MP.
-    ("fal:fal-ai/flux-2-pro/edit", (1600, 2000), 4): 30_000 + 3 * 15_000 + 5 * 15_000,
+    ("fal:fal-ai/flux-2-pro/edit", (1600, 2000), 4): 30_000 + 3 * 15_000 + 4 * 15_000,
     ("bfl:flux-2-pro", (1024, 1024), 0): 30_000 + 1 * 15_000,
-    ("bfl:flux-2-pro", (1600, 2000), 1): 30_000 + 3 * 15_000 + 2 * 15_000,
-    ("bfl:flux-2-pro", (800, 800), 4): 30_000 + 0 + 5 * 15_000,
-    ("bfl:flux-2-max", (1600, 2000), 4): 70_000 + 3 * 30_000 + 5 * 30_000,
-    ("bfl:flux-2-flex", (1024, 1024), 1): 50_000 + 1 * 50_000 + 2 * 50_000,
-    ("bfl:flux-2-klein-4b", (1600, 2000), 4): 14_000 + 3 * 1_000 + 5 * 1_000,
-    ("bfl:flux-2-klein-9b", (1600, 2000), 1): 15_000 + 3 * 2_000 + 2 * 2_000,
+    ("bfl:flux-2-pro", (1600, 2000), 1): 30_000 + 3 * 15_000 + 1 * 15_000,
+    ("bfl:flux-2-pro", (800, 800), 4): 30_000 + 0 + 4 * 15_000,
+    ("bfl:flux-2-max", (1600, 2000), 4): 70_000 + 3 * 30_000 + 4 * 30_000,
+    ("bfl:flux-2-flex", (1024, 1024), 1): 50_000 + 1 * 50_000 + 1 * 50_000,
+    ("bfl:flux-2-klein-4b", (1600, 2000), 4): 14_000 + 3 * 1_000 + 4 * 1_000,
+    ("bfl:flux-2-klein-9b", (1600, 2000), 1): 15_000 + 3 * 2_000 + 1 * 2_000,
     # Per image: size and references do not matter.
     ("fal:fal-ai/nano-banana/edit", (1600, 2000), 4): 39_000,
     ("fal:fal-ai/nano-banana/edit", (800, 800), 0): 39_000,

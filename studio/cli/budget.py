@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
 import httpx
 import typer
 from sqlmodel import Session
 
-from studio.cli.common import friendly, open_project, out
+from studio.cli.common import friendly, open_project, out, parse_usd
 from studio.errors import UsageError
 from studio.ledger.budget import set_balance, standing
 from studio.ledger.db import ledger_engine
@@ -62,16 +61,11 @@ def show(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", hel
 @friendly
 def set_(amount: Annotated[str, typer.Argument(help="Your balance in USD, e.g. 12.50.")]) -> None:
     """Record the balance you have; spending from now on counts against it."""
-    try:
-        value = Decimal(amount)
-    except InvalidOperation:
-        raise UsageError(f"'{amount}' is not an amount in USD (e.g. 12.50)") from None
-    if not value.is_finite() or value < 0 or value > 1_000_000:
-        raise UsageError("the balance must be between 0 and 1,000,000 USD")
+    micro = parse_usd(amount, "balance")
     project = open_project()
     with ledger_engine(project.state_dir) as engine, Session(engine) as session:
-        set_balance(session, usd_to_micro(value), "manual")
-    out.print(f"balance set to {format_usd(usd_to_micro(value), 2)}")
+        set_balance(session, micro, "manual")
+    out.print(f"balance set to {format_usd(micro, 2)}")
 
 
 @app.command("sync")

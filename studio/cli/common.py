@@ -61,3 +61,19 @@ def parse_ids(value: str | None) -> frozenset[str] | None:
     if not value:
         return None
     return frozenset(part.strip() for part in value.split(",") if part.strip())
+
+
+def parse_usd(value: str, option: str) -> int:
+    """A user-typed dollar amount as micro-USD, or a usage error naming the option."""
+    from decimal import Decimal, InvalidOperation
+
+    from studio.errors import UsageError
+    from studio.ledger.money import usd_to_micro
+
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise UsageError(f"{option}: '{value}' is not an amount in USD (e.g. 2.50)") from None
+    if not amount.is_finite() or amount < 0 or amount > 1_000_000:
+        raise UsageError(f"{option}: the amount must be between 0 and 1,000,000 USD")
+    return usd_to_micro(amount)

@@ -101,7 +101,17 @@ class Ledger:
 
     def unknown(self, row_id: int, why: str) -> None:
         """The request may have reached the provider: keep the hold until someone reconciles it."""
-        self._update(row_id, status="unknown", error=why[:2000])
+        self._update(row_id, status="unknown", failure="unknown", error=why[:2000])
+
+    def last_failure(self, job: Job, provider: str) -> Generation | None:
+        """The latest attempt at this job and take, when it failed."""
+        with Session(self.engine) as session:
+            last = session.exec(
+                select(Generation)
+                .where(Generation.job_key == job.key, Generation.take == job.take, Generation.provider == provider)
+                .order_by(col(Generation.attempt).desc())
+            ).first()
+        return last if last is not None and last.status == "failed" else None
 
     def completed(self, row_id: int, cost: Cost, output_sha256: str) -> None:
         actual, source = cost.actual
@@ -117,10 +127,11 @@ class Ledger:
             finished_at=now(),
         )
 
-    def failed(self, row_id: int, error: str, charged_micro: int) -> None:
+    def failed(self, row_id: int, error: str, charged_micro: int, failure: str = "error") -> None:
         self._update(
             row_id,
             status="failed",
+            failure=failure,
             held_micro=0,
             actual_micro=charged_micro,
             actual_source="reported" if charged_micro else None,

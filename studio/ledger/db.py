@@ -48,6 +48,7 @@ class Generation(SQLModel, table=True):
     would_cost_micro: int | None = None  # draft runs: what the paid model would have cost
     run_id: str | None = None  # the `studio run` that reserved it (for --max-cost)
     poll_url: str | None = None  # where to poll, when the provider says (BFL's polling_url)
+    failure: str | None = None  # rejected, expired, unknown, error
     request_id: str | None = None
     error: str | None = None
     output_sha256: str | None = None
@@ -174,7 +175,11 @@ def m002_budget(conn: Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_budget]
+def m003_failure_kind(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE generation ADD COLUMN failure TEXT"))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_budget, m003_failure_kind]
 
 
 def open_ledger(state_dir: Path) -> Engine:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import SimpleNamespace
 
+from studio.errors import UsageError
 from studio.plan.jobs import GenerationSpec, Job, Phase, Plan, RefSpec
 from studio.plan.keys import content_key, derived_seed
 from studio.plan.prompts import render_prompt
@@ -204,9 +205,20 @@ class _Planner:
         return self.catalog.resolve(name) or name  # an unresolvable name fails in catalog.get, with a hint
 
     def _run_model(self, phase: Phase, override: str | None) -> str:
-        if self.options.provider == "draft":
+        provider = self.options.provider
+        if provider == "draft":
             return DRAFT_MODEL
-        return self._paid_model(phase, override)
+        chosen = self._paid_model(phase, override)
+        if chosen.split(":", 1)[0] == provider:
+            return chosen
+        # studio.toml names another provider's model: use this provider's default for the phase.
+        fallback = self.catalog.default_for(provider, phase.value)
+        if fallback is None:
+            raise UsageError(
+                f"no {phase.value.replace('_', ' ')} model for provider '{provider}': studio.toml [models] "
+                f"names '{chosen}'; set a '{provider}:…' model there (see 'studio models --provider {provider}')"
+            )
+        return fallback
 
     def _spec(
         self,
@@ -240,7 +252,7 @@ class _Planner:
         strategy: str | None = None,
         model_override: str | None = None,
     ) -> Job:
-        estimate_model = self._paid_model(phase, model_override)
+        estimate_model = spec.model if spec.model != DRAFT_MODEL else self._paid_model(phase, model_override)
         self.catalog.get(estimate_model)  # an unknown model is an error even in a draft run
         entry = self.catalog.get(spec.model if spec.model != DRAFT_MODEL else estimate_model)
         try:

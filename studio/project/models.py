@@ -200,6 +200,9 @@ class CatalogConfig(Strict):
 class ProviderSettings(Strict):
     base_url: Annotated[str, StringConstraints(pattern=r"^https?://")] | None = None
     platform_url: Annotated[str, StringConstraints(pattern=r"^https?://")] | None = None
+    concurrency: Annotated[int, Field(ge=1, le=64)] | None = None  # requests in flight at once
+    poll_interval: Annotated[float, Field(ge=0.05, le=60)] | None = None  # seconds between status checks
+    request_timeout: Annotated[float, Field(ge=1, le=600)] | None = None  # seconds before a call counts as stalled
 
 
 class StudioConfig(Strict):

@@ -55,6 +55,14 @@ class GenerationRequest:
 
 
 @dataclass(frozen=True)
+class Submission:
+    """What a submit returns; persisted before waiting so a restarted run can re-attach."""
+
+    request_id: str
+    poll_url: str | None = None  # where to poll, when the provider names it (BFL)
+
+
+@dataclass(frozen=True)
 class Pending:
     progress: float | None = None
 
@@ -69,16 +77,29 @@ class Image:
 class Done:
     images: tuple[Image, ...]
     billed_units: float | None = None
-    reported_cost_micro: int | None = None
+    reported_cost_micro: int | None = None  # what the provider says it charged
+    computed_cost_micro: int | None = None  # from the catalog price and the billed units
 
 
 @dataclass(frozen=True)
 class Failed:
     error: str
     charged: bool = False
+    # rejected (content or validation: retrying the same input is pointless), expired (the
+    # provider forgot a finished result), error (anything else: a later run may retry).
+    kind: str = "error"
 
 
 PollResult = Pending | Done | Failed
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """What a provider may need to build itself: the catalog, studio.toml, the .studio folder."""
+
+    catalog: Any
+    config: Any
+    state_dir: Any
 
 
 @runtime_checkable
@@ -91,12 +112,16 @@ class Provider(Protocol):
     max_refs: ClassVar[int | None]  # None: no limit
     paid: ClassVar[bool]
 
-    async def submit(self, request: GenerationRequest) -> str:
-        """Send the request; return the provider's request id."""
+    async def submit(self, request: GenerationRequest) -> Submission:
+        """Send the request once; return the provider's request id.
+
+        Raises SubmissionUnknown when the request may have reached the provider but no id came
+        back: the caller must not resend it blindly.
+        """
         ...
 
-    async def poll(self, request_id: str, request: GenerationRequest) -> PollResult:
-        """Ask once how the request is doing."""
+    async def poll(self, submission: Submission, request: GenerationRequest) -> PollResult:
+        """Ask once how the request is doing; on Done, the images are downloaded and verified."""
         ...
 
     async def aclose(self) -> None: ...

@@ -8,7 +8,7 @@ undershoot what the provider charges for the same request.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Annotated, Literal
 
@@ -18,9 +18,9 @@ from studio.errors import StudioError
 from studio.ledger.money import usd_to_micro
 
 PIXELS_PER_MP = 1_000_000
-# References are downscaled to about 1 MP before they are sent, so an estimate counts
-# each one at this size at most.
-REF_MAX_PIXELS = 1024 * 1024
+# References are downscaled to at most 1 MP (1,000,000 px) before they are sent, so each
+# counts as one whole megapixel under any rounding a provider may apply.
+REF_MAX_PIXELS = 1_000_000
 
 
 class PriceRule(BaseModel):
@@ -35,6 +35,17 @@ class PriceRule(BaseModel):
     date: str
 
 
+class InputMapping(BaseModel):
+    """How a request's parts are named in this model's input (fal field names)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    images: str = "image_urls"  # a list field, or a single-image field such as "image_url"
+    size: Literal["image_size", "aspect_ratio", "none"] = "image_size"
+    seed: bool = True
+    output_format: str = "png"
+
+
 class CatalogEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -46,11 +57,16 @@ class CatalogEntry(BaseModel):
     speed: Annotated[int, Field(ge=1, le=5)] = 3
     notes: str = ""
     price: PriceRule | None = None
+    inputs: InputMapping = InputMapping()
 
 
 @dataclass(frozen=True)
 class Catalog:
     entries: dict[str, CatalogEntry]
+    defaults: dict[str, dict[str, str]] = field(default_factory=dict)  # provider -> phase -> model id
+
+    def default_for(self, provider: str, phase: str) -> str | None:
+        return self.defaults.get(provider, {}).get(phase)
 
     def resolve(self, name: str) -> str | None:
         """A catalog id from `provider:model`, or from a bare model name that only one provider serves."""
@@ -89,13 +105,15 @@ class NoPrice(StudioError):
 def load_catalog(overrides: dict[str, dict] | None = None, refreshed: dict[str, dict] | None = None) -> Catalog:
     """The shipped catalog, then prices refreshed from the providers, then the user's overrides."""
     text = resources.files("studio.providers").joinpath("catalog.toml").read_text(encoding="utf-8")
-    raw = tomllib.loads(text)["models"]
+    shipped = tomllib.loads(text)
+    raw = shipped["models"]
     for model_id, price in (refreshed or {}).items():
         if model_id in raw:
             raw[model_id] = {**raw[model_id], "price": price}
     for model_id, fields in (overrides or {}).items():
         raw[model_id] = {**raw.get(model_id, {}), **fields}
-    return Catalog({model_id: CatalogEntry.model_validate(fields) for model_id, fields in raw.items()})
+    entries = {model_id: CatalogEntry.model_validate(fields) for model_id, fields in raw.items()}
+    return Catalog(entries, shipped.get("defaults", {}))
 
 
 def typical_panel_micro(entry: CatalogEntry, model_id: str) -> int | None:
@@ -132,4 +150,5 @@ def _input_megapixels(price: PriceRule, ref_pixels: list[int]) -> int:
     if not price.input_mp or not ref_pixels:
         return 0
     floor = int(price.min_ref_mp * PIXELS_PER_MP)
-    return megapixels_up(sum(max(floor, min(p, REF_MAX_PIXELS)) for p in ref_pixels))
+    # Rounded up per image: never less than rounding the sum, whichever a provider does.
+    return sum(megapixels_up(max(floor, min(p, REF_MAX_PIXELS))) for p in ref_pixels)

@@ -11,7 +11,8 @@ import asyncio
 import hashlib
 from typing import Any, ClassVar
 
-from studio.providers.base import Done, Failed, GenerationRequest, Image, PollResult
+from studio.errors import Rejected
+from studio.providers.base import Done, Failed, GenerationRequest, Image, PollResult, ProviderContext, Submission
 from studio.render.draft_art import render_draft
 
 
@@ -22,16 +23,19 @@ class DraftProvider:
     max_refs: ClassVar[int | None] = None
     paid: ClassVar[bool] = False
 
-    def __init__(self) -> None:
+    def __init__(self, context: ProviderContext | None = None) -> None:
         self._rendered: dict[str, bytes] = {}
 
-    async def submit(self, request: GenerationRequest) -> str:
+    async def submit(self, request: GenerationRequest) -> Submission:
         request_id = "draft-" + _fingerprint(request)
-        self._rendered[request_id] = await asyncio.to_thread(render_draft, request)
-        return request_id
+        try:
+            self._rendered[request_id] = await asyncio.to_thread(render_draft, request)
+        except ValueError as exc:
+            raise Rejected(str(exc)) from None
+        return Submission(request_id)
 
-    async def poll(self, request_id: str, request: GenerationRequest) -> PollResult:
-        data = self._rendered.pop(request_id, None)
+    async def poll(self, submission: Submission, request: GenerationRequest) -> PollResult:
+        data = self._rendered.pop(submission.request_id, None)
         if data is None:
             try:
                 data = await asyncio.to_thread(render_draft, request)

@@ -7,15 +7,16 @@ module defines `register_providers`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from importlib import import_module
 from importlib.metadata import entry_points
 
 from studio.errors import ProviderUnavailable
-from studio.providers.base import Provider
+from studio.providers.base import Provider, ProviderContext
 
-BUILT_IN = ("studio.providers.draft",)
-ProviderFactory = Callable[[], Provider]
+BUILT_IN = ("studio.providers.draft", "studio.providers.fal")
+ProviderFactory = Callable[[ProviderContext], Provider]
 
 
 def available_providers() -> dict[str, ProviderFactory]:
@@ -26,6 +27,9 @@ def available_providers() -> dict[str, ProviderFactory]:
 
     for module_name in BUILT_IN:
         import_module(module_name).register_providers(register)
+    # STUDIO_PLUGINS=module,module loads plugins that are not installed as packages (for development).
+    for module_name in filter(None, os.environ.get("STUDIO_PLUGINS", "").split(",")):
+        import_module(module_name.strip()).register_providers(register)
     for entry in entry_points(group="studio"):
         module = entry.load()
         hook = getattr(module, "register_providers", None)
@@ -34,7 +38,7 @@ def available_providers() -> dict[str, ProviderFactory]:
     return found
 
 
-def get_provider(name: str) -> Provider:
+def get_provider(name: str, context: ProviderContext) -> Provider:
     providers = available_providers()
     if name not in providers:
         known = ", ".join(sorted(providers))
@@ -42,4 +46,4 @@ def get_provider(name: str) -> Provider:
             f"unknown provider '{name}' (available: {known}); "
             "use '--provider draft' to render previz art offline for free"
         )
-    return providers[name]()
+    return providers[name](context)

@@ -13,6 +13,7 @@ from studio.ledger.money import usd_to_micro
 from studio.plan.jobs import Plan
 from studio.plan.planner import PlanOptions, plan_episode
 from studio.project.loader import Project
+from studio.providers.base import ProviderContext
 from studio.providers.catalog import Catalog
 from studio.providers.registry import get_provider
 from studio.run.local_jobs import LOCAL_RENDERERS
@@ -27,6 +28,8 @@ class RunOptions:
     only: frozenset[str] | None = None
     fail_fast: bool = False
     max_cost_micro: int | None = None
+    resubmit_expired: bool = False
+    retry_rejected: bool = False
 
 
 def make_plan(project: Project, number: int, provider: str, only: frozenset[str] | None = None) -> Plan:
@@ -51,7 +54,7 @@ def check_only(project: Project, number: int, only: frozenset[str] | None) -> No
 def run_episode(project: Project, number: int, options: RunOptions, reporter: Reporter) -> Summary:
     provider_name = options.provider or project.config.provider
     check_only(project, number, options.only)
-    provider = get_provider(provider_name)
+    provider = get_provider(provider_name, ProviderContext(project.catalog, project.config, project.state_dir))
     plan = make_plan(project, number, provider_name, options.only)
     engine = open_ledger(project.state_dir)
     try:
@@ -63,16 +66,34 @@ def run_episode(project: Project, number: int, options: RunOptions, reporter: Re
             ledger=Ledger(engine),
             reporter=reporter,
             local_renderers=LOCAL_RENDERERS,
-            concurrency=options.concurrency or project.config.concurrency,
+            concurrency=_concurrency(project, provider_name, options),
             fail_fast=options.fail_fast,
-            poll_interval=0.0 if not provider.paid else 1.0,
+            poll_interval=_poll_interval(project, provider_name, provider.paid),
             limits=Limits(
                 project_budget_micro=usd_to_micro(project.config.budget) if project.config.budget is not None else None,
                 run_cap_micro=options.max_cost_micro,
                 run_id=uuid.uuid4().hex,
             ),
             target_per_panel_micro=usd_to_micro(project.config.target_cost_per_panel),
+            resubmit_expired=options.resubmit_expired,
+            retry_rejected=options.retry_rejected,
         )
         return asyncio.run(run_plan(plan, ctx))
     finally:
         engine.dispose()
+
+
+def _concurrency(project: Project, provider: str, options: RunOptions) -> int:
+    if options.concurrency:
+        return options.concurrency
+    settings = project.config.providers.get(provider)
+    if settings is not None and settings.concurrency:
+        return settings.concurrency
+    return project.config.concurrency
+
+
+def _poll_interval(project: Project, provider: str, paid: bool) -> float:
+    settings = project.config.providers.get(provider)
+    if settings is not None and settings.poll_interval:
+        return settings.poll_interval
+    return 1.0 if paid else 0.0

@@ -18,11 +18,11 @@ from typing import Protocol
 
 from PIL import Image as PILImage
 
-from studio.errors import ProviderError, StorageError, StudioError
+from studio.errors import ProviderError, StorageError, StudioError, SubmissionUnknown
 from studio.ledger.book import Cost, Ledger
 from studio.ledger.budget import BudgetExceeded, Limits
 from studio.plan.jobs import Job, Phase, Plan
-from studio.providers.base import Done, Failed, Pending, Provider
+from studio.providers.base import Done, Failed, GenerationRequest, Pending, Provider, Submission
 from studio.providers.catalog import Catalog
 from studio.run.store import ArtifactStore, StoredObject, materialise
 
@@ -75,6 +75,8 @@ class RunContext:
     poll_interval: float = 1.0
     limits: Limits = field(default_factory=Limits)
     target_per_panel_micro: int = 0
+    resubmit_expired: bool = False
+    retry_rejected: bool = False
 
 
 class JobFailed(Exception):
@@ -156,6 +158,8 @@ async def _run_job(
         except (JobFailed, ProviderError, StorageError) as exc:
             if isinstance(exc, StorageError):
                 raise  # the disk is the problem, not this job: stop the run
+            if isinstance(exc, ProviderError) and exc.fatal:
+                stop.set()  # every other job would fail the same way (bad key, no credits)
             return Outcome(job, "failed", time.monotonic() - started, error=str(exc)), None
         return Outcome(job, "generated", time.monotonic() - started, cost_micro=cost), outputs
 
@@ -170,6 +174,7 @@ async def _render_locally(job: Job, deps: dict[str, dict[str, StoredObject]], ct
 async def _generate(
     job: Job, deps: dict[str, dict[str, StoredObject]], ctx: RunContext
 ) -> tuple[dict[str, StoredObject], int]:
+    """reserve → submit → wait → verify → store → settle; re-attach instead of paying twice."""
     assert job.generation is not None
     provider = ctx.provider
     entry = ctx.catalog.get(job.generation.model)
@@ -179,33 +184,26 @@ async def _generate(
 
     row = ctx.ledger.open_attempt(job, provider.name)
     if row is not None and row.request_id:
-        request_id = row.request_id  # re-attach: never pay twice for a submitted request
+        submission = Submission(row.request_id, row.poll_url)  # re-attach: it is already paid for
+    elif row is not None and provider.paid:
+        raise JobFailed(_unknown_outcome(job, provider.name, row.id, ctx))
     else:
-        if row is not None and provider.paid:
-            assert row.id is not None
-            why = (
-                f"a previous run stopped while sending {job.name} to {provider.name}, so it may have been "
-                f"charged (ledger row {row.id}); its hold is kept and it is not resent. "
-                f"Check your {provider.name} dashboard, then 'studio ledger resolve {row.id} --charged' "
-                "or '--not-charged'"
-            )
-            ctx.ledger.unknown(row.id, why)
-            raise JobFailed(why)
         if row is None:
+            _refuse_repeating(job, provider.name, ctx)
             row = ctx.ledger.reserve(job, provider.name, job.generation.model, estimate, ctx.limits)
         assert row.id is not None
-        request_id = await _submit(job, request, ctx, row.id)
+        submission = await _submit(request, ctx, row.id)
     assert row.id is not None
 
-    result = await _wait(provider, request_id, request, ctx.poll_interval)
+    result = await _wait(provider, submission, request, ctx.poll_interval)
     if isinstance(result, Failed):
         charged = estimate if result.charged else 0
-        ctx.ledger.failed(row.id, result.error, charged)
+        ctx.ledger.failed(row.id, result.error, charged, failure=result.kind)
         raise JobFailed(result.error)
     image = result.images[0]
     _verify(image.data, request.width, request.height, job.name)
     stored = await asyncio.to_thread(ctx.store.put, job.key, {"image": (image.data, image.media_type)})
-    cost = Cost(estimate_micro=estimate, reported_micro=result.reported_cost_micro)
+    cost = Cost(estimate, reported_micro=result.reported_cost_micro, computed_micro=result.computed_cost_micro)
     ctx.ledger.completed(row.id, cost, stored["image"].sha256)
     if provider.paid:
         for message in ctx.ledger.new_alerts(job.episode, ctx.target_per_panel_micro):
@@ -213,23 +211,56 @@ async def _generate(
     return stored, cost.actual[0]
 
 
-async def _submit(job: Job, request, ctx: RunContext, row_id: int) -> str:  # type: ignore[no-untyped-def]
+def _unknown_outcome(job: Job, provider: str, row_id: int | None, ctx: RunContext) -> str:
+    assert row_id is not None
+    why = (
+        f"a previous run stopped while sending {job.name} to {provider}, so it may have been charged "
+        f"(ledger row {row_id}); its hold is kept and it is not resent. Check your {provider} dashboard, "
+        f"then 'studio ledger resolve {row_id} --charged' or '--not-charged'"
+    )
+    ctx.ledger.unknown(row_id, why)
+    return why
+
+
+def _refuse_repeating(job: Job, provider: str, ctx: RunContext) -> None:
+    """Paying again for an input the provider rejected, or a result it forgot, is the user's call."""
+    last = ctx.ledger.last_failure(job, provider)
+    if last is None:
+        return
+    if last.failure == "expired" and not ctx.resubmit_expired:
+        raise JobFailed(
+            f"{provider} no longer has the result of request {last.request_id} (results are kept about an hour); "
+            "run again with --resubmit-expired to pay for it again"
+        )
+    if last.failure == "rejected" and not ctx.retry_rejected:
+        raise JobFailed(
+            f"{provider} rejected this exact input before ({last.error}); change the panel, "
+            "or run with --retry-rejected to send it again"
+        )
+
+
+async def _submit(request: GenerationRequest, ctx: RunContext, row_id: int) -> Submission:
     try:
-        request_id = await ctx.provider.submit(request)
+        submission = await ctx.provider.submit(request)
     except asyncio.CancelledError:
         if not ctx.provider.paid:
             ctx.ledger.cancelled(row_id)
         raise  # a paid submission cut short keeps its row (and hold): its outcome is unknown
-    except ProviderError as exc:
-        ctx.ledger.failed(row_id, str(exc), 0)
+    except SubmissionUnknown as exc:
+        ctx.ledger.unknown(row_id, str(exc))
         raise
-    ctx.ledger.submitted(row_id, request_id)
-    return request_id
+    except ProviderError as exc:
+        ctx.ledger.failed(row_id, str(exc), 0, failure=exc.kind)
+        raise
+    ctx.ledger.submitted(row_id, submission.request_id, submission.poll_url)
+    return submission
 
 
-async def _wait(provider: Provider, request_id: str, request, interval: float) -> Done | Failed:  # type: ignore[no-untyped-def]
+async def _wait(
+    provider: Provider, submission: Submission, request: GenerationRequest, interval: float
+) -> Done | Failed:
     while True:
-        result = await provider.poll(request_id, request)
+        result = await provider.poll(submission, request)
         if not isinstance(result, Pending):
             return result
         await asyncio.sleep(interval)

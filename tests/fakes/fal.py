@@ -1,0 +1,1087 @@
+"""A protocol-faithful fake of fal.ai's queue API, good enough for the real `fal-client`.
+
+The fake is an HTTPS server on 127.0.0.1 (throwaway CA from `tests.fakes.tls`). Point the
+real client at it by setting, *before* `fal_client` is imported (it reads the host once):
+
+    FAL_KEY=test-key  FAL_QUEUE_RUN_HOST=127.0.0.1:<port>  SSL_CERT_FILE=<fal.ca_file>
+
+Python use:
+
+    with FakeFal(latency=0.1).start() as fal:
+        ...  # run code that talks to fal.host / fal.base_url
+        assert fal.billed_micro == 15_000
+
+By hand: `python -m tests.fakes.fal --port 8443 [--latency 1.0] [--key KEY]` prints the
+variables to export and serves until Ctrl-C.
+
+Protocol (what fal-client 1.0.x sends and parses; see PROVIDERS.md):
+
+    POST /{owner}/{app}[/{path}]                 submit: 200 {request_id, response_url, status_url, cancel_url}
+    GET  /{owner}/{app}/requests/{id}/status     202 IN_QUEUE / IN_PROGRESS, 200 COMPLETED, 404 unknown
+    GET  /{owner}/{app}/requests/{id}            result: 200 model output, 400 still running,
+                                                 422 model error, 404 unknown / expired
+    PUT  /{owner}/{app}/requests/{id}/cancel     202 CANCELLATION_REQUESTED / 400 ALREADY_COMPLETED
+    GET  /files/{token}.{png|jpeg|webp}          the generated image (no auth, expires)
+
+Choices where real fal's behaviour is not documented (all deliberate, all harsh-side):
+
+* Model input is validated when the job *runs*, as on real fal: the queue accepts the
+  submit (200 + request_id), the status turns COMPLETED with `error`/`error_type`, and the
+  result answers 422 `{"detail": [{loc, msg, type}]}`. `validate_on_submit=True` makes
+  submit itself answer 422 instead.
+* `expire()` / `expire_after` forget the whole request: status, result and cancel -> 404.
+* Cancelling a queued request removes it (never billed; status COMPLETED with an error,
+  result 400). Cancelling a running one answers 202 but the runner ignores it: it finishes
+  and is billed (fal: "cancellation may not stop processing or refund credits").
+* Billing (integer micro-USD): each output image costs `ceil(w*h / 1e6)` started megapixels
+  x the endpoint's per-MP price (`first_mp` endpoints: first MP at that price, the rest at
+  the per-MP price). Edit endpoints also bill every input image as
+  `ceil(max(1 MP, its pixels) / 1 MP)` MP: data URIs are decoded with Pillow, the fake's own
+  /files URLs have a known size, any other URL counts as 1 MP (no network here).
+  Failed generations (model 422, moderation, injected 5xx/422, cancelled-in-queue) bill 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import contextlib
+import copy
+import hashlib
+import hmac
+import io
+import json
+import logging
+import random
+import socket
+import ssl
+import struct
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import trustme
+
+try:  # the package form (python -m tests.fakes.fal, `from tests.fakes.fal import ...`)
+    from . import tls as _tls
+except ImportError:  # pragma: no cover - loaded as a top-level module
+    import tls as _tls  # type: ignore[no-redef]
+
+log = logging.getLogger("fake_fal")
+
+# ---------------------------------------------------------------- catalogue
+
+MP = 1_000_000
+
+# fal's image_size presets (width, height).
+PRESETS: dict[str, tuple[int, int]] = {
+    "square_hd": (1024, 1024),
+    "square": (512, 512),
+    "portrait_4_3": (768, 1024),
+    "portrait_16_9": (576, 1024),
+    "landscape_4_3": (1024, 768),
+    "landscape_16_9": (1024, 576),
+}
+DEFAULT_PRESET = "landscape_4_3"
+MIN_SIDE, MAX_SIDE = 16, 4096
+OUTPUT_FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What the fake knows about one model endpoint."""
+
+    price_per_mp: int  # micro-USD per started megapixel (outputs, and inputs for edits)
+    first_mp: int | None = None  # when set: price of the first MP of each output image
+    edit: bool = False  # takes `image_urls` (required)
+    max_image_urls: int | None = None  # None: no limit
+    num_images: bool = True  # accepts num_images 1..4 (else always one image)
+
+
+def _flux2_family(base: str, price: int, *, first_mp: int | None = None, max_refs: int | None = 4,
+                  num_images: bool = True) -> dict[str, Endpoint]:
+    return {
+        base: Endpoint(price, first_mp, num_images=num_images),
+        f"{base}/edit": Endpoint(price, first_mp, edit=True, max_image_urls=max_refs, num_images=num_images),
+    }
+
+
+# Prices in micro-USD. flash and flex are fal's own numbers; flux-2 and flux-2-pro come from
+# third parties; turbo and klein are unconfirmed placeholders (see PROVIDERS.md).
+ENDPOINTS: dict[str, Endpoint] = {
+    **_flux2_family("fal-ai/flux-2/flash", 5_000),
+    **_flux2_family("fal-ai/flux-2/turbo", 8_000),
+    **_flux2_family("fal-ai/flux-2", 12_000),
+    **_flux2_family("fal-ai/flux-2/klein/4b", 3_000),
+    **_flux2_family("fal-ai/flux-2/klein/9b", 5_000),
+    **_flux2_family("fal-ai/flux-2-pro", 15_000, first_mp=30_000, max_refs=9, num_images=False),
+    **_flux2_family("fal-ai/flux-2-flex", 50_000, max_refs=10),
+}
+
+# fal-client's app namespaces: /{namespace}/{owner}/{app}/...
+APP_NAMESPACES = ("workflows", "comfy")
+
+# ---------------------------------------------------------------- faults
+
+HTTP_FAULTS = ("429", "503", "503-no-id", "500", "422", "stall", "reset", "lost-response")
+FAULT_KINDS = (*HTTP_FAULTS, "moderation", "expired-result", "expired-image")
+FAULT_TARGETS = ("submit", "status", "result", "cancel", "file", "any")
+# Kinds that only make sense on one kind of request.
+_ONLY_ON = {"moderation": "submit", "expired-result": "result", "expired-image": "file"}
+
+# What an nginx ingress error page looks like. fal-client retries a 502/503/504 only when
+# the response has no x-fal-request-id header AND "nginx" occurs in the body text.
+NGINX_503 = (
+    "<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n"
+    "<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+
+
+def _fault_applies(kind: str, category: str) -> bool:
+    only = _ONLY_ON.get(kind)
+    return only is None or only == category
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _ceil_mp(pixels: int) -> int:
+    return -(-pixels // MP)
+
+
+def _redact(headers: dict[str, str]) -> dict[str, str]:
+    """Header names lower-cased; credentials replaced (`Key ***`), never stored in full."""
+    out = {}
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower in ("authorization", "proxy-authorization"):
+            scheme = value.split(" ", 1)[0] if " " in value else ""
+            out[lower] = f"{scheme} ***".strip()
+        elif lower in ("cookie", "x-fal-cdn-token"):
+            out[lower] = "***"
+        else:
+            out[lower] = value
+    return out
+
+
+def _seed_from(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
+def _decode_data_uri(uri: str) -> tuple[int, int] | None:
+    """(width, height) of a base64 image data URI, or None if it does not decode."""
+    header, sep, payload = uri.partition(",")
+    if not sep or not header.startswith("data:") or not header.endswith(";base64"):
+        return None
+    try:
+        raw = base64.b64decode(payload, validate=False)
+        from PIL import Image
+
+        with Image.open(io.BytesIO(raw)) as image:
+            return image.size
+    except (binascii.Error, ValueError, OSError):
+        return None
+    except Exception:  # Pillow raises a variety of errors on garbage
+        return None
+
+
+def render_png(prompt: str, width: int, height: int, seed: int, label: str, model: str) -> bytes:
+    """PNG bytes of exactly width x height: studio's draft art, or a flat colour if unavailable."""
+    try:
+        from studio.providers.base import GenerationRequest
+        from studio.render.draft_art import render_draft
+
+        request = GenerationRequest(
+            model=model, prompt=prompt, width=width, height=height, seed=seed,
+            previz={"subject": "panel", "label": label},
+        )
+        data = render_draft(request)
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as image:
+            if image.size == (width, height) and image.format == "PNG":
+                return data
+    except Exception:  # the renderer is optional here: any failure falls back to a flat PNG
+        log.debug("draft renderer unavailable, using a flat colour", exc_info=True)
+    from PIL import Image
+
+    rng = random.Random(seed)
+    colour = (rng.randrange(40, 220), rng.randrange(40, 220), rng.randrange(40, 220))
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _convert(png: bytes, fmt: str) -> bytes:
+    if fmt == "png":
+        return png
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, format="JPEG" if fmt == "jpeg" else "WEBP")
+        return buffer.getvalue()
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    action: str | None = None  # None: send; "reset": RST without response; "stall": hang then drop
+
+
+def _json(status: int, payload: Any, **headers: str) -> Response:
+    return Response(status, json.dumps(payload).encode(), "application/json", dict(headers))
+
+
+def _not_found() -> Response:
+    return _json(404, {"detail": "Request not found"})
+
+
+# ---------------------------------------------------------------- bookkeeping
+
+
+@dataclass
+class _Job:
+    seq: int
+    request_id: str
+    endpoint: str
+    app_root: str
+    spec: Endpoint
+    body: dict[str, Any]
+    record: dict[str, Any]  # the public `submissions` entry (mutated in place)
+    submitted: float
+    duration: float
+    outputs: list[tuple[int, int]]  # (width, height) per output image
+    fmt: str
+    seed: int
+    billed_units: int
+    billed_micro: int
+    error_detail: list[dict[str, Any]] | None = None  # model 422 (validation / moderation)
+    state: str = "IN_QUEUE"
+    started: float | None = None
+    finished: float | None = None
+    cancelled: bool = False
+    forgotten: bool = False
+    result: dict[str, Any] | None = None
+
+
+@dataclass
+class _File:
+    job: _Job
+    index: int
+    width: int
+    height: int
+    created: float
+    data: bytes | None = None
+    gone: bool = False
+
+
+class FakeFal:
+    """The fake queue API. See the module docstring for the protocol and the choices made.
+
+    Attributes and methods for tests:
+        host, base_url, ca_file, client_env()   where it is and how to trust it
+        requests       every request: method, path, query, headers (lower-case names,
+                       credentials shown as "Key ***"), auth ("ok"/"wrong"/"missing"/"n/a"),
+                       auth_ok, json, category, fault, status, request_id
+        submissions    one per accepted submit: request_id, endpoint, input, status,
+                       billed_micro, billed_units, error_type, cancel_requested
+        billed_micro   total billed, integer micro-USD
+        inject(kind, times=1, on="any"); set_fault_rate(rate, kinds, seed); clear_faults()
+        expire(request_id); advance_clock(seconds); job_state(request_id); price(...)
+        latency, concurrency, expire_after, image_url_ttl, stall_seconds: may be changed live
+        (latency applies to requests submitted afterwards).
+    Fault targets: "submit", "status", "result", "cancel", "file", "any".
+    """
+
+    def __init__(
+        self,
+        *,
+        key: str = "test-key",
+        latency: float = 0.0,
+        expire_after: float = 3600.0,
+        image_url_ttl: float = 3600.0,
+        concurrency: int | None = None,
+        ca: trustme.CA | _tls.TLSBundle | None = None,
+        port: int = 0,
+        endpoints: dict[str, Endpoint] | None = None,
+        validate_on_submit: bool = False,
+        stall_seconds: float = 30.0,
+    ) -> None:
+        if concurrency is not None and concurrency < 1:
+            raise ValueError("concurrency must be >= 1 or None")
+        self._key = key
+        self.latency = float(latency)
+        self.expire_after = float(expire_after)
+        self.image_url_ttl = float(image_url_ttl)
+        self.concurrency = concurrency
+        self.endpoints: dict[str, Endpoint] = {**ENDPOINTS, **(endpoints or {})}
+        self.validate_on_submit = validate_on_submit
+        self.stall_seconds = float(stall_seconds)
+        self._port = port
+        # A TLSBundle (duck-typed: this module may be imported as tests.fakes.fal or fakes.fal),
+        # a bare trustme.CA, or None for a fresh CA.
+        is_bundle = hasattr(ca, "server_context") and hasattr(ca, "ca_file")
+        self._tls: Any = ca if is_bundle else _tls.make_tls(ca=ca)  # type: ignore[arg-type]
+        self._owns_tls = not is_bundle
+        self.ca_file: Path = self._tls.ca_file
+
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()
+
+        self._requests: list[dict[str, Any]] = []
+        self._submissions: list[dict[str, Any]] = []
+        self._jobs: dict[str, _Job] = {}
+        self._waiting: deque[_Job] = deque()
+        self._running: list[_Job] = []
+        self._files: dict[str, _File] = {}
+        self._billed_micro = 0
+        self._seq = 0
+        self._faults: list[list[Any]] = []  # [kind, remaining, on]
+        self._fault_rate = 0.0
+        self._fault_kinds: list[str] = []
+        self._rng = random.Random(0)
+        self._clock_offset = 0.0
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"FakeFal(host={self.host if self._server else None!r}, latency={self.latency})"
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> FakeFal:
+        if self._server is not None:
+            return self
+        self._stop.clear()
+        self._server = _Server(("127.0.0.1", self._port), _Handler, self, self._tls.server_context)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-fal", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()  # wakes stalled handlers
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+            with self._lock:
+                connections = list(self._connections)
+            for conn in connections:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def close(self) -> None:
+        """Stop and remove the CA file if this fake created it."""
+        self.stop()
+        if self._owns_tls:
+            self._tls.cleanup()
+
+    def __enter__(self) -> FakeFal:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("FakeFal is not started")
+        return self._server.server_address[1]
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"https://{self.host}"
+
+    def client_env(self) -> dict[str, str]:
+        """The variables fal-client needs (set them before importing fal_client)."""
+        return {
+            "FAL_KEY": self._key,
+            "FAL_QUEUE_RUN_HOST": self.host,
+            "SSL_CERT_FILE": str(self.ca_file),
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+        }
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client SSLContext trusting the fake's CA (for direct httpx use)."""
+        return self._tls.client_context()
+
+    # ------------------------------------------------------------ inspection
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._requests)
+
+    @property
+    def submissions(self) -> list[dict[str, Any]]:
+        with self._lock:
+            self._advance(self._now())
+            return copy.deepcopy(self._submissions)
+
+    @property
+    def billed_micro(self) -> int:
+        with self._lock:
+            self._advance(self._now())
+            return self._billed_micro
+
+    def job_state(self, request_id: str) -> str | None:
+        """IN_QUEUE / IN_PROGRESS / COMPLETED / FORGOTTEN, or None if never submitted."""
+        with self._lock:
+            now = self._now()
+            self._advance(now)
+            job = self._jobs.get(request_id)
+            if job is None:
+                return None
+            return "FORGOTTEN" if self._is_forgotten(job, now) else job.state
+
+    def price(self, endpoint: str, width: int, height: int, num_images: int = 1,
+              input_sizes: tuple[tuple[int, int], ...] = ()) -> int:
+        """What the fake bills (micro-USD) for a successful generation with these sizes."""
+        spec = self.endpoints[endpoint]
+        return self._bill(spec, [(width, height)] * num_images, list(input_sizes))[1]
+
+    # ------------------------------------------------------------ control
+
+    def inject(self, kind: str, *, times: int = 1, on: str = "any") -> None:
+        """Queue `times` faults of `kind` for the next matching requests (`on`)."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
+        if on not in FAULT_TARGETS:
+            raise ValueError(f"unknown fault target {on!r}; expected one of {FAULT_TARGETS}")
+        only = _ONLY_ON.get(kind)
+        if only is not None and on not in ("any", only):
+            raise ValueError(f"fault {kind!r} only applies to {only!r} requests")
+        if times < 1:
+            raise ValueError("times must be >= 1")
+        with self._lock:
+            self._faults.append([kind, times, on])
+
+    def set_fault_rate(self, rate: float, kinds: list[str], seed: int = 0) -> None:
+        """Inject one of `kinds` (uniformly, among those that fit the request) into each request
+        with probability `rate`. Deterministic for a given seed and request sequence."""
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError("rate must be within [0, 1]")
+        for kind in kinds:
+            if kind not in FAULT_KINDS:
+                raise ValueError(f"unknown fault kind {kind!r}")
+        with self._lock:
+            self._fault_rate = float(rate)
+            self._fault_kinds = list(kinds)
+            self._rng = random.Random(seed)
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the fake's clock forward: generations finish, results and image URLs expire as
+        if `seconds` had passed (lets tests use long latencies without sleeping)."""
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        with self._lock:
+            self._clock_offset += seconds
+
+    def _now(self) -> float:
+        return time.monotonic() + self._clock_offset
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self._fault_rate = 0.0
+            self._fault_kinds = []
+
+    def expire(self, request_id: str) -> None:
+        """Forget a request as fal does about an hour after completion (-> 404 everywhere)."""
+        with self._lock:
+            job = self._jobs.get(request_id)
+            if job is None:
+                raise KeyError(request_id)
+            job.forgotten = True
+
+    # ------------------------------------------------------------ the queue simulation
+
+    def _advance(self, now: float) -> None:
+        """Run the simulated scheduler up to `now` (exact event times, no background thread)."""
+        while self._running:
+            job = min(self._running, key=lambda j: (j.started + j.duration, j.seq))
+            done_at = job.started + job.duration
+            if done_at > now:
+                break
+            self._running.remove(job)
+            self._complete(job, done_at)
+            self._fill(done_at)
+
+    def _fill(self, at: float) -> None:
+        while self._waiting and (self.concurrency is None or len(self._running) < self.concurrency):
+            job = self._waiting.popleft()
+            job.state = "IN_PROGRESS"
+            job.started = at
+            job.record["status"] = "IN_PROGRESS"
+            self._running.append(job)
+
+    def _complete(self, job: _Job, at: float) -> None:
+        job.state = "COMPLETED"
+        job.finished = at
+        if job.error_detail is not None:
+            job.record["status"] = "FAILED"
+            job.record["error_type"] = job.error_detail[0]["type"]
+            return
+        images = []
+        for index, (width, height) in enumerate(job.outputs):
+            token = uuid.uuid4().hex
+            self._files[token] = _File(job, index, width, height, created=at)
+            images.append({
+                "url": f"{self.base_url}/files/{token}.{job.fmt}",
+                "width": width,
+                "height": height,
+                "content_type": OUTPUT_FORMATS[job.fmt],
+            })
+        job.result = {
+            "images": images,
+            "seed": job.seed,
+            "has_nsfw_concepts": [False] * len(images),
+            "timings": {},
+            "prompt": job.body.get("prompt"),
+        }
+        self._billed_micro += job.billed_micro
+        job.record["status"] = "COMPLETED"
+        job.record["billed_micro"] = job.billed_micro
+        job.record["billed_units"] = job.billed_units
+
+    def _is_forgotten(self, job: _Job, now: float) -> bool:
+        return job.forgotten or (job.finished is not None and now - job.finished >= self.expire_after)
+
+    def _queue_position(self, job: _Job) -> int:
+        for position, waiting in enumerate(self._waiting):
+            if waiting is job:
+                return position
+        return 0
+
+    # ------------------------------------------------------------ model behaviour
+
+    def _bill(self, spec: Endpoint, outputs: list[tuple[int, int]],
+              inputs: list[tuple[int, int] | None]) -> tuple[int, int]:
+        """(billed megapixel units, micro-USD) for a successful generation."""
+        units = 0
+        micro = 0
+        for width, height in outputs:
+            mp = _ceil_mp(width * height)
+            units += mp
+            micro += spec.first_mp + (mp - 1) * spec.price_per_mp if spec.first_mp else mp * spec.price_per_mp
+        if spec.edit:
+            for size in inputs:
+                pixels = size[0] * size[1] if size else MP  # unknown remote image: 1 MP
+                mp = _ceil_mp(max(MP, pixels))
+                units += mp
+                micro += mp * spec.price_per_mp
+        return units, micro
+
+    def _input_size(self, url: str) -> tuple[int, int] | str | None:
+        """Size of one image_urls entry; None if unknowable (remote); "bad" if it fails to load."""
+        if url.startswith("data:"):
+            size = _decode_data_uri(url)
+            return size if size is not None else "bad"
+        prefix = f"{self.base_url}/files/" if self._server is not None else None
+        if prefix and url.startswith(prefix):
+            token = url[len(prefix):].rsplit(".", 1)[0]
+            file = self._files.get(token)
+            if file is None or file.gone or self._now() - file.created >= self.image_url_ttl:
+                return "gone"
+            return (file.width, file.height)
+        return None
+
+    def _validate(self, spec: Endpoint, body: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """(pydantic-style error list, normalised parameters)."""
+        errors: list[dict[str, Any]] = []
+        params: dict[str, Any] = {}
+        if not isinstance(body, dict):
+            return [{"loc": ["body"], "msg": "Input should be a valid dictionary", "type": "dict_type"}], params
+
+        prompt = body.get("prompt")
+        if "prompt" not in body:
+            errors.append({"loc": ["body", "prompt"], "msg": "Field required", "type": "missing"})
+        elif not isinstance(prompt, str):
+            errors.append({"loc": ["body", "prompt"], "msg": "Input should be a valid string", "type": "string_type"})
+        elif not prompt.strip():
+            errors.append({"loc": ["body", "prompt"], "msg": "String should have at least 1 character",
+                           "type": "string_too_short"})
+
+        size = body.get("image_size", DEFAULT_PRESET)
+        width = height = 0
+        if isinstance(size, str) and size in PRESETS:
+            width, height = PRESETS[size]
+        elif isinstance(size, dict):
+            w, h = size.get("width"), size.get("height")
+            if (isinstance(w, int) and isinstance(h, int) and not isinstance(w, bool) and not isinstance(h, bool)
+                    and MIN_SIDE <= w <= MAX_SIDE and MIN_SIDE <= h <= MAX_SIDE):
+                width, height = w, h
+            else:
+                errors.append({"loc": ["body", "image_size"],
+                               "msg": f"width and height must be integers in [{MIN_SIDE}, {MAX_SIDE}]",
+                               "type": "value_error"})
+        else:
+            errors.append({"loc": ["body", "image_size"],
+                           "msg": f"Input should be one of {', '.join(PRESETS)} or {{width, height}}",
+                           "type": "value_error"})
+        params["size"] = (width, height)
+
+        count = body.get("num_images", 1) if spec.num_images else 1
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 4:
+            errors.append({"loc": ["body", "num_images"], "msg": "Input should be between 1 and 4",
+                           "type": "value_error"})
+            count = 1
+        params["count"] = count
+
+        seed = body.get("seed")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+            errors.append({"loc": ["body", "seed"], "msg": "Input should be a valid integer", "type": "int_type"})
+            seed = None
+        params["seed"] = seed
+
+        fmt = body.get("output_format", "png")
+        if fmt not in OUTPUT_FORMATS:
+            errors.append({"loc": ["body", "output_format"], "msg": "Input should be 'png', 'jpeg' or 'webp'",
+                           "type": "value_error"})
+            fmt = "png"
+        params["fmt"] = fmt
+
+        inputs: list[tuple[int, int] | None] = []
+        if spec.edit:
+            urls = body.get("image_urls")
+            if "image_urls" not in body:
+                errors.append({"loc": ["body", "image_urls"], "msg": "Field required", "type": "missing"})
+            elif not isinstance(urls, list) or not urls:
+                errors.append({"loc": ["body", "image_urls"], "msg": "Input should be a non-empty list of URLs",
+                               "type": "value_error"})
+            elif spec.max_image_urls is not None and len(urls) > spec.max_image_urls:
+                errors.append({"loc": ["body", "image_urls"],
+                               "msg": f"At most {spec.max_image_urls} images are supported, got {len(urls)}",
+                               "type": "value_error"})
+            else:
+                for index, url in enumerate(urls):
+                    if not isinstance(url, str) or not url.startswith(("data:", "https://", "http://")):
+                        errors.append({"loc": ["body", "image_urls", index], "msg": "Input should be a valid URL",
+                                       "type": "url_parsing"})
+                        continue
+                    found = self._input_size(url)
+                    if found == "bad":
+                        errors.append({"loc": ["body", "image_urls", index], "msg": "Failed to load the image",
+                                       "type": "image_load_error"})
+                    elif found == "gone":
+                        errors.append({"loc": ["body", "image_urls", index], "msg": "Failed to download the file",
+                                       "type": "file_download_error"})
+                    else:
+                        inputs.append(found if isinstance(found, tuple) else None)
+        params["inputs"] = inputs
+        return errors, params
+
+    # ------------------------------------------------------------ request handling
+
+    def _check_auth(self, headers: dict[str, str]) -> str:
+        value = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
+        if value is None:
+            return "missing"
+        scheme, _, token = value.partition(" ")
+        ok = scheme == "Key" and hmac.compare_digest(token.strip().encode(), self._key.encode())
+        return "ok" if ok else "wrong"
+
+    def _pick_fault(self, category: str) -> str | None:
+        for entry in self._faults:
+            kind, _remaining, on = entry
+            if on in ("any", category) and _fault_applies(kind, category):
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    self._faults.remove(entry)
+                return kind
+        if self._fault_rate > 0 and self._fault_kinds and self._rng.random() < self._fault_rate:
+            fitting = [k for k in self._fault_kinds if _fault_applies(k, category)]
+            if fitting:
+                return fitting[self._rng.randrange(len(fitting))]
+        return None
+
+    @staticmethod
+    def _route(method: str, parts: list[str]) -> tuple[str, str, str | None, str | None]:
+        """(category, app_root or endpoint, request_id, error) for a queue path."""
+        if parts and parts[0] == "files":
+            return "file", "", parts[1] if len(parts) == 2 else None, None
+        root_len = 3 if parts and parts[0] in APP_NAMESPACES else 2
+        if len(parts) < root_len:
+            return "other", "", None, "not_found"
+        root = "/".join(parts[:root_len])
+        rest = parts[root_len:]
+        if rest and rest[0] == "requests":
+            action = rest[2] if len(rest) == 3 else "" if len(rest) == 2 else None
+            wanted = {"": ("result", "GET"), "status": ("status", "GET"), "cancel": ("cancel", "PUT")}
+            if action not in wanted:
+                return "other", root, None, "not_found"
+            category, verb = wanted[action]
+            if method != verb:
+                return "other", root, rest[1], "method"
+            return category, root, rest[1], None
+        if method == "POST":
+            return "submit", "/".join(parts), None, None
+        if "requests" in rest:  # e.g. the endpoint's sub-path put into a status URL
+            return "other", root, None, "no_request"
+        return "other", root, None, "method"
+
+    def handle(self, method: str, target: str, headers: dict[str, str], raw_body: bytes) -> Response:
+        """Answer one HTTP request (the socket layer lives in _Handler)."""
+        split = urlsplit(target)
+        parts = [unquote(p) for p in split.path.split("/") if p]
+        query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        body: Any = None
+        bad_json = False
+        if raw_body:
+            try:
+                body = json.loads(raw_body)
+            except ValueError:
+                bad_json = True
+        category, root, request_id, route_error = self._route(method, parts)
+        auth = self._check_auth(headers) if category != "file" else "n/a"
+        entry: dict[str, Any] = {
+            "time": time.time(),
+            "method": method,
+            "path": split.path,
+            "query": query,
+            "headers": _redact(headers),
+            "auth": auth,
+            "auth_ok": auth == "ok",
+            "json": body,
+            "json_error": bad_json,
+            "category": category,
+            "fault": None,
+            "status": None,
+        }
+        with self._lock:
+            self._requests.append(entry)
+            fault = self._pick_fault(category)
+            entry["fault"] = fault
+        # Each branch takes the lock itself; image rendering happens outside it.
+        response = self._answer(method, category, root, request_id, route_error, auth, fault, body, bad_json, query)
+        with self._lock:
+            entry["status"] = response.action or response.status
+            entry["request_id"] = request_id or response.headers.get("x-fal-request-id")
+        return response
+
+    def _answer(self, method: str, category: str, root: str, request_id: str | None, route_error: str | None,
+                auth: str, fault: str | None, body: Any, bad_json: bool, query: dict[str, str]) -> Response:
+        rid_header = request_id or str(uuid.uuid4())
+        if fault in ("stall", "reset"):
+            return Response(0, action=fault)
+        if fault == "429":
+            return _json(429, {"detail": "Rate limited"}, **{"retry-after": "1"})
+        if fault == "503":
+            return _json(503, {"detail": "Runner unavailable", "error_type": "runner_scheduling_failure"},
+                         **{"x-fal-request-id": rid_header, "x-fal-error-type": "runner_scheduling_failure"})
+        if fault == "503-no-id":
+            return Response(503, NGINX_503.encode(), "text/html")
+        if fault == "500":
+            return _json(500, {"detail": "Internal error", "error_type": "internal_error"},
+                         **{"x-fal-request-id": rid_header, "x-fal-error-type": "internal_error"})
+        if fault == "422":
+            return _json(422, {"detail": [{"loc": ["body"], "msg": "Injected validation error",
+                                           "type": "value_error"}]}, **{"x-fal-retryable": "false"})
+
+        if category == "file":
+            response = self._serve_file(request_id, expired=fault == "expired-image")
+        elif route_error == "not_found":
+            response = _json(404, {"detail": "Not Found"})
+        elif route_error == "no_request":
+            response = _not_found()
+        elif route_error == "method":
+            response = _json(405, {"detail": "Method Not Allowed"})
+        elif auth == "missing":
+            response = _json(401, {"detail": "Missing authorization header"})
+        elif auth != "ok":
+            response = _json(401, {"detail": "No user found for Key ID and Secret"})
+        elif category == "submit":
+            with self._lock:
+                response = self._submit(root, body, bad_json, moderated=fault == "moderation")
+        elif category == "status":
+            with self._lock:
+                response = self._status(root, request_id, query)
+        elif category == "result":
+            with self._lock:
+                response = self._result(root, request_id, expired=fault == "expired-result")
+        elif category == "cancel":
+            with self._lock:
+                response = self._cancel(root, request_id)
+        else:
+            response = _json(404, {"detail": "Not Found"})
+        if fault == "lost-response":
+            response.action = "reset"
+        return response
+
+    def _submit(self, endpoint: str, body: Any, bad_json: bool, *, moderated: bool) -> Response:
+        spec = self.endpoints.get(endpoint)
+        if spec is None:
+            return _json(404, {"detail": f"Application '{endpoint}' not found"})
+        if bad_json:
+            return _json(422, {"detail": [{"loc": ["body"], "msg": "Invalid JSON", "type": "json_invalid"}]})
+        errors, params = self._validate(spec, {} if body is None else body)
+        if errors and self.validate_on_submit:
+            return _json(422, {"detail": errors}, **{"x-fal-retryable": "false"})
+        now = self._now()
+        self._advance(now)
+        request_id = str(uuid.uuid4())
+        self._seq += 1
+        seed = params.get("seed")
+        if seed is None:
+            seed = _seed_from(request_id)
+        outputs = [params["size"]] * params["count"]
+        units, micro = self._bill(spec, outputs, params.get("inputs", []))
+        if errors:
+            detail: list[dict[str, Any]] | None = errors
+        elif moderated:
+            detail = [{"loc": ["body", "prompt"], "msg": "content policy violation",
+                       "type": "content_policy_violation"}]
+        else:
+            detail = None
+        record = {
+            "request_id": request_id,
+            "endpoint": endpoint,
+            "input": copy.deepcopy(body),
+            "billed_micro": 0,
+            "billed_units": 0,
+            "status": "IN_QUEUE",
+            "error_type": None,
+            "cancel_requested": False,
+        }
+        owner_app = "/".join(endpoint.split("/")[: 3 if endpoint.split("/")[0] in APP_NAMESPACES else 2])
+        job = _Job(
+            seq=self._seq, request_id=request_id, endpoint=endpoint, app_root=owner_app, spec=spec,
+            body=body if isinstance(body, dict) else {}, record=record, submitted=now, duration=self.latency,
+            outputs=outputs, fmt=params.get("fmt", "png"), seed=seed, billed_units=units, billed_micro=micro,
+            error_detail=detail,
+        )
+        self._jobs[request_id] = job
+        self._submissions.append(record)
+        self._waiting.append(job)
+        self._fill(now)
+        self._advance(now)
+        base = f"{self.base_url}/{owner_app}/requests/{request_id}"
+        return _json(200, {
+            "request_id": request_id,
+            "response_url": base,
+            "status_url": f"{base}/status",
+            "cancel_url": f"{base}/cancel",
+        }, **{"x-fal-request-id": request_id})
+
+    def _lookup(self, root: str, request_id: str | None, now: float) -> _Job | None:
+        self._advance(now)
+        job = self._jobs.get(request_id or "")
+        if job is None or job.app_root != root or self._is_forgotten(job, now):
+            return None
+        return job
+
+    def _status(self, root: str, request_id: str | None, query: dict[str, str]) -> Response:
+        now = self._now()
+        job = self._lookup(root, request_id, now)
+        if job is None:
+            return _not_found()
+        with_logs = query.get("logs", "0").lower() in ("1", "true")
+        headers = {"x-fal-request-id": job.request_id}
+        if job.state == "IN_QUEUE":
+            return _json(202, {"status": "IN_QUEUE", "queue_position": self._queue_position(job)}, **headers)
+        logs = None
+        if with_logs:
+            logs = [{"message": "fake-fal: generating", "level": "INFO", "source": "stdout",
+                     "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())}]
+        if job.state == "IN_PROGRESS":
+            return _json(202, {"status": "IN_PROGRESS", "logs": logs}, **headers)
+        payload: dict[str, Any] = {"status": "COMPLETED", "logs": logs,
+                                   "metrics": {"inference_time": round(job.duration, 3)}}
+        if job.cancelled:
+            # Not documented by fal; the fake's guess for a request cancelled while queued.
+            payload["error"] = "Request was cancelled"
+            payload["error_type"] = "request_cancelled"
+        elif job.error_detail is not None:
+            payload["error"] = job.error_detail[0]["msg"]
+            payload["error_type"] = job.error_detail[0]["type"]
+        return _json(200, payload, **headers)
+
+    def _result(self, root: str, request_id: str | None, *, expired: bool) -> Response:
+        now = self._now()
+        job = self._lookup(root, request_id, now)
+        if job is None:
+            return _not_found()
+        if expired:
+            job.forgotten = True
+            return _not_found()
+        headers = {"x-fal-request-id": job.request_id}
+        if job.state != "COMPLETED":
+            return _json(400, {"detail": "Request is still in progress"}, **headers)
+        if job.cancelled:
+            return _json(400, {"detail": "Request was cancelled"}, **headers)
+        if job.error_detail is not None:
+            return _json(422, {"detail": job.error_detail}, **headers, **{"x-fal-retryable": "false"})
+        # x-fal-billable-units: real fal reports billable units in some form; this exact
+        # header (started megapixels, as an integer) is the fake's own.
+        return _json(200, job.result, **headers, **{"x-fal-billable-units": str(job.billed_units)})
+
+    def _cancel(self, root: str, request_id: str | None) -> Response:
+        now = self._now()
+        job = self._lookup(root, request_id, now)
+        if job is None:
+            return _json(404, {"status": "NOT_FOUND"})
+        if job.state == "COMPLETED":
+            return _json(400, {"status": "ALREADY_COMPLETED"})
+        job.record["cancel_requested"] = True
+        if job.state == "IN_QUEUE":
+            self._waiting.remove(job)
+            job.cancelled = True
+            job.state = "COMPLETED"
+            job.finished = now
+            job.record["status"] = "CANCELLED"
+        # IN_PROGRESS: the runner ignores the signal; it finishes and is billed.
+        return _json(202, {"status": "CANCELLATION_REQUESTED"})
+
+    def _serve_file(self, name: str | None, *, expired: bool) -> Response:
+        token, _, ext = (name or "").partition(".")
+        missing = _json(404, {"detail": "File not found"})
+        with self._lock:
+            file = self._files.get(token)
+            if file is None or ext != file.job.fmt or file.gone:
+                return missing
+            if expired or self._now() - file.created >= self.image_url_ttl:
+                file.gone = True
+                return missing
+            data, job = file.data, file.job
+        if data is None:  # render outside the lock; rendering is deterministic, so races are harmless
+            png = render_png(str(job.body.get("prompt", "")), file.width, file.height, job.seed + file.index,
+                             job.request_id[:8], job.endpoint)
+            data = _convert(png, job.fmt)
+            with self._lock:
+                file.data = data
+        return Response(200, data, OUTPUT_FORMATS[job.fmt], {"cache-control": "max-age=3600"})
+
+
+# ---------------------------------------------------------------- socket layer
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], fake: FakeFal,
+                 context: ssl.SSLContext) -> None:
+        self.fake = fake
+        self.context = context
+        super().__init__(address, handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = self.socket.accept()
+        # The TLS handshake happens in the handler thread, so a slow client cannot block accept().
+        wrapped = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        with self.fake._lock:
+            self.fake._connections.add(wrapped)
+        return wrapped, address
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.fake._lock:
+            self.fake._connections.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("connection error from %s", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "fake-fal/1.0"
+    timeout = 30  # idle keep-alive connections are closed after this
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.request.do_handshake()
+
+    def log_message(self, format: str, *args: Any) -> None:  # silence stderr; never log headers
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def _dispatch(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        fake = self.server.fake
+        response = fake.handle(self.command, self.path, dict(self.headers.items()), raw)
+        if response.action == "stall":
+            fake._stop.wait(fake.stall_seconds)
+            response.action = "reset"
+        if response.action == "reset":
+            self._reset()
+            return
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    def _reset(self) -> None:
+        """Drop the connection with a TCP RST and no HTTP response at all."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with contextlib.suppress(OSError):
+            self.request.close()
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _dispatch
+
+
+# ---------------------------------------------------------------- command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.fal", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=8443, help="port on 127.0.0.1 (0: any free port)")
+    parser.add_argument("--latency", type=float, default=1.0, help="seconds per generation")
+    parser.add_argument("--key", default="test-key", help="the API key the fake accepts")
+    parser.add_argument("--concurrency", type=int, default=None, help="generations in progress at once")
+    parser.add_argument("--ca-dir", default=None, help="where to write the CA PEM (default: a temp dir)")
+    args = parser.parse_args(argv)
+
+    bundle = _tls.make_tls(args.ca_dir)
+    fake = FakeFal(key=args.key, latency=args.latency, concurrency=args.concurrency, ca=bundle, port=args.port)
+    fake.start()
+    shown_key = args.key if args.key == "test-key" else "<the value you passed to --key>"
+    print(f"# fake fal.ai queue API on {fake.base_url} (latency {args.latency}s)")
+    print("# set these before fal_client is imported (SSL_CERT_FILE replaces the usual CA bundle):")
+    print(f"export FAL_KEY='{shown_key}'")
+    print(f"export FAL_QUEUE_RUN_HOST='{fake.host}'")
+    print(f"export SSL_CERT_FILE='{fake.ca_file}'")
+    print("# serving; Ctrl-C to stop", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+        bundle.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
