@@ -143,8 +143,9 @@ class Ledger:
         """Nothing was sent for this row (stopped before submission): release its hold."""
         self._update(row_id, status="cancelled", held_micro=0, finished_at=now())
 
-    def new_alerts(self, episode: int | None, target_per_panel_micro: int) -> list[str]:
-        """Alerts due now and not shown before: balance below 50% and 25%, episode over target."""
+    def new_alerts(self, episode: int | None, target_per_panel_micro: int, with_average: bool = False) -> list[str]:
+        """Alerts due now and not shown before: balance below 50% and 25%; with `with_average`
+        (at the end of a run, when the average means something), the episode over target."""
         due: list[tuple[str, str]] = []
         with Session(self.engine) as session:
             now_standing = standing(session)
@@ -160,7 +161,7 @@ class Ledger:
                                 f"{format_usd(budget.amount_micro)} balance",
                             )
                         )
-            if episode is not None and target_per_panel_micro > 0:
+            if with_average and episode is not None and target_per_panel_micro > 0:
                 spent, panels = _episode_panel_spend(session, episode)
                 if panels and spent > target_per_panel_micro * panels:
                     average = -(-spent // panels)
@@ -197,10 +198,12 @@ class Ledger:
 
 
 def _episode_panel_spend(session: Session, episode: int) -> tuple[int, int]:
+    """What the episode's runs spent (assets included, as in `studio cost`) and the panels they made."""
     rows = session.exec(
-        select(Generation.panel, Generation.actual_micro)
-        .where(Generation.episode == episode, Generation.phase == "panel")
+        select(Generation.phase, Generation.panel, Generation.actual_micro, Generation.status)
+        .where(Generation.episode == episode)
         .where(col(Generation.status).in_(FINAL))
     ).all()
-    spent = sum(actual or 0 for _, actual in rows)
-    return spent, len({panel for panel, _ in rows})
+    spent = sum(actual or 0 for _, _, actual, _ in rows)
+    panels = {panel for phase, panel, _, status in rows if phase == "panel" and status == "completed"}
+    return spent, len(panels)

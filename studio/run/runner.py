@@ -128,6 +128,9 @@ async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
     finally:
         summary.seconds = time.monotonic() - started
         await ctx.provider.aclose()
+    if ctx.provider.paid:
+        for message in ctx.ledger.new_alerts(plan.episode, ctx.target_per_panel_micro, with_average=True):
+            ctx.reporter.alert(message)
     ctx.reporter.finish(summary)
     return summary
 
