@@ -55,7 +55,13 @@ def test_unchanged_project_keeps_every_key(sample: Path) -> None:
 def test_changing_one_panels_action_changes_that_panel_only(sample: Path) -> None:
     before = plan_of(sample)
     edit(sample / "episodes/ep001/storyboard.yaml", "A lone gull glides", "Two gulls glide")
-    assert changed(before, plan_of(sample)) == {("panel", "p001"), ("contact_sheet", "ep001")}
+    assert changed(before, plan_of(sample)) == {("panel", "p001"), ("letter", "p001"), ("contact_sheet", "ep001")}
+
+
+def test_changing_dialogue_re_letters_only_and_calls_no_provider(sample: Path) -> None:
+    before = plan_of(sample)
+    edit(sample / "episodes/ep001/storyboard.yaml", "Over here — you have to see this!", "Over here, quick!")
+    assert changed(before, plan_of(sample)) == {("letter", "p002"), ("contact_sheet", "ep001")}
 
 
 def test_changing_a_character_changes_its_sheet_and_exactly_its_panels(sample: Path) -> None:
@@ -66,7 +72,8 @@ def test_changing_a_character_changes_its_sheet_and_exactly_its_panels(sample: P
     path = sample / "characters/ada/character.yaml"
     text = path.read_text(encoding="utf-8")
     path.write_text(text.replace("description: ", "description: Now with a limp. ", 1), encoding="utf-8")
-    expected = {("character_sheet", "ada"), ("contact_sheet", "ep001")} | {("panel", p) for p in showing_ada}
+    expected = {("character_sheet", "ada"), ("contact_sheet", "ep001")}
+    expected |= {(phase, p) for p in showing_ada for phase in ("panel", "letter")}
     assert changed(before, plan_of(sample)) == expected
 
 

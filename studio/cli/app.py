@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from studio import __version__
-from studio.cli import budget, check, cost, init, ledger, models, plan, run
+from studio.cli import budget, check, cost, init, ledger, models, plan, review, run
 from studio.cli.common import State
 
 app = typer.Typer(
@@ -58,6 +58,9 @@ app.add_typer(models.app, name="models")
 app.add_typer(budget.app, name="budget")
 app.command("cost")(cost.cost)
 app.add_typer(ledger.app, name="ledger")
+app.add_typer(review.app, name="review")
+app.command("approve")(review.approve)
+app.command("retake")(review.retake)
 
 
 def main() -> None:

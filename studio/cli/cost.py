@@ -63,7 +63,7 @@ def _estimated_to_run(project: Project, engine, episode: int | None) -> int:  # 
     numbers = [episode] if episode is not None else sorted(project.episodes)
     total = 0
     for number in numbers:
-        view = plan_rows(project, make_plan(project, number, provider), store)
+        view = plan_rows(project, make_plan(project, number, provider, engine=engine), store)
         total += view["totals"]["to_pay_micro"]
     return total
 

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from studio.cli.common import friendly, open_project, out, parse_ids
-from studio.ledger.db import open_ledger
+from studio.ledger.db import ledger_engine
 from studio.ledger.money import format_usd
 from studio.plan.view import plan_rows
 from studio.run.episode import check_only, make_plan
@@ -31,12 +31,9 @@ def episode(
     project = open_project()
     ids = parse_ids(only)
     check_only(project, number, ids)
-    plan = make_plan(project, number, provider or project.config.provider, ids)
-    engine = open_ledger(project.state_dir)
-    try:
+    with ledger_engine(project.state_dir) as engine:
+        plan = make_plan(project, number, provider or project.config.provider, ids, engine)
         view = plan_rows(project, plan, ArtifactStore(project.state_dir, engine))
-    finally:
-        engine.dispose()
     if as_json:
         out.print_json(json.dumps(view))
         return
@@ -61,10 +58,12 @@ def _print_tables(view: dict) -> None:
         panels.add_column(column, justify="right" if column in {"estimate", "refs"} else "left")
     for row in jobs:
         status = "[green]cached[/green]" if row["cached"] else "to make"
+        if row.get("frozen_stale"):
+            status = "[yellow]frozen*[/yellow]"
         estimate = "no price" if row["estimate_micro"] is None else format_usd(row["estimate_micro"])
         if row["phase"] == "panel":
             cells = [
-                row["panel"],
+                row["panel"] if row["take"] == 1 else f"{row['panel']} t{row['take']}",
                 f"{row['location']}@{row['time']}",
                 row["shot"],
                 ", ".join(row["characters"]) or "—",
@@ -76,10 +75,16 @@ def _print_tables(view: dict) -> None:
             if common is None:
                 cells.insert(5, row["estimate_model"])
             panels.add_row(*cells)
-        elif row["phase"] != "contact_sheet":
+        elif row["phase"] not in {"contact_sheet", "letter"}:
             refs.add_row(row["phase"].replace("_", " "), row["name"], row["estimate_model"], estimate, status)
     out.print(refs)
     out.print(panels)
+    frozen = [row["panel"] for row in jobs if row.get("frozen_stale")]
+    if frozen:
+        out.print(
+            f"* approved, but inputs changed since: {', '.join(frozen)} (kept as approved; "
+            f"'studio run episode {view['episode']} --force' makes a new take)"
+        )
     totals = view["totals"]
     spend = "would cost" if drafting else "still to pay"
     out.print(

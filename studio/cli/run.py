@@ -50,6 +50,9 @@ def episode(
     retry_rejected: Annotated[
         bool, typer.Option("--retry-rejected", help="Send again inputs the provider rejected (content or validation).")
     ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Regenerate approved panels whose inputs changed since approval.")
+    ] = False,
 ) -> None:
     """Make everything episode N needs, in order: character sheets, style frame, location
     plates, panels, then the contact sheet. Anything already made (same inputs, same key)
@@ -63,6 +66,7 @@ def episode(
         max_cost_micro=parse_usd(max_cost, "--max-cost") if max_cost is not None else None,
         resubmit_expired=resubmit_expired,
         retry_rejected=retry_rejected,
+        force=force,
     )
     try:
         summary = run_episode(project, number, options, ConsoleReporter(err))

@@ -87,6 +87,36 @@ class Alert(SQLModel, table=True):
     created_at: datetime = Field(default_factory=now)
 
 
+class PanelTake(SQLModel, table=True):
+    """One take of one panel: never overwritten, so every take and its note stays in the history.
+
+    `track` separates draft previz from paid generation: approving a draft never freezes a paid panel.
+    """
+
+    __tablename__ = "panel_take"
+    track: str = Field(primary_key=True)  # draft | final
+    episode: int = Field(primary_key=True)
+    panel: str = Field(primary_key=True)
+    take: int = Field(primary_key=True)
+    job_key: str
+    status: str  # pending review, approved, retake
+    note: str | None = None
+    created_at: datetime = Field(default_factory=now)
+    updated_at: datetime = Field(default_factory=now)
+
+
+class ReviewEvent(SQLModel, table=True):
+    __tablename__ = "review_event"
+    id: int | None = Field(default=None, primary_key=True)
+    track: str
+    episode: int
+    panel: str
+    take: int
+    action: str  # generated, approved, retake
+    note: str | None = None
+    at: datetime = Field(default_factory=now)
+
+
 def m001_initial(conn: Connection) -> None:
     conn.execute(
         text(
@@ -179,7 +209,44 @@ def m003_failure_kind(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE generation ADD COLUMN failure TEXT"))
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_budget, m003_failure_kind]
+def m004_review(conn: Connection) -> None:
+    conn.execute(
+        text(
+            """
+            CREATE TABLE panel_take (
+                track TEXT NOT NULL CHECK (track IN ('draft', 'final')),
+                episode INTEGER NOT NULL,
+                panel TEXT NOT NULL,
+                take INTEGER NOT NULL CHECK (take >= 1),
+                job_key TEXT NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('pending review', 'approved', 'retake')),
+                note TEXT,
+                created_at TIMESTAMP NOT NULL,
+                updated_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (track, episode, panel, take)
+            )
+            """
+        )
+    )
+    conn.execute(
+        text(
+            """
+            CREATE TABLE review_event (
+                id INTEGER PRIMARY KEY,
+                track TEXT NOT NULL,
+                episode INTEGER NOT NULL,
+                panel TEXT NOT NULL,
+                take INTEGER NOT NULL,
+                action TEXT NOT NULL,
+                note TEXT,
+                at TIMESTAMP NOT NULL
+            )
+            """
+        )
+    )
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_budget, m003_failure_kind, m004_review]
 
 
 def open_ledger(state_dir: Path) -> Engine:

@@ -15,6 +15,7 @@ class Phase(StrEnum):
     STYLE_FRAME = "style_frame"
     LOCATION_PLATE = "location_plate"
     PANEL = "panel"
+    LETTER = "letter"
     CONTACT_SHEET = "contact_sheet"
 
 
@@ -103,6 +104,7 @@ class Job:
     estimate_model: str | None = None  # the paid model the estimate is for
     estimate_micro: int | None = None  # None: that model has no price
     strategy: str | None = None
+    frozen_stale: bool = False  # approved take kept although its inputs changed since
 
     @property
     def paid_model_label(self) -> str:

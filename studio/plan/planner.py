@@ -9,7 +9,7 @@ show that character.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 
 from studio.errors import UsageError
@@ -19,18 +19,22 @@ from studio.plan.prompts import render_prompt
 from studio.project.loader import Project
 from studio.project.models import POSITION_X, Panel, Storyboard
 from studio.providers.catalog import Catalog, NoPrice, estimate_micro
+from studio.review.takes import APPROVED, RETAKE, TakeState
 
 DRAFT_MODEL = "draft:draft"
 SHEET_SIZE = (1536, 1024)
 STYLE_SIZE = (1024, 1024)
 PLATE_SIZE = (1536, 1536)
-CONTACT_VERSION = 1
+CONTACT_VERSION = 2
+LETTER_VERSION = 1
 
 
 @dataclass(frozen=True)
 class PlanOptions:
     provider: str = "draft"
     only: frozenset[str] | None = None  # panel ids; None: every panel
+    takes: dict[str, TakeState] = field(default_factory=dict)  # review state: each panel's latest take
+    force: bool = False  # regenerate approved panels whose inputs changed
 
 
 def plan_episode(project: Project, number: int, catalog: Catalog, options: PlanOptions) -> Plan:
@@ -51,8 +55,11 @@ def plan_episode(project: Project, number: int, catalog: Catalog, options: PlanO
         plates[place] = planner.location_plate(*place)
         jobs.append(plates[place])
     panel_jobs = [planner.panel(panel, sheets, style_job, plates[(panel.location, panel.time)]) for panel in panels]
+    letter_jobs = [planner.letter(panel, raw) for panel, raw in zip(panels, panel_jobs, strict=True)]
     jobs.extend(panel_jobs)
-    jobs.append(planner.contact_sheet(panel_jobs, style.name))
+    jobs.extend(letter_jobs)
+    if options.only is None:  # a partial run leaves the episode's contact sheet as it was
+        jobs.append(planner.contact_sheet(panel_jobs, letter_jobs, style.name))
     return Plan(episode=number, jobs=jobs)
 
 
@@ -149,34 +156,87 @@ class _Planner:
                 for m in panel.characters
             ],
         }
-        seed = panel.seed if panel.seed is not None else derived_seed("panel", self.storyboard.episode, panel.id, 1)
-        spec = self._spec(Phase.PANEL, prompt, (width, height), seed, tuple(refs), previz, panel.model)
-        folder = f"build/episodes/ep{self.storyboard.episode:03d}"
+        state = self.options.takes.get(panel.id)
+        take = state.take + 1 if state is not None and state.status == RETAKE else (state.take if state else 1)
+        job = self._panel_take(panel, take, prompt, (width, height), tuple(refs), previz)
+        if state is None or state.status == RETAKE or job.key == state.job_key:
+            return job
+        if state.status == APPROVED and not self.options.force:
+            # Frozen: keep the approved take even though its inputs changed; `studio plan` says so.
+            return replace(job, key=state.job_key, frozen_stale=True)
+        # Inputs changed since this take was made: a new take, never an overwrite.
+        return self._panel_take(panel, state.take + 1, prompt, (width, height), tuple(refs), previz)
+
+    def _panel_take(
+        self, panel: Panel, take: int, prompt: str, size: tuple[int, int], refs: tuple[RefSpec, ...], previz: dict
+    ) -> Job:
+        episode = self.storyboard.episode
+        if panel.seed is not None:
+            seed = (panel.seed + take - 1) % 2**32
+        else:
+            seed = derived_seed("panel", episode, panel.id, take)
+        if take > 1:
+            previz = {**previz, "label": f"{panel.id} t{take}"}
+        spec = self._spec(Phase.PANEL, prompt, size, seed, refs, previz, panel.model)
+        folder = f"build/episodes/ep{episode:03d}"
         return self._job(
             Phase.PANEL,
             panel.id,
             spec,
-            outputs={"image": f"{folder}/panels/{panel.id}.png"},
+            outputs={"image": f"{folder}/raw/{panel.id}_t{take}.png"},
             panel=panel.id,
             strategy="direct",
             model_override=panel.model,
+            take=take,
         )
 
-    def contact_sheet(self, panel_jobs: list[Job], style_name: str) -> Job:
+    def letter(self, panel: Panel, raw: Job) -> Job:
+        """Lettering is local and free: changing dialogue re-letters one panel and calls no provider."""
+        assert raw.generation is not None
+        local = {
+            "version": LETTER_VERSION,
+            "raw": raw.key,
+            "width": raw.generation.width,
+            "height": raw.generation.height,
+            "dialogue": [line.model_dump() for line in panel.dialogue],
+            "caption": panel.caption,
+            "sfx": panel.sfx,
+            "figures": raw.generation.previz.get("figures", []),
+            "shot": panel.shot,
+            "characters": [m.id for m in panel.characters],
+            "scale": self.config.master_scale,
+        }
+        folder = f"build/episodes/ep{self.storyboard.episode:03d}"
+        return Job(
+            key=content_key(Phase.LETTER.value, local),
+            phase=Phase.LETTER,
+            name=panel.id,
+            outputs={"image": f"{folder}/panels/{panel.id}.png"},
+            deps=(raw.key,),
+            local=local,
+            episode=self.storyboard.episode,
+            panel=panel.id,
+            take=raw.take,
+        )
+
+    def contact_sheet(self, panel_jobs: list[Job], letter_jobs: list[Job], style_name: str) -> Job:
+        """Review state and costs are filled in when it runs (see run/local_jobs.py): they change after planning."""
         storyboard = self.storyboard
         panels = {p.id: p for p in storyboard.panels}
         cells = [
             {
-                "panel_id": job.name,
-                "panel_key": job.key,
-                "characters": [self.project.characters[m.id].name for m in panels[job.name].characters],
-                "shot": panels[job.name].shot,
-                "model": job.paid_model_label,
-                "strategy": job.strategy or "",
-                "cost_micro": job.estimate_micro or 0,
-                "note": panels[job.name].notes or "",
+                "panel_id": raw.name,
+                "panel_key": letter.key,
+                "characters": [self.project.characters[m.id].name for m in panels[raw.name].characters],
+                "shot": panels[raw.name].shot,
+                "model": raw.paid_model_label,
+                "strategy": raw.strategy or "",
+                "estimate_micro": raw.estimate_micro or 0,
+                "take": raw.take,
+                "earlier_takes": [f"raw/{raw.name}_t{t}.png" for t in range(1, raw.take)],
+                "note": panels[raw.name].notes or "",
             }
-            for job in panel_jobs
+            for raw, letter in zip(panel_jobs, letter_jobs, strict=True)
         ]
         local = {
             "version": CONTACT_VERSION,
@@ -184,6 +244,7 @@ class _Planner:
             "episode": storyboard.episode,
             "episode_title": storyboard.title,
             "style": style_name,
+            "track": "draft" if self.options.provider == "draft" else "final",
             "target_per_panel_micro": _target_micro(self.config.target_cost_per_panel),
             "cells": cells,
         }
@@ -193,7 +254,7 @@ class _Planner:
             phase=Phase.CONTACT_SHEET,
             name=f"ep{storyboard.episode:03d}",
             outputs={"png": f"{folder}/contact.png", "html": f"{folder}/contact.html"},
-            deps=tuple(job.key for job in panel_jobs),
+            deps=tuple(job.key for job in letter_jobs),
             local=local,
             episode=storyboard.episode,
         )
@@ -251,6 +312,7 @@ class _Planner:
         panel: str | None = None,
         strategy: str | None = None,
         model_override: str | None = None,
+        take: int = 1,
     ) -> Job:
         estimate_model = spec.model if spec.model != DRAFT_MODEL else self._paid_model(phase, model_override)
         self.catalog.get(estimate_model)  # an unknown model is an error even in a draft run
@@ -264,7 +326,7 @@ class _Planner:
         # Shared assets (sheets, plates) are booked to the episode whose run first made them.
         episode = self.storyboard.episode
         return Job(
-            key=content_key(phase.value, spec.key_spec()),
+            key=content_key(phase.value, {**spec.key_spec(), "take": take}),
             phase=phase,
             name=name,
             outputs=outputs,
@@ -275,6 +337,7 @@ class _Planner:
             estimate_model=estimate_model,
             estimate_micro=estimate,
             strategy=strategy,
+            take=take,
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from studio.plan.jobs import Job, Plan
+from studio.plan.jobs import Job, Phase, Plan
 from studio.project.loader import Project
 from studio.run.store import ArtifactStore
 
@@ -29,7 +29,7 @@ def plan_rows(project: Project, plan: Plan, store: ArtifactStore) -> dict[str, A
         }
         if job.generation is not None:
             row["references"] = [{"role": r.role, "label": r.label} for r in job.generation.refs]
-        if job.panel is not None:
+        if job.phase is Phase.PANEL and job.panel is not None:
             panel = panels[job.panel]
             row |= {
                 "panel": job.panel,
@@ -38,6 +38,8 @@ def plan_rows(project: Project, plan: Plan, store: ArtifactStore) -> dict[str, A
                 "shot": panel.shot,
                 "characters": [m.id for m in panel.characters],
                 "strategy": job.strategy,
+                "take": job.take,
+                "frozen_stale": job.frozen_stale,
             }
         jobs.append(row)
     return {

@@ -170,6 +170,7 @@ class Panel(Strict):
     model: Annotated[str, StringConstraints(max_length=200)] | None = None
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
     notes: LongText | None = None
+    draft: bool = Field(False, description="Drafted by a tool (e.g. from a Fountain script) and not yet reviewed.")
 
 
 class Storyboard(Strict):

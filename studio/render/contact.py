@@ -57,6 +57,7 @@ class ContactCell:
     status: str = "todo"  # todo | pending review | approved | retake
     take: int = 1
     note: str = ""
+    earlier_takes: tuple[str, ...] = ()  # relative paths of earlier takes, oldest first
 
 
 @dataclass(frozen=True)
@@ -513,6 +514,7 @@ def render_contact_html(header: ContactHeader, cells: Sequence[ContactCell]) -> 
                 "cost": format_usd(cell.cost_micro),
                 "cost_over": cell.cost_micro > header.target_per_panel_micro,
                 "note": cell.note,
+                "earlier_takes": [quote(path) for path in cell.earlier_takes],
             }
         )
     template = _environment().get_template("contact.html.j2")

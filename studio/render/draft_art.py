@@ -1256,7 +1256,9 @@ def _render_panel(request: GenerationRequest, previz: Mapping[str, Any]) -> Imag
     light = _light(_text(previz.get("time"), "day"))
     location = next((ref for ref in request.references if ref.role == "location"), None)
     if location is not None:
-        image = _plate_backdrop(_open_image(location.path, (w, h)), framing, view_shift, (w, h))
+        # The seed moves the camera a little, so a retake (a new seed) is visibly a new take.
+        pan = random.Random(request.seed).uniform(-1.0, 1.0)
+        image = _plate_backdrop(_open_image(location.path, (w, h)), framing, view_shift, (w, h), pan)
     else:
         image = _plain_backdrop((w, h), light, view_shift, _rng(request, previz))
     draw = ImageDraw.Draw(image)
@@ -1272,7 +1274,7 @@ def _render_panel(request: GenerationRequest, previz: Mapping[str, Any]) -> Imag
 
 
 def _plate_backdrop(
-    plate: Image.Image, framing: Framing, view_shift: float, size: tuple[int, int]
+    plate: Image.Image, framing: Framing, view_shift: float, size: tuple[int, int], pan: float = 0.0
 ) -> Image.Image:
     """Crop the plate to the panel's aspect: wider shots see more of it, closer shots less."""
     plate = _flatten_alpha(plate)
@@ -1283,7 +1285,7 @@ def _plate_backdrop(
     crop_w, crop_h = full_w * framing.zoom, full_h * framing.zoom
     # Close shots aim a little below the middle, where heads meet the set's horizon.
     cy = ph * (0.5 + (1 - framing.zoom) * 0.12 + view_shift * (1 - framing.zoom * 0.5))
-    left = (pw - crop_w) / 2
+    left = (pw - crop_w) / 2 * (1 + 0.6 * pan)
     top = min(max(cy - crop_h / 2, 0.0), ph - crop_h)
     box = (left, top, left + crop_w, top + crop_h)
     if framing.blur <= 0:

@@ -6,17 +6,20 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 
+from sqlalchemy import Engine
+
 from studio.ledger.book import Ledger
 from studio.ledger.budget import Limits
 from studio.ledger.db import open_ledger
 from studio.ledger.money import usd_to_micro
-from studio.plan.jobs import Plan
+from studio.plan.jobs import Job, Phase, Plan
 from studio.plan.planner import PlanOptions, plan_episode
 from studio.project.loader import Project
 from studio.providers.base import ProviderContext
 from studio.providers.catalog import Catalog
 from studio.providers.registry import get_provider
-from studio.run.local_jobs import LOCAL_RENDERERS
+from studio.review.takes import Reviews, track_of
+from studio.run.local_jobs import LOCAL_RENDERERS, contact_preparer
 from studio.run.runner import Reporter, RunContext, Summary, run_plan
 from studio.run.store import ArtifactStore
 
@@ -30,10 +33,25 @@ class RunOptions:
     max_cost_micro: int | None = None
     resubmit_expired: bool = False
     retry_rejected: bool = False
+    force: bool = False
 
 
-def make_plan(project: Project, number: int, provider: str, only: frozenset[str] | None = None) -> Plan:
-    return plan_episode(project, number, project_catalog(project), PlanOptions(provider=provider, only=only))
+def make_plan(
+    project: Project,
+    number: int,
+    provider: str,
+    only: frozenset[str] | None = None,
+    engine: Engine | None = None,
+    force: bool = False,
+) -> Plan:
+    """The episode's jobs; with the ledger, retakes and approved (frozen) panels are honoured."""
+    takes = Reviews(engine, track_of(provider)).latest(number) if engine is not None else {}
+    options = PlanOptions(provider=provider, only=only, takes=takes, force=force)
+    plan = plan_episode(project, number, project_catalog(project), options)
+    if engine is not None:  # so `studio plan` shows the contact sheet as the run will key it
+        prepare = contact_preparer(engine, track_of(provider))
+        plan.jobs = [prepare(job) if job.phase is Phase.CONTACT_SHEET else job for job in plan.jobs]
+    return plan
 
 
 def project_catalog(project: Project) -> Catalog:
@@ -55,9 +73,10 @@ def run_episode(project: Project, number: int, options: RunOptions, reporter: Re
     provider_name = options.provider or project.config.provider
     check_only(project, number, options.only)
     provider = get_provider(provider_name, ProviderContext(project.catalog, project.config, project.state_dir))
-    plan = make_plan(project, number, provider_name, options.only)
     engine = open_ledger(project.state_dir)
     try:
+        plan = make_plan(project, number, provider_name, options.only, engine, options.force)
+        reviews = Reviews(engine, track_of(provider_name))
         ctx = RunContext(
             root=project.root,
             provider=provider,
@@ -77,6 +96,8 @@ def run_episode(project: Project, number: int, options: RunOptions, reporter: Re
             target_per_panel_micro=usd_to_micro(project.config.target_cost_per_panel),
             resubmit_expired=options.resubmit_expired,
             retry_rejected=options.retry_rejected,
+            prepare={Phase.CONTACT_SHEET: contact_preparer(engine, track_of(provider_name))},
+            after_job=lambda job: _record_take(reviews, job),
         )
         return asyncio.run(run_plan(plan, ctx))
     finally:
@@ -97,3 +118,8 @@ def _poll_interval(project: Project, provider: str, paid: bool) -> float:
     if settings is not None and settings.poll_interval:
         return settings.poll_interval
     return 1.0 if paid else 0.0
+
+
+def _record_take(reviews: Reviews, job: Job) -> None:
+    if job.phase is Phase.PANEL and job.episode is not None and job.panel is not None:
+        reviews.record_made(job.episode, job.panel, job.take, job.key)

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
+from pathlib import Path
 
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from studio.ledger.db import Generation
 from studio.plan.jobs import Job, Phase
+from studio.plan.keys import content_key
 from studio.render.contact import ContactCell, ContactHeader, render_contact_html, render_contact_png
+from studio.review.takes import TODO, Reviews
 from studio.run.runner import LocalRenderer
 from studio.run.store import StoredObject
+
+
+def letter_panel(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[bytes, str]]:
+    """The lettered panel. Until lettering lands this is the raw take, unchanged."""
+    (raw,) = inputs.values()
+    return {"image": (Path(raw.path).read_bytes(), "image/png")}
 
 
 def render_contact_sheet(job: Job, panels: dict[str, StoredObject]) -> dict[str, tuple[bytes, str]]:
@@ -28,7 +42,10 @@ def render_contact_sheet(job: Job, panels: dict[str, StoredObject]) -> dict[str,
             model=cell["model"],
             strategy=cell["strategy"],
             cost_micro=cell["cost_micro"],
+            status=cell["status"],
+            take=cell["take"],
             note=cell["note"],
+            earlier_takes=tuple(cell["earlier_takes"]),
         )
         for cell in spec["cells"]
     ]
@@ -38,4 +55,40 @@ def render_contact_sheet(job: Job, panels: dict[str, StoredObject]) -> dict[str,
     }
 
 
-LOCAL_RENDERERS: dict[Phase, LocalRenderer] = {Phase.CONTACT_SHEET: render_contact_sheet}
+def contact_preparer(engine: Engine, track: str):  # type: ignore[no-untyped-def]
+    """Fill in review status, review notes and money as they are when the sheet is drawn."""
+
+    def prepare(job: Job) -> Job:
+        episode = job.local["episode"]
+        latest = Reviews(engine, track).latest(episode)
+        spent = _spent_per_panel(engine, episode, track)
+        cells = []
+        for cell in job.local["cells"]:
+            state = latest.get(cell["panel_id"])
+            note = state.note if state is not None and state.note else cell["note"]
+            cost = spent.get(cell["panel_id"], cell["estimate_micro"]) if track == "final" else cell["estimate_micro"]
+            cells.append(
+                {**cell, "status": state.status if state is not None else TODO, "note": note, "cost_micro": cost}
+            )
+        local = {**job.local, "cells": cells}
+        return replace(job, local=local, key=content_key(Phase.CONTACT_SHEET.value, local))
+
+    return prepare
+
+
+def _spent_per_panel(engine: Engine, episode: int, track: str) -> dict[str, int]:
+    """Everything paid for each panel, every take and failure included."""
+    with Session(engine) as session:
+        rows = session.exec(
+            select(Generation.panel, Generation.actual_micro, Generation.provider)
+            .where(Generation.episode == episode, Generation.phase == "panel")
+            .where(col(Generation.status).in_(("completed", "failed")))
+        ).all()
+    spent: dict[str, int] = {}
+    for panel, actual, provider in rows:
+        if panel is not None and (provider == "draft") == (track == "draft"):
+            spent[panel] = spent.get(panel, 0) + (actual or 0)
+    return spent
+
+
+LOCAL_RENDERERS: dict[Phase, LocalRenderer] = {Phase.LETTER: letter_panel, Phase.CONTACT_SHEET: render_contact_sheet}

@@ -77,6 +77,9 @@ class RunContext:
     target_per_panel_micro: int = 0
     resubmit_expired: bool = False
     retry_rejected: bool = False
+    # Local jobs whose inputs are only known when they run (review state, costs) are refreshed here.
+    prepare: dict[Phase, Callable[[Job], Job]] = field(default_factory=dict)
+    after_job: Callable[[Job], None] | None = None  # called for every generation job that is made or reused
 
 
 class JobFailed(Exception):
@@ -103,6 +106,8 @@ async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
             else:
                 resolve = {key: d for key, d in zip(job.deps, deps, strict=True) if d is not None}
                 outcome, outputs = await _run_job(job, resolve, ctx, limit, stop)
+            if outcome.status in {"generated", "cached"} and job.generation is not None and ctx.after_job:
+                ctx.after_job(job)
             if outcome.status == "failed" and ctx.fail_fast:
                 stop.set()
             summary.outcomes.append(outcome)
@@ -142,6 +147,8 @@ async def _run_job(
     limit: asyncio.Semaphore,
     stop: asyncio.Event,
 ) -> tuple[Outcome, dict[str, StoredObject] | None]:
+    if job.phase in ctx.prepare:
+        job = await asyncio.to_thread(ctx.prepare[job.phase], job)
     cached = ctx.store.lookup(job.key)
     if cached is not None:
         await asyncio.to_thread(_materialise_all, job, cached, ctx.root)

@@ -1,0 +1,96 @@
+"""Review state: takes per panel, their status and notes, and what the next run should do.
+
+A panel's status is its latest take's: todo (no take yet), pending review, approved or retake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from studio.errors import UsageError
+from studio.ledger.db import PanelTake, ReviewEvent, now
+
+TODO = "todo"
+PENDING = "pending review"
+APPROVED = "approved"
+RETAKE = "retake"
+
+
+def track_of(provider: str) -> str:
+    return "draft" if provider == "draft" else "final"
+
+
+@dataclass(frozen=True)
+class TakeState:
+    take: int
+    status: str
+    job_key: str
+    note: str | None
+
+
+class Reviews:
+    def __init__(self, engine: Engine, track: str):
+        self.engine = engine
+        self.track = track
+
+    def latest(self, episode: int) -> dict[str, TakeState]:
+        """Each panel's latest take."""
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(PanelTake)
+                .where(PanelTake.track == self.track, PanelTake.episode == episode)
+                .order_by(col(PanelTake.take))
+            ).all()
+        return {row.panel: TakeState(row.take, row.status, row.job_key, row.note) for row in rows}
+
+    def takes(self, episode: int, panel: str) -> list[PanelTake]:
+        with Session(self.engine) as session:
+            return list(
+                session.exec(
+                    select(PanelTake)
+                    .where(PanelTake.track == self.track, PanelTake.episode == episode, PanelTake.panel == panel)
+                    .order_by(col(PanelTake.take))
+                ).all()
+            )
+
+    def record_made(self, episode: int, panel: str, take: int, job_key: str) -> None:
+        """A take now exists: it waits for review (an existing take keeps its status)."""
+        with Session(self.engine) as session:
+            existing = session.get(PanelTake, (self.track, episode, panel, take))
+            if existing is not None:
+                return
+            session.add(
+                PanelTake(track=self.track, episode=episode, panel=panel, take=take, job_key=job_key, status=PENDING)
+            )
+            session.add(ReviewEvent(track=self.track, episode=episode, panel=panel, take=take, action="generated"))
+            session.commit()
+
+    def approve(self, episode: int, panels: list[str]) -> list[int]:
+        return [self._set(episode, panel, APPROVED, None) for panel in panels]
+
+    def retake(self, episode: int, panels: list[str], note: str | None) -> list[int]:
+        return [self._set(episode, panel, RETAKE, note) for panel in panels]
+
+    def _set(self, episode: int, panel: str, status: str, note: str | None) -> int:
+        with Session(self.engine) as session:
+            row = session.exec(
+                select(PanelTake)
+                .where(PanelTake.track == self.track, PanelTake.episode == episode, PanelTake.panel == panel)
+                .order_by(col(PanelTake.take).desc())
+            ).first()
+            if row is None:
+                raise UsageError(
+                    f"panel {panel} of episode {episode} has no take to review yet; run 'studio run episode {episode}'"
+                )
+            row.status = status
+            row.note = note if note is not None else row.note
+            row.updated_at = now()
+            session.add(row)
+            session.add(
+                ReviewEvent(track=self.track, episode=episode, panel=panel, take=row.take, action=status, note=note)
+            )
+            session.commit()
+            return row.take
