@@ -93,3 +93,19 @@ def fal_project(sample: Path) -> Path:
     with (sample / "studio.toml").open("a", encoding="utf-8") as handle:
         handle.write(FAL_SETTINGS)
     return sample
+
+
+@pytest.fixture
+def fake_bfl():  # type: ignore[no-untyped-def]
+    """The fake Black Forest Labs API: submission and polling on two different loopback ports."""
+    from fakes.bfl import FakeBfl
+
+    with FakeBfl(latency=0.1, stall_seconds=8) as fake:
+        yield fake
+
+
+@pytest.fixture
+def bfl_project(sample: Path) -> Path:
+    with (sample / "studio.toml").open("a", encoding="utf-8") as handle:
+        handle.write("\n[providers.bfl]\npoll_interval = 0.05\nrequest_timeout = 5\n")
+    return sample

@@ -96,8 +96,17 @@ class Ledger:
             session.refresh(row)
             return row
 
-    def submitted(self, row_id: int, request_id: str, poll_url: str | None = None) -> None:
-        self._update(row_id, status="submitted", request_id=request_id, poll_url=poll_url, submitted_at=now())
+    def submitted(
+        self, row_id: int, request_id: str, poll_url: str | None = None, reported_micro: int | None = None
+    ) -> None:
+        self._update(
+            row_id,
+            status="submitted",
+            request_id=request_id,
+            poll_url=poll_url,
+            reported_micro=reported_micro,
+            submitted_at=now(),
+        )
 
     def unknown(self, row_id: int, why: str) -> None:
         """The request may have reached the provider: keep the hold until someone reconciles it."""
@@ -127,14 +136,16 @@ class Ledger:
             finished_at=now(),
         )
 
-    def failed(self, row_id: int, error: str, charged_micro: int, failure: str = "error") -> None:
+    def failed(
+        self, row_id: int, error: str, charged_micro: int, failure: str = "error", source: str | None = None
+    ) -> None:
         self._update(
             row_id,
             status="failed",
             failure=failure,
             held_micro=0,
             actual_micro=charged_micro,
-            actual_source="reported" if charged_micro else None,
+            actual_source=source or ("estimate" if charged_micro else None),
             error=error[:2000],
             finished_at=now(),
         )

@@ -52,6 +52,8 @@ class GenerationSpec:
     negative_prompt: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     previz: dict[str, Any] = field(default_factory=dict)
+    # The size the artifact must have, when the model cannot make it directly (scaled after).
+    final_size: tuple[int, int] | None = None
 
     def key_spec(self) -> dict[str, Any]:
         return {
@@ -64,6 +66,7 @@ class GenerationSpec:
             "params": self.params,
             "previz": self.previz,
             "refs": [[r.role, r.label, r.identity] for r in self.refs],
+            "final_size": list(self.final_size) if self.final_size else None,
         }
 
     def to_request(self, endpoint: str, resolve: dict[str, tuple[str, Path]]) -> GenerationRequest:

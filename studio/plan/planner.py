@@ -292,11 +292,14 @@ class _Planner:
         override: str | None = None,
     ) -> GenerationSpec:
         negative = ", ".join(self.style.negative_prompt)
+        model = self._run_model(phase, override)
+        made = self.catalog.get(model).fit(*size) if model != DRAFT_MODEL else size
         return GenerationSpec(
-            model=self._run_model(phase, override),
+            model=model,
+            final_size=size if made != size else None,
             prompt=prompt,
-            width=size[0],
-            height=size[1],
+            width=made[0],
+            height=made[1],
             seed=seed,
             refs=refs,
             negative_prompt=negative,

@@ -60,6 +60,7 @@ class Submission:
 
     request_id: str
     poll_url: str | None = None  # where to poll, when the provider names it (BFL)
+    reported_cost_micro: int | None = None  # what the provider said it charges, when it says so at once (BFL)
 
 
 @dataclass(frozen=True)

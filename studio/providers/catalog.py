@@ -58,6 +58,16 @@ class CatalogEntry(BaseModel):
     notes: str = ""
     price: PriceRule | None = None
     inputs: InputMapping = InputMapping()
+    max_mp: Annotated[float, Field(gt=0)] | None = None  # largest output it makes, in megapixels
+    size_multiple: Annotated[int, Field(ge=1)] = 16  # width and height must be multiples of this
+
+    def fit(self, width: int, height: int) -> tuple[int, int]:
+        """The largest size this model makes with the same aspect, within its limits."""
+        scale = 1.0
+        if self.max_mp is not None and width * height > self.max_mp * PIXELS_PER_MP:
+            scale = (self.max_mp * PIXELS_PER_MP / (width * height)) ** 0.5
+        step = self.size_multiple
+        return max(step, int(width * scale) // step * step), max(step, int(height * scale) // step * step)
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,10 @@ put in a message.
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, TypeVar
 
 import httpx
-from PIL import Image as PILImage
-from PIL import ImageOps
 
 from studio.errors import AuthFailed, InsufficientCredits, ProviderError, RateLimited, Rejected, SubmissionUnknown
 from studio.providers.accounts import api_key
@@ -36,11 +32,10 @@ from studio.providers.base import (
     Submission,
 )
 from studio.providers.catalog import REF_MAX_PIXELS, CatalogEntry, estimate_micro, megapixels_up
+from studio.providers.transfer import ReferenceCache, backoff, download_image, normalise
 
 SUBMIT_ATTEMPTS = 6
-DOWNLOAD_ATTEMPTS = 4
 POLL_FAILURES_TOLERATED = 8
-MAX_IMAGE_BYTES = 64 * 1024 * 1024
 ASPECT_RATIOS = ["21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16"]
 REJECTION_TYPES = {"content_policy_violation", "validation_error", "image_too_large", "unprocessable_entity"}
 T = TypeVar("T")
@@ -67,7 +62,7 @@ class FalProvider:
             for model_id, entry in context.catalog.entries.items()
             if entry.provider == "fal"
         }
-        self._references: dict[str, str] = {}  # sha256 -> data URI, so a sheet is encoded once a run
+        self._references = ReferenceCache()  # a sheet is encoded once a run
         self._poll_failures: dict[str, int] = {}
 
     # ------------------------------------------------------------ submit
@@ -83,7 +78,7 @@ class FalProvider:
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
                 if attempt == SUBMIT_ATTEMPTS:
                     raise ProviderError(f"cannot connect to fal's queue ({url.split('/')[2]})") from None
-                await _backoff(attempt)
+                await backoff(attempt)
                 continue
             except httpx.TransportError as exc:
                 raise SubmissionUnknown(
@@ -93,7 +88,7 @@ class FalProvider:
             if response.status_code == 200:
                 return Submission(self._request_id(response, model_id))
             if _not_processed(response) and attempt < SUBMIT_ATTEMPTS:
-                await _backoff(attempt, response.headers.get("retry-after"))
+                await backoff(attempt, response.headers.get("retry-after"))
                 continue
             raise _submit_error(response, model_id)
         raise RateLimited(f"fal kept refusing {model_id} (rate limited); try again later or lower --concurrency")
@@ -123,24 +118,9 @@ class FalProvider:
             arguments["seed"] = request.seed
         references = request.references[: entry.max_refs]
         if references:
-            uris = [self._data_uri(ref.sha256, ref.path) for ref in references]
+            uris = [self._references.data_uri(ref.sha256, ref.path) for ref in references]
             arguments[mapping.images] = uris if mapping.images.endswith("s") else uris[0]
         return arguments
-
-    def _data_uri(self, sha256: str, path: str) -> str:
-        if sha256 not in self._references:
-            try:
-                with PILImage.open(path) as image:
-                    image = image.convert("RGB")
-                    scale = (REF_MAX_PIXELS / (image.width * image.height)) ** 0.5
-                    if scale < 1:
-                        image = image.resize((int(image.width * scale), int(image.height * scale)), PILImage.LANCZOS)
-                    buffer = io.BytesIO()
-                    image.save(buffer, format="JPEG", quality=90)
-            except (OSError, ValueError) as exc:
-                raise ProviderError(f"cannot read reference image {path}: {exc}") from None
-            self._references[sha256] = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
-        return self._references[sha256]
 
     # ------------------------------------------------------------ poll
 
@@ -167,20 +147,20 @@ class FalProvider:
         url = _first_image_url(result)
         if url is None:
             return Failed(f"fal returned no image for request {submission.request_id}", charged=True)
-        data = await self._download(url)
+        data = await download_image(self._http, url, "fal")
         if data is None:  # the image URL expired: the result may hold a fresh one
             try:
                 result = await self._guard(self._client.result(request.model, submission.request_id))
             except (self._fal.client.FalClientHTTPError, httpx.HTTPError, TimeoutError):
                 result = None
             fresh = _first_image_url(result) if result else None
-            data = await self._download(fresh) if fresh else None
+            data = await download_image(self._http, fresh, "fal") if fresh else None
             if data is None:
                 return Failed(
                     f"the image of fal request {submission.request_id} can no longer be downloaded", True, "expired"
                 )
         try:
-            data, size = await asyncio.to_thread(_normalise, data, request.width, request.height)
+            data, size = await asyncio.to_thread(normalise, data, request.width, request.height)
         except (OSError, ValueError) as exc:
             return Failed(f"fal returned an image studio cannot read ({exc})", charged=True)
         refs = [REF_MAX_PIXELS] * min(len(request.references), entry.max_refs)
@@ -216,39 +196,6 @@ class FalProvider:
         """Bound every queue call: a stalled connection must not hold a job forever."""
         return await asyncio.wait_for(call, timeout=self._timeout)
 
-    # ------------------------------------------------------------ download
-
-    async def _download(self, url: str) -> bytes | None:
-        """The image bytes; None when the URL has expired. Only https URLs (or data URIs) from fal."""
-        if url.startswith("data:image/"):
-            return base64.b64decode(url.split(",", 1)[1])
-        if not url.startswith("https://"):
-            raise ProviderError(f"fal returned an image URL that is not https ({url[:40]}…); refusing to fetch it")
-        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
-            try:
-                return await self._fetch(url)
-            except _Expired:
-                return None
-            except (httpx.TransportError, _Retry):
-                if attempt == DOWNLOAD_ATTEMPTS:
-                    raise ProviderError(f"could not download a fal image after {attempt} attempts") from None
-                await _backoff(attempt)
-        return None
-
-    async def _fetch(self, url: str) -> bytes:
-        async with self._http.stream("GET", url) as response:
-            if response.status_code in {403, 404, 410}:
-                raise _Expired()
-            if response.status_code != 200:
-                raise _Retry()
-            chunks, size = [], 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > MAX_IMAGE_BYTES:
-                    raise ProviderError(f"a fal image is larger than {MAX_IMAGE_BYTES // 2**20} MB; refusing it")
-                chunks.append(chunk)
-            return b"".join(chunks)
-
     # ------------------------------------------------------------ helpers
 
     def _entry(self, endpoint: str) -> tuple[str, CatalogEntry]:
@@ -258,14 +205,6 @@ class FalProvider:
 
     async def aclose(self) -> None:
         await self._http.aclose()
-
-
-class _Expired(Exception):
-    pass
-
-
-class _Retry(Exception):
-    pass
 
 
 def _not_processed(response: httpx.Response) -> bool:
@@ -320,32 +259,12 @@ def _first_image_url(result: Any) -> str | None:
     return None
 
 
-def _normalise(data: bytes, width: int, height: int) -> tuple[bytes, tuple[int, int]]:
-    """Decode fully (a truncated download fails here) and fit models that size by aspect ratio."""
-    with PILImage.open(io.BytesIO(data)) as image:
-        image.load()
-        size = image.size
-        if size == (width, height) and image.format == "PNG":
-            return data, size
-        fitted = ImageOps.fit(image.convert("RGB"), (width, height), PILImage.LANCZOS)
-    buffer = io.BytesIO()
-    fitted.save(buffer, format="PNG")
-    return buffer.getvalue(), size
-
-
 def _closest_ratio(width: int, height: int) -> str:
     def distance(ratio: str) -> float:
         w, h = (int(part) for part in ratio.split(":"))
         return abs(w / h - width / height)
 
     return min(ASPECT_RATIOS, key=distance)
-
-
-async def _backoff(attempt: int, retry_after: str | None = None) -> None:
-    delay = min(0.2 * 2 ** (attempt - 1), 8.0)
-    if retry_after and retry_after.isdigit():
-        delay = min(float(retry_after), 30.0)
-    await asyncio.sleep(delay)
 
 
 def register_providers(register: Callable[..., None]) -> None:

@@ -194,7 +194,8 @@ async def _generate(
 
     row = ctx.ledger.open_attempt(job, provider.name)
     if row is not None and row.request_id:
-        submission = Submission(row.request_id, row.poll_url)  # re-attach: it is already paid for
+        # Re-attach: it is already sent (and maybe paid for).
+        submission = Submission(row.request_id, row.poll_url, row.reported_micro)
     elif row is not None and provider.paid:
         raise JobFailed(_unknown_outcome(job, provider.name, row.id, ctx))
     else:
@@ -207,13 +208,20 @@ async def _generate(
 
     result = await _wait(provider, submission, request, ctx.poll_interval)
     if isinstance(result, Failed):
-        charged = estimate if result.charged else 0
-        ctx.ledger.failed(row.id, result.error, charged, failure=result.kind)
+        charged, source = 0, None
+        if result.charged:  # the provider's own figure when it gave one, else the (never lower) estimate
+            reported = submission.reported_cost_micro
+            charged, source = (reported, "reported") if reported is not None else (estimate, "estimate")
+        ctx.ledger.failed(row.id, result.error, charged, failure=result.kind, source=source)
         raise JobFailed(result.error)
     image = result.images[0]
     _verify(image.data, request.width, request.height, job.name)
-    stored = await asyncio.to_thread(ctx.store.put, job.key, {"image": (image.data, image.media_type)})
-    cost = Cost(estimate, reported_micro=result.reported_cost_micro, computed_micro=result.computed_cost_micro)
+    data = image.data
+    if job.generation.final_size is not None:  # the model's size limit was below the panel's
+        data = await asyncio.to_thread(_scale_to, data, job.generation.final_size)
+    stored = await asyncio.to_thread(ctx.store.put, job.key, {"image": (data, "image/png")})
+    reported = result.reported_cost_micro if result.reported_cost_micro is not None else submission.reported_cost_micro
+    cost = Cost(estimate, reported_micro=reported, computed_micro=result.computed_cost_micro)
     ctx.ledger.completed(row.id, cost, stored["image"].sha256)
     if provider.paid:
         for message in ctx.ledger.new_alerts(job.episode, ctx.target_per_panel_micro):
@@ -262,7 +270,7 @@ async def _submit(request: GenerationRequest, ctx: RunContext, row_id: int) -> S
     except ProviderError as exc:
         ctx.ledger.failed(row_id, str(exc), 0, failure=exc.kind)
         raise
-    ctx.ledger.submitted(row_id, submission.request_id, submission.poll_url)
+    ctx.ledger.submitted(row_id, submission.request_id, submission.poll_url, submission.reported_cost_micro)
     return submission
 
 
@@ -285,6 +293,14 @@ def _verify(data: bytes, width: int, height: int, name: str) -> None:
         raise JobFailed(f"{name}: the provider returned something that is not a valid image ({exc})") from exc
     if size != (width, height):
         raise JobFailed(f"{name}: expected a {width}x{height} image, got {size[0]}x{size[1]}")
+
+
+def _scale_to(data: bytes, size: tuple[int, int]) -> bytes:
+    with PILImage.open(io.BytesIO(data)) as image:
+        scaled = image.convert("RGB").resize(size, PILImage.LANCZOS)
+    buffer = io.BytesIO()
+    scaled.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def _materialise_all(job: Job, objects: dict[str, StoredObject], root: Path) -> None:

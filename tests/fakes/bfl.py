@@ -1,0 +1,1169 @@
+"""A protocol-faithful fake of the Black Forest Labs (BFL) API, for tests of the `bfl` provider.
+
+Two HTTPS listeners on 127.0.0.1 share one throwaway CA (`tests.fakes.tls`):
+
+* the API host (`base_url`), like `api.bfl.ai`: submissions and credits;
+* the polling/delivery host (`poll_base_url`), like BFL's regional hosts: `polling_url` and
+  every `result.sample` point there. A client that builds its own poll URL from the API host
+  instead of using exactly `polling_url` gets `Task not found` (as the global host would answer
+  for a task living on a regional one) and never sees its image.
+
+Point studio at it with `client_env()`: BFL_API_KEY, STUDIO_BFL_BASE_URL, SSL_CERT_FILE.
+
+    with FakeBfl(latency=0.1) as bfl:
+        ...  # code that talks to bfl.base_url with header x-key
+        assert bfl.billed_micro == 30_000
+
+By hand: `python -m tests.fakes.bfl --port 8443 [--poll-port 8444] [--latency 1] [--key KEY]`.
+
+Protocol:
+
+    API host
+    POST /v1/{model}              x-key; JSON {prompt, input_image, input_image_2.., seed, width,
+                                  height, safety_tolerance, output_format, webhook_url}
+                                  -> 200 {id, polling_url, cost, input_mp, output_mp}
+    GET  /v1/credits              x-key -> 200 {credits}
+    GET  /v1/get_result?id=       the wrong host: 200 {status: "Task not found"} for every id
+    polling/delivery host
+    GET  /v1/get_result?id=       x-key -> 200 {id, status, result, progress, details, preview}
+    GET  /files/{token}.{png|jpeg}  the sample (no key: a pre-signed URL, like BFL's delivery)
+
+Models: flux-2-pro, flux-2-max, flux-2-flex (up to 8 input images), flux-2-klein-4b,
+flux-2-klein-9b, flux-kontext-pro, flux-kontext-max (up to 4). Unknown model -> 404.
+
+Choices (deliberate, documented, harsh-side where real BFL is not documented):
+
+* Auth: a wrong or missing `x-key` answers 403 `{"detail": "Not authenticated - Invalid
+  Authentication"}` (what api.bfl.ai answers in the wild), on submit, poll and credits.
+  Polls require the key too (BFL documents it); sample downloads do not.
+* Validation at submit (422, FastAPI shape `{"detail": [{"loc", "msg", "type"}]}`): prompt
+  required and non-empty; width/height integers, multiples of 16, at least 64, and
+  width x height <= 2048 x 2048 (4 MP); more input images than the model takes; base64 or
+  data URIs that Pillow cannot decode; output_format other than "png"/"jpeg"; seed not an
+  integer; safety_tolerance outside 0..6. Other fields (webhook_url, ...) are ignored.
+  Defaults: 1024 x 768, output_format "png" (real BFL defaults to jpeg: send it explicitly).
+* Megapixels: pixels / 1,000,000 rounded UP, per image (the output, and each input
+  separately). Inputs that are URLs cannot be fetched here: the fake's own sample URLs have a
+  known size, any other URL counts as 1 MP. `input_mp` / `output_mp` in the submit response
+  are these billed (rounded-up) megapixels, so `cost` can be recomputed from them.
+* Price (FLUX.2, cents): first MP + (output MP - 1) x per-MP + input MP x per-MP, with
+  pro 3 / 1.5, max 7 / 3, flex 5 / 5, klein-4b 1.4 / 0.1, klein-9b 1.5 / 0.2; kontext flat
+  4 (pro) / 8 (max) cents whatever the sizes. Kept in integer micro-USD (1 cent = 10,000);
+  `cost` is in credits (1 credit = 1 cent), i.e. micro / 10,000 as a float.
+* Billing happens at submission, for exactly the reported `cost` (`report_cost=False` makes
+  `cost` null but still bills). `billed_micro` and `/v1/credits` move at that moment.
+  Not billed: anything answered with an HTTP error (402, 403, 404, 422, 429, injected
+  5xx/stall/reset). Billed: `lost-response` (processed, then the connection is reset: the
+  client never learns the id - the double-billing trap).
+  Outcomes, per `bill_on` (a dict, constructor argument, changeable live):
+    request-moderated  default False: the input is refused before generating, so the
+                       submit response already reports `cost: 0` and nothing is billed
+                       (True: full cost reported and billed).
+    content-moderated  default True: the output was generated, then withheld; billed.
+    error              default True: billed as reported (no refund for failures).
+  A content-moderated/error outcome with bill_on False is *refunded* when the task ends
+  (credits come back, `billed_micro` drops; the submit response had reported the full
+  cost). With the defaults, a client that records the reported cost reconciles exactly.
+* Credits: start at `credits` (default 10,000.0). A submission whose full price is more than
+  what is left -> 402 `{"detail": "Insufficient credits"}` (checked before moderation, so even
+  a request that would be moderated for free is refused).
+* More than `max_active` (default 24) tasks Pending at once -> 429. Request-moderated
+  tasks are never active.
+* Timeline: a task is `Pending` (progress 0..0.99) for `latency` seconds (the value when it
+  was submitted), then Ready / Content Moderated / Error; `Request Moderated` at once.
+  `result.sample` expires `sample_ttl` seconds (default 600: BFL's 10 minutes) after Ready:
+  the URL then answers 403 (signature expired); unknown tokens 404. Polls keep answering Ready
+  with the dead URL. `expire(id)` forgets a task: `Task not found`.
+* Faults: inject(kind, times, on) / set_fault_rate(rate, kinds, seed), `on` in
+  submit | poll | file | credits | any. Transport/HTTP kinds apply to any request, before it
+  is processed (nothing billed): 402, 429, 500, 503, 422, stall (hang `stall_seconds`, then
+  RST), reset (RST). `lost-response`: processed (a submit is billed), then RST.
+  Outcome kinds, submit only: request-moderated, content-moderated, error. `expired-sample`
+  (file only): that sample answers 404 from now on. `not-found` (poll only): this poll
+  answers `Task not found`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import contextlib
+import copy
+import hashlib
+import hmac
+import io
+import json
+import logging
+import random
+import re
+import socket
+import ssl
+import struct
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import trustme
+
+try:  # the package form (python -m tests.fakes.bfl, `from tests.fakes.bfl import ...`, `fakes.bfl`)
+    from . import tls as _tls
+except ImportError:  # pragma: no cover - loaded as a top-level module
+    import tls as _tls  # type: ignore[no-redef]
+
+log = logging.getLogger("fake_bfl")
+
+# ---------------------------------------------------------------- catalogue
+
+MP = 1_000_000
+MICRO_PER_CREDIT = 10_000  # 1 credit = 1 cent = $0.01
+DEFAULT_SIZE = (1024, 768)
+MIN_SIDE = 64
+MAX_PIXELS = 2048 * 2048  # "up to 4 MP"
+OUTPUT_FORMATS = {"png": "image/png", "jpeg": "image/jpeg"}
+SAFETY_RANGE = (0, 6)
+
+
+@dataclass(frozen=True)
+class Model:
+    """Price (micro-USD) and input-image limit of one model."""
+
+    max_inputs: int
+    first_mp: int = 0  # the first output MP
+    per_mp: int = 0  # each further output MP and each input MP
+    flat: int | None = None  # when set: the price of any request (kontext)
+
+
+MODELS: dict[str, Model] = {
+    "flux-2-pro": Model(8, 30_000, 15_000),
+    "flux-2-max": Model(8, 70_000, 30_000),
+    "flux-2-flex": Model(8, 50_000, 50_000),
+    "flux-2-klein-4b": Model(4, 14_000, 1_000),
+    "flux-2-klein-9b": Model(4, 15_000, 2_000),
+    "flux-kontext-pro": Model(4, flat=40_000),
+    "flux-kontext-max": Model(4, flat=80_000),
+}
+
+# ---------------------------------------------------------------- faults
+
+HTTP_FAULTS = ("402", "429", "500", "503", "422", "stall", "reset", "lost-response")
+OUTCOME_FAULTS = ("request-moderated", "content-moderated", "error")
+FAULT_KINDS = (*HTTP_FAULTS, *OUTCOME_FAULTS, "expired-sample", "not-found")
+FAULT_TARGETS = ("submit", "poll", "file", "credits", "any")
+_ONLY_ON = {
+    "request-moderated": "submit",
+    "content-moderated": "submit",
+    "error": "submit",
+    "expired-sample": "file",
+    "not-found": "poll",
+}
+DEFAULT_BILL_ON = {"request-moderated": False, "content-moderated": True, "error": True}
+
+STATUS_BY_OUTCOME = {
+    "ready": "Ready",
+    "request-moderated": "Request Moderated",
+    "content-moderated": "Content Moderated",
+    "error": "Error",
+}
+DETAILS_BY_OUTCOME: dict[str, dict[str, Any]] = {
+    "request-moderated": {"Moderation Reasons": ["Derivative Works Filter"]},
+    "content-moderated": {"Moderation Reasons": ["Content Moderated"]},
+    "error": {"message": "Generation failed: internal error"},
+}
+
+
+def _fault_applies(kind: str, category: str) -> bool:
+    only = _ONLY_ON.get(kind)
+    return only is None or only == category
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def ceil_mp(pixels: int) -> int:
+    """Megapixels as BFL bills them: pixels / 1,000,000 rounded up."""
+    return -(-pixels // MP)
+
+
+def _redact(headers: dict[str, str]) -> dict[str, str]:
+    """Header names lower-cased; credentials replaced by "***", never stored in full."""
+    out = {}
+    for name, value in headers.items():
+        lower = name.lower()
+        out[lower] = "***" if lower in ("x-key", "authorization", "proxy-authorization", "cookie") else value
+    return out
+
+
+def _seed_from(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
+def _image_size(raw: bytes) -> tuple[int, int] | None:
+    try:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(raw)) as image:
+            image.load()
+            return image.size
+    except Exception:  # Pillow raises a variety of errors on garbage
+        return None
+
+
+def decode_image_size(value: str) -> tuple[int, int] | None:
+    """(width, height) of a base64 string or base64 data URI, or None if it does not decode."""
+    payload = value
+    if value.startswith("data:"):
+        header, sep, payload = value.partition(",")
+        if not sep or not header.endswith(";base64"):
+            return None
+    try:
+        raw = base64.b64decode(payload.strip(), validate=False)
+    except (binascii.Error, ValueError):
+        return None
+    return _image_size(raw) if raw else None
+
+
+def render_png(prompt: str, width: int, height: int, seed: int, label: str, model: str) -> bytes:
+    """PNG bytes of exactly width x height: studio's draft art, or a flat colour if unavailable."""
+    try:
+        from studio.providers.base import GenerationRequest
+        from studio.render.draft_art import render_draft
+
+        request = GenerationRequest(
+            model=model,
+            prompt=prompt,
+            width=width,
+            height=height,
+            seed=seed,
+            previz={"subject": "panel", "label": label},
+        )
+        data = render_draft(request)
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as image:
+            if image.size == (width, height) and image.format == "PNG":
+                return data
+    except Exception:  # the renderer is optional here: any failure falls back to a flat PNG
+        log.debug("draft renderer unavailable, using a flat colour", exc_info=True)
+    from PIL import Image
+
+    rng = random.Random(seed)
+    colour = (rng.randrange(40, 220), rng.randrange(40, 220), rng.randrange(40, 220))
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _to_jpeg(png: bytes) -> bytes:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, format="JPEG", quality=90)
+        return buffer.getvalue()
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    action: str | None = None  # None: send; "reset": RST without response; "stall": hang then RST
+
+
+def _json(status: int, payload: Any, **headers: str) -> Response:
+    return Response(status, json.dumps(payload).encode(), "application/json", dict(headers))
+
+
+def _error(loc: list[Any], msg: str, type_: str = "value_error") -> dict[str, Any]:
+    return {"loc": loc, "msg": msg, "type": type_}
+
+
+NOT_AUTHENTICATED = {"detail": "Not authenticated - Invalid Authentication"}
+NOT_FOUND = {"detail": "Not Found"}
+_INPUT_KEY = re.compile(r"^input_image(?:_(\d+))?$")
+
+# ---------------------------------------------------------------- bookkeeping
+
+
+@dataclass
+class _Task:
+    id: str
+    model: str
+    prompt: str
+    seed: int
+    width: int
+    height: int
+    fmt: str
+    outcome: str  # ready | request-moderated | content-moderated | error
+    submitted: float  # fake-clock time
+    duration: float
+    price_micro: int
+    billed_micro: int
+    record: dict[str, Any]  # the public `submissions` entry (mutated in place)
+    finished: bool = False
+    forgotten: bool = False
+    token: str | None = None
+
+    @property
+    def ends(self) -> float:
+        return self.submitted + self.duration
+
+
+@dataclass
+class _Sample:
+    task: _Task
+    ready_at: float
+    data: bytes | None = None
+    gone: bool = False  # `expired-sample` fault: 404 from now on
+
+
+class FakeBfl:
+    """The fake BFL API. See the module docstring for the protocol and the choices made.
+
+    Attributes and methods for tests:
+        base_url, host, port            the API host (submit, credits)
+        poll_base_url, poll_host, poll_port   the polling/delivery host (polling_url, samples)
+        ca_file, ssl_context(), client_env()  how to trust it / point studio at it
+        requests       every request: time, server ("api"/"poll"), method, path, query,
+                       headers (lower-case names, x-key shown as "***"), auth
+                       ("ok"/"wrong"/"missing"/"n/a"), auth_ok, json, category, fault, status, task_id
+        submissions    one per processed submit: id, model, input, width, height, input_sizes,
+                       input_mp, output_mp, price_micro, cost (as reported), billed_micro,
+                       refunded_micro, outcome, status, polling_url, sample, response_lost, fault
+        billed_micro   total billed, integer micro-USD (after refunds)
+        credits        what is left (float credits; settable)
+        inject(kind, times=1, on="any"); set_fault_rate(rate, kinds, seed); clear_faults()
+        expire(task_id); advance_clock(seconds); task_status(task_id); price(model, w, h, inputs)
+        latency, sample_ttl, max_active, stall_seconds, report_cost, bill_on: may be changed live
+        (latency applies to tasks submitted afterwards).
+    """
+
+    def __init__(
+        self,
+        *,
+        key: str = "test-key",
+        latency: float = 0.0,
+        sample_ttl: float = 600.0,
+        max_active: int = 24,
+        credits: float = 10_000.0,
+        bill_on: dict[str, bool] | None = None,
+        report_cost: bool = True,
+        ca: trustme.CA | _tls.TLSBundle | None = None,
+        port: int = 0,
+        poll_port: int = 0,
+        stall_seconds: float = 30.0,
+    ) -> None:
+        self._key = key
+        self.latency = float(latency)
+        self.sample_ttl = float(sample_ttl)
+        self.max_active = int(max_active)
+        self.report_cost = report_cost
+        self.bill_on: dict[str, bool] = {**DEFAULT_BILL_ON, **(bill_on or {})}
+        unknown = set(self.bill_on) - set(DEFAULT_BILL_ON)
+        if unknown:
+            raise ValueError(f"bill_on keys must be among {sorted(DEFAULT_BILL_ON)}, got {sorted(unknown)}")
+        self.stall_seconds = float(stall_seconds)
+        self._ports = (port, poll_port)
+        # A TLSBundle (duck-typed: this module may be imported as tests.fakes.bfl or fakes.bfl),
+        # a bare trustme.CA, or None for a fresh CA.
+        is_bundle = hasattr(ca, "server_context") and hasattr(ca, "ca_file")
+        self._tls: Any = ca if is_bundle else _tls.make_tls(ca=ca)  # type: ignore[arg-type]
+        self._owns_tls = not is_bundle
+        self.ca_file: Path = self._tls.ca_file
+
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._servers: dict[str, _Server] = {}
+        self._threads: list[threading.Thread] = []
+        self._connections: set[socket.socket] = set()
+
+        self._requests: list[dict[str, Any]] = []
+        self._submissions: list[dict[str, Any]] = []
+        self._tasks: dict[str, _Task] = {}
+        self._unfinished: dict[str, _Task] = {}
+        self._samples: dict[str, _Sample] = {}
+        self._billed_micro = 0
+        self._credits_micro = round(credits * MICRO_PER_CREDIT)
+        self._faults: list[list[Any]] = []  # [kind, remaining, on]
+        self._fault_rate = 0.0
+        self._fault_kinds: list[str] = []
+        self._rng = random.Random(0)
+        self._clock_offset = 0.0
+        self._wall0 = time.time()
+        self._mono0 = time.monotonic()
+
+    def __repr__(self) -> str:  # never shows the key
+        where = self.host if self._servers else None
+        return f"FakeBfl(host={where!r}, latency={self.latency})"
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> FakeBfl:
+        if self._servers:
+            return self
+        self._stop.clear()
+        for role, port in zip(("api", "poll"), self._ports, strict=True):
+            server = _Server(("127.0.0.1", port), _Handler, self, self._tls.server_context, role)
+            self._servers[role] = server
+            thread = threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"fake-bfl-{role}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()  # wakes stalled handlers
+        servers, self._servers = list(self._servers.values()), {}
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads = []
+
+    def close(self) -> None:
+        """Stop and remove the CA file if this fake created it."""
+        self.stop()
+        if self._owns_tls:
+            self._tls.cleanup()
+
+    def __enter__(self) -> FakeBfl:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _port_of(self, role: str) -> int:
+        server = self._servers.get(role)
+        if server is None:
+            raise RuntimeError("FakeBfl is not started")
+        return server.server_address[1]
+
+    @property
+    def port(self) -> int:
+        return self._port_of("api")
+
+    @property
+    def poll_port(self) -> int:
+        return self._port_of("poll")
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def poll_host(self) -> str:
+        return f"127.0.0.1:{self.poll_port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"https://{self.host}"
+
+    @property
+    def poll_base_url(self) -> str:
+        return f"https://{self.poll_host}"
+
+    def client_env(self) -> dict[str, str]:
+        """The variables studio's bfl provider reads (key, base URL, CA bundle for httpx)."""
+        return {
+            "BFL_API_KEY": self._key,
+            "STUDIO_BFL_BASE_URL": self.base_url,
+            "SSL_CERT_FILE": str(self.ca_file),
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+        }
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client SSLContext trusting the fake's CA (for direct httpx use)."""
+        return self._tls.client_context()
+
+    # ------------------------------------------------------------ inspection
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._requests)
+
+    @property
+    def submissions(self) -> list[dict[str, Any]]:
+        with self._lock:
+            self._advance(self._now())
+            return copy.deepcopy(self._submissions)
+
+    @property
+    def billed_micro(self) -> int:
+        with self._lock:
+            self._advance(self._now())
+            return self._billed_micro
+
+    @property
+    def credits(self) -> float:
+        with self._lock:
+            self._advance(self._now())
+            return self._credits_micro / MICRO_PER_CREDIT
+
+    @credits.setter
+    def credits(self, value: float) -> None:
+        with self._lock:
+            self._credits_micro = round(value * MICRO_PER_CREDIT)
+
+    def task_status(self, task_id: str) -> str | None:
+        """The status a poll would show now (Pending, Ready, ..., Task not found), or None if never
+        submitted."""
+        with self._lock:
+            self._advance(self._now())
+            task = self._tasks.get(task_id)
+            if task is None:
+                return None
+            return "Task not found" if task.forgotten else task.record["status"]
+
+    def price(
+        self,
+        model: str,
+        width: int = DEFAULT_SIZE[0],
+        height: int = DEFAULT_SIZE[1],
+        input_sizes: tuple[tuple[int, int] | None, ...] = (),
+    ) -> int:
+        """What a successful generation costs, in micro-USD (None in input_sizes: a 1 MP URL)."""
+        return self._price(MODELS[model], (width, height), list(input_sizes))[0]
+
+    # ------------------------------------------------------------ control
+
+    def inject(self, kind: str, times: int = 1, on: str = "any") -> None:
+        """Queue `times` faults of `kind` for the next matching requests (`on`)."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
+        if on not in FAULT_TARGETS:
+            raise ValueError(f"unknown fault target {on!r}; expected one of {FAULT_TARGETS}")
+        only = _ONLY_ON.get(kind)
+        if only is not None and on not in ("any", only):
+            raise ValueError(f"fault {kind!r} only applies to {only!r} requests")
+        if times < 1:
+            raise ValueError("times must be >= 1")
+        with self._lock:
+            self._faults.append([kind, times, on])
+
+    def set_fault_rate(self, rate: float, kinds: list[str] | tuple[str, ...], seed: int = 0) -> None:
+        """Inject one of `kinds` (uniformly, among those that fit the request) into each request
+        with probability `rate`. Deterministic for a given seed and request sequence."""
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError("rate must be within [0, 1]")
+        for kind in kinds:
+            if kind not in FAULT_KINDS:
+                raise ValueError(f"unknown fault kind {kind!r}")
+        with self._lock:
+            self._fault_rate = float(rate)
+            self._fault_kinds = list(kinds)
+            self._rng = random.Random(seed)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self._fault_rate = 0.0
+            self._fault_kinds = []
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the fake's clock forward: tasks finish and samples expire as if `seconds` had
+        passed (BFL's 10-minute sample expiry without sleeping)."""
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        with self._lock:
+            self._clock_offset += seconds
+
+    def expire(self, task_id: str) -> None:
+        """Forget a task: polls answer `Task not found` from now on."""
+        with self._lock:
+            task = self._tasks.get(task_id)
+            if task is None:
+                raise KeyError(task_id)
+            task.forgotten = True
+
+    def _now(self) -> float:
+        return time.monotonic() + self._clock_offset
+
+    def _wall(self, at: float) -> float:
+        return self._wall0 + (at - self._mono0)
+
+    # ------------------------------------------------------------ the task simulation
+
+    def _advance(self, now: float) -> None:
+        """Finish every task whose time has come (exact times, no background thread)."""
+        for task in sorted(self._unfinished.values(), key=lambda t: t.ends):
+            if task.ends > now:
+                break
+            del self._unfinished[task.id]
+            self._finish(task)
+
+    def _finish(self, task: _Task) -> None:
+        task.finished = True
+        task.record["status"] = STATUS_BY_OUTCOME[task.outcome]
+        if task.outcome == "ready":
+            task.token = uuid.uuid4().hex
+            self._samples[task.token] = _Sample(task, ready_at=task.ends)
+            task.record["sample"] = self._sample_url(task)
+        elif task.billed_micro and not self.bill_on.get(task.outcome, True):
+            refund = task.billed_micro  # generated and failed/withheld: refunded at the end
+            task.billed_micro = 0
+            self._billed_micro -= refund
+            self._credits_micro += refund
+            task.record["billed_micro"] = 0
+            task.record["refunded_micro"] = refund
+
+    def _active(self) -> int:
+        return len(self._unfinished)
+
+    def _sample_url(self, task: _Task) -> str:
+        return f"{self.poll_base_url}/files/{task.token}.{task.fmt}"
+
+    # ------------------------------------------------------------ model behaviour
+
+    @staticmethod
+    def _price(model: Model, output: tuple[int, int], inputs: list[tuple[int, int] | None]) -> tuple[int, int, int]:
+        """(micro-USD, input MP, output MP)."""
+        out_mp = ceil_mp(output[0] * output[1])
+        in_mp = sum(ceil_mp(size[0] * size[1]) if size else 1 for size in inputs)
+        if model.flat is not None:
+            return model.flat, in_mp, out_mp
+        return model.first_mp + (out_mp - 1) * model.per_mp + in_mp * model.per_mp, in_mp, out_mp
+
+    def _input_size(self, value: str) -> tuple[int, int] | str | None:
+        """Size of one input image; None if unknowable (a remote URL); "bad" / "gone" on failure."""
+        if value.startswith(("https://", "http://")):
+            prefix = f"{self.poll_base_url}/files/" if self._servers else None
+            if prefix and value.startswith(prefix):
+                token = value[len(prefix) :].split("?", 1)[0].rsplit(".", 1)[0]
+                with self._lock:
+                    sample = self._samples.get(token)
+                    if sample is None or sample.gone or self._now() - sample.ready_at >= self.sample_ttl:
+                        return "gone"
+                    return (sample.task.width, sample.task.height)
+            return None
+        size = decode_image_size(value)
+        return size if size is not None else "bad"
+
+    def _validate(self, model: Model, body: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """(FastAPI-style error list, normalised parameters). Decodes images: call without the lock."""
+        if not isinstance(body, dict):
+            return [_error(["body"], "Input should be a valid dictionary", "dict_type")], {}
+        errors: list[dict[str, Any]] = []
+        params: dict[str, Any] = {}
+
+        prompt = body.get("prompt")
+        if prompt is None:
+            errors.append(_error(["body", "prompt"], "Field required", "missing"))
+        elif not isinstance(prompt, str):
+            errors.append(_error(["body", "prompt"], "Input should be a valid string", "string_type"))
+        elif not prompt.strip():
+            errors.append(_error(["body", "prompt"], "String should have at least 1 character", "string_too_short"))
+        params["prompt"] = prompt if isinstance(prompt, str) else ""
+
+        size = list(DEFAULT_SIZE)
+        for index, name in enumerate(("width", "height")):
+            value = body.get(name)
+            if value is None:
+                continue
+            if not isinstance(value, int) or isinstance(value, bool):
+                errors.append(_error(["body", name], "Input should be a valid integer", "int_type"))
+            elif value < MIN_SIDE:
+                errors.append(
+                    _error(["body", name], f"Input should be greater than or equal to {MIN_SIDE}", "greater_than_equal")
+                )
+            elif value % 16:
+                errors.append(_error(["body", name], f"{name} must be a multiple of 16, got {value}"))
+            else:
+                size[index] = value
+        if size[0] * size[1] > MAX_PIXELS:
+            errors.append(
+                _error(
+                    ["body", "width"],
+                    f"width x height must be at most 4 megapixels ({MAX_PIXELS} pixels), got {size[0]}x{size[1]}",
+                )
+            )
+        params["size"] = (size[0], size[1])
+
+        seed = body.get("seed")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+            errors.append(_error(["body", "seed"], "Input should be a valid integer", "int_type"))
+            seed = None
+        params["seed"] = seed
+
+        tolerance = body.get("safety_tolerance")
+        if tolerance is not None and (
+            not isinstance(tolerance, int)
+            or isinstance(tolerance, bool)
+            or not SAFETY_RANGE[0] <= tolerance <= SAFETY_RANGE[1]
+        ):
+            errors.append(
+                _error(
+                    ["body", "safety_tolerance"],
+                    f"Input should be an integer from {SAFETY_RANGE[0]} to {SAFETY_RANGE[1]}",
+                )
+            )
+
+        fmt = body.get("output_format")
+        if fmt is None:
+            fmt = "png"
+        elif fmt not in OUTPUT_FORMATS:
+            errors.append(_error(["body", "output_format"], "Input should be 'png' or 'jpeg'", "enum"))
+            fmt = "png"
+        params["fmt"] = fmt
+
+        inputs: list[tuple[int, int] | None] = []
+        keys = []
+        for name in body:
+            match = _INPUT_KEY.match(name)
+            if match is None:
+                continue
+            number = int(match.group(1) or 1)
+            if body[name] is None:
+                continue
+            if number < 2 and match.group(1) is not None:
+                errors.append(
+                    _error(["body", name], "unknown field: the first input image is 'input_image'", "extra_forbidden")
+                )
+                continue
+            if number > model.max_inputs:
+                errors.append(
+                    _error(
+                        ["body", name],
+                        f"this model takes at most {model.max_inputs} input images "
+                        f"(input_image, input_image_2 .. input_image_{model.max_inputs})",
+                        "extra_forbidden",
+                    )
+                )
+                continue
+            keys.append(name)
+        for name in keys:
+            value = body[name]
+            if not isinstance(value, str) or not value:
+                errors.append(_error(["body", name], "Input should be a base64 image or a URL", "string_type"))
+                continue
+            found = self._input_size(value)
+            if found == "bad":
+                errors.append(_error(["body", name], "Could not decode the image (base64 or data URI expected)"))
+            elif found == "gone":
+                errors.append(_error(["body", name], "Could not download the image"))
+            else:
+                inputs.append(found if isinstance(found, tuple) else None)
+        params["inputs"] = inputs
+        params["input_keys"] = keys
+        return errors, params
+
+    # ------------------------------------------------------------ request handling
+
+    def _check_auth(self, headers: dict[str, str]) -> str:
+        value = next((v for k, v in headers.items() if k.lower() == "x-key"), None)
+        if value is None:
+            return "missing"
+        return "ok" if hmac.compare_digest(value.strip().encode(), self._key.encode()) else "wrong"
+
+    def _pick_fault(self, category: str) -> str | None:
+        for entry in self._faults:
+            kind, _remaining, on = entry
+            if on in ("any", category) and _fault_applies(kind, category):
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    self._faults.remove(entry)
+                return kind
+        if self._fault_rate > 0 and self._fault_kinds and self._rng.random() < self._fault_rate:
+            fitting = [k for k in self._fault_kinds if _fault_applies(k, category)]
+            if fitting:
+                return fitting[self._rng.randrange(len(fitting))]
+        return None
+
+    @staticmethod
+    def _route(role: str, method: str, parts: list[str]) -> tuple[str, str | None]:
+        """(category, error) where category is submit | poll | file | credits | other."""
+        if role == "poll":
+            if parts == ["v1", "get_result"]:
+                return "poll", None if method == "GET" else "method"
+            if len(parts) == 2 and parts[0] == "files":
+                return "file", None if method in ("GET", "HEAD") else "method"
+            return "other", "not_found"
+        if parts == ["v1", "credits"]:
+            return "credits", None if method == "GET" else "method"
+        if parts == ["v1", "get_result"]:  # the wrong host for polls: BFL's tasks live on the regional one
+            return "poll", None if method == "GET" else "method"
+        if len(parts) == 2 and parts[0] == "v1":
+            if parts[1] not in MODELS:
+                return "other", "not_found"
+            return "submit", None if method == "POST" else "method"
+        return "other", "not_found"
+
+    def handle(self, role: str, method: str, target: str, headers: dict[str, str], raw_body: bytes) -> Response:
+        """Answer one HTTP request on server `role` ("api" or "poll"); the socket layer is _Handler."""
+        split = urlsplit(target)
+        parts = [unquote(p) for p in split.path.split("/") if p]
+        query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        body: Any = None
+        bad_json = False
+        if raw_body:
+            try:
+                body = json.loads(raw_body)
+            except ValueError:
+                bad_json = True
+        category, route_error = self._route(role, method, parts)
+        auth = self._check_auth(headers) if category in ("submit", "poll", "credits") else "n/a"
+        entry: dict[str, Any] = {
+            "time": time.time(),
+            "server": role,
+            "method": method,
+            "path": split.path,
+            "query": query,
+            "headers": _redact(headers),
+            "auth": auth,
+            "auth_ok": auth == "ok",
+            "json": body,
+            "json_error": bad_json,
+            "category": category,
+            "fault": None,
+            "status": None,
+            "task_id": query.get("id") if category == "poll" else None,
+        }
+        with self._lock:
+            self._requests.append(entry)
+            fault = self._pick_fault(category) if category != "other" else None
+            entry["fault"] = fault
+        response, task_id = self._answer(role, category, route_error, auth, fault, parts, query, body, bad_json)
+        with self._lock:
+            entry["status"] = response.action or response.status
+            if task_id:
+                entry["task_id"] = task_id
+        return response
+
+    def _answer(
+        self,
+        role: str,
+        category: str,
+        route_error: str | None,
+        auth: str,
+        fault: str | None,
+        parts: list[str],
+        query: dict[str, str],
+        body: Any,
+        bad_json: bool,
+    ) -> tuple[Response, str | None]:
+        if fault in ("stall", "reset"):
+            return Response(0, action=fault), None
+        if fault == "402":
+            return _json(402, {"detail": "Insufficient credits"}), None
+        if fault == "429":
+            return _json(429, {"detail": "Rate limit exceeded: too many requests"}, **{"retry-after": "1"}), None
+        if fault == "500":
+            return _json(500, {"detail": "Internal Server Error"}), None
+        if fault == "503":
+            return _json(503, {"detail": "Service Unavailable"}), None
+        if fault == "422":
+            return _json(422, {"detail": [_error(["body"], "Injected validation error")]}), None
+
+        task_id: str | None = None
+        if route_error == "not_found":
+            response = _json(404, NOT_FOUND)
+        elif route_error == "method":
+            response = _json(405, {"detail": "Method Not Allowed"})
+        elif category == "file":
+            response = self._serve_file(parts[1], expired=fault == "expired-sample")
+        elif auth != "ok":
+            response = _json(403, NOT_AUTHENTICATED)
+        elif category == "credits":
+            with self._lock:
+                self._advance(self._now())
+                response = _json(200, {"credits": self._credits_micro / MICRO_PER_CREDIT})
+        elif category == "poll":
+            response = self._poll(role, query, not_found=fault == "not-found")
+        elif category == "submit":
+            outcome = fault if fault in OUTCOME_FAULTS else "ready"
+            response, task_id = self._submit(parts[1], body, bad_json, outcome, fault)
+        else:
+            response = _json(404, NOT_FOUND)
+        if fault == "lost-response":
+            response.action = "reset"
+            if task_id:
+                with self._lock:
+                    self._tasks[task_id].record["response_lost"] = True
+        return response, task_id
+
+    def _submit(
+        self, name: str, body: Any, bad_json: bool, outcome: str, fault: str | None
+    ) -> tuple[Response, str | None]:
+        model = MODELS[name]
+        if bad_json:
+            return _json(422, {"detail": [_error(["body"], "JSON decode error", "json_invalid")]}), None
+        errors, params = self._validate(model, {} if body is None else body)
+        if errors:
+            return _json(422, {"detail": errors}), None
+        price, in_mp, out_mp = self._price(model, params["size"], params["inputs"])
+        with self._lock:
+            now = self._now()
+            self._advance(now)
+            if self._active() >= self.max_active:
+                return _json(
+                    429,
+                    {
+                        "detail": f"You have reached the maximum of {self.max_active} active tasks; "
+                        "wait for some to finish"
+                    },
+                ), None
+            if price > self._credits_micro:
+                return _json(402, {"detail": "Insufficient credits"}), None
+            billed = 0 if outcome == "request-moderated" and not self.bill_on["request-moderated"] else price
+            task_id = str(uuid.uuid4())
+            seed = params["seed"] if params["seed"] is not None else _seed_from(task_id)
+            polling_url = f"{self.poll_base_url}/v1/get_result?id={task_id}"
+            reported = billed / MICRO_PER_CREDIT
+            cost = reported if self.report_cost else None
+            record = {
+                "id": task_id,
+                "model": name,
+                "input": copy.deepcopy(body),
+                "width": params["size"][0],
+                "height": params["size"][1],
+                "input_sizes": [list(s) if s else None for s in params["inputs"]],
+                "input_mp": in_mp,
+                "output_mp": out_mp,
+                "price_micro": price,
+                "cost": cost,
+                "billed_micro": billed,
+                "refunded_micro": 0,
+                "outcome": outcome,
+                "status": "Request Moderated" if outcome == "request-moderated" else "Pending",
+                "polling_url": polling_url,
+                "sample": None,
+                "response_lost": False,
+                "fault": fault,
+            }
+            task = _Task(
+                id=task_id,
+                model=name,
+                prompt=params["prompt"],
+                seed=seed,
+                width=params["size"][0],
+                height=params["size"][1],
+                fmt=params["fmt"],
+                outcome=outcome,
+                submitted=now,
+                duration=0.0 if outcome == "request-moderated" else self.latency,
+                price_micro=price,
+                billed_micro=billed,
+                record=record,
+            )
+            self._tasks[task_id] = task
+            self._unfinished[task_id] = task
+            self._submissions.append(record)
+            self._billed_micro += billed
+            self._credits_micro -= billed
+            self._advance(now)
+        return _json(
+            200,
+            {
+                "id": task_id,
+                "polling_url": polling_url,
+                "cost": cost,
+                "input_mp": float(in_mp),
+                "output_mp": float(out_mp),
+            },
+        ), task_id
+
+    def _poll(self, role: str, query: dict[str, str], *, not_found: bool) -> Response:
+        task_id = query.get("id")
+        if not task_id:
+            return _json(422, {"detail": [_error(["query", "id"], "Field required", "missing")]})
+        gone = {
+            "id": task_id,
+            "status": "Task not found",
+            "result": None,
+            "progress": None,
+            "details": None,
+            "preview": None,
+        }
+        with self._lock:
+            now = self._now()
+            self._advance(now)
+            task = self._tasks.get(task_id)
+            if role != "poll" or not_found or task is None or task.forgotten:
+                return _json(200, gone)
+            payload: dict[str, Any] = {
+                "id": task_id,
+                "status": task.record["status"],
+                "result": None,
+                "progress": None,
+                "details": None,
+                "preview": None,
+            }
+            if not task.finished:
+                elapsed = now - task.submitted
+                payload["progress"] = round(min(0.99, elapsed / task.duration), 3) if task.duration > 0 else 0.0
+            elif task.outcome == "ready":
+                start, end = self._wall(task.submitted), self._wall(task.ends)
+                payload["progress"] = 1.0
+                payload["result"] = {
+                    "sample": self._sample_url(task),
+                    "prompt": task.prompt,
+                    "seed": task.seed,
+                    "start_time": round(start, 3),
+                    "end_time": round(end, 3),
+                    "duration": round(end - start, 3),
+                }
+            else:
+                payload["details"] = copy.deepcopy(DETAILS_BY_OUTCOME[task.outcome])
+            return _json(200, payload)
+
+    def _serve_file(self, name: str, *, expired: bool) -> Response:
+        token, _, ext = name.partition(".")
+        with self._lock:
+            sample = self._samples.get(token)
+            if sample is None or ext != sample.task.fmt or sample.gone:
+                return _json(404, {"detail": "Not Found"})
+            if expired:
+                sample.gone = True
+                return _json(404, {"detail": "Not Found"})
+            if self._now() - sample.ready_at >= self.sample_ttl:
+                return Response(
+                    403,
+                    b"<Error><Code>AuthenticationFailed</Code><Message>Signed expiry time has passed</Message></Error>",
+                    "application/xml",
+                )
+            data, task = sample.data, sample.task
+        if data is None:  # render outside the lock; rendering is deterministic, so races are harmless
+            data = render_png(task.prompt, task.width, task.height, task.seed, task.id[:8], f"bfl:{task.model}")
+            if task.fmt == "jpeg":
+                data = _to_jpeg(data)
+            with self._lock:
+                sample.data = data
+        return Response(200, data, OUTPUT_FORMATS[task.fmt])
+
+
+# ---------------------------------------------------------------- socket layer
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        fake: FakeBfl,
+        context: ssl.SSLContext,
+        role: str,
+    ) -> None:
+        self.fake = fake
+        self.context = context
+        self.role = role
+        super().__init__(address, handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = self.socket.accept()
+        # The TLS handshake happens in the handler thread, so a slow client cannot block accept().
+        wrapped = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        with self.fake._lock:
+            self.fake._connections.add(wrapped)
+        return wrapped, address
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.fake._lock:
+            self.fake._connections.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("connection error from %s", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "fake-bfl/1.0"
+    timeout = 30  # idle keep-alive connections are closed after this
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stalls
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.request.do_handshake()
+
+    def log_message(self, format: str, *args: Any) -> None:  # silence stderr; never log headers
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def _dispatch(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        fake = self.server.fake
+        response = fake.handle(self.server.role, self.command, self.path, dict(self.headers.items()), raw)
+        if response.action == "stall":
+            fake._stop.wait(fake.stall_seconds)
+            response.action = "reset"
+        if response.action == "reset":
+            self._reset()
+            return
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    def _reset(self) -> None:
+        """Drop the connection with a TCP RST and no HTTP response at all."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with contextlib.suppress(OSError):
+            self.request.close()
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _dispatch
+
+
+# ---------------------------------------------------------------- command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.bfl", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=8443, help="API host port on 127.0.0.1 (0: any free port)")
+    parser.add_argument("--poll-port", type=int, default=0, help="polling/delivery host port (0: any free port)")
+    parser.add_argument("--latency", type=float, default=1.0, help="seconds per generation")
+    parser.add_argument("--key", default="test-key", help="the API key the fake accepts")
+    parser.add_argument("--credits", type=float, default=10_000.0, help="starting credits (1 credit = $0.01)")
+    parser.add_argument("--ca-dir", default=None, help="where to write the CA PEM (default: a temp dir)")
+    args = parser.parse_args(argv)
+
+    bundle = _tls.make_tls(args.ca_dir)
+    fake = FakeBfl(
+        key=args.key, latency=args.latency, credits=args.credits, ca=bundle, port=args.port, poll_port=args.poll_port
+    )
+    fake.start()
+    shown_key = args.key if args.key == "test-key" else "<the value you passed to --key>"
+    print(f"# fake BFL API on {fake.base_url}, polling/delivery on {fake.poll_base_url} (latency {args.latency}s)")
+    print("# SSL_CERT_FILE replaces the usual CA bundle for httpx:")
+    print(f"export BFL_API_KEY='{shown_key}'")
+    print(f"export STUDIO_BFL_BASE_URL='{fake.base_url}'")
+    print(f"export SSL_CERT_FILE='{fake.ca_file}'")
+    print("# serving; Ctrl-C to stop", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+        bundle.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
