@@ -7,6 +7,8 @@ from pathlib import Path
 
 from test_fal_e2e import ledger, panels_made, studio
 
+from studio.ledger.money import format_usd
+
 
 def test_a_run_stops_cleanly_when_the_balance_runs_out(fal_project: Path, fake_fal) -> None:
     assert studio(fal_project, fake_fal, "budget", "set", "0.20").returncode == 0
@@ -56,7 +58,8 @@ def test_alerts_fire_once_when_the_balance_crosses_half_and_a_quarter(fal_projec
     assert spent > 400_000, "the sample episode should spend more than half of $0.80"
     assert first.stderr.count("below 50% of the $0.8000 balance") == 1
     assert ("below 25%" in first.stderr) == (800_000 - spent <= 200_000)
-    assert "cost alert: episode 1 averages $0.0475 per panel, over the $0.0400 target" in first.stderr
+    average = -(-sum(r["actual_micro"] for r in ledger(fal_project)) // 12)
+    assert f"cost alert: episode 1 averages {format_usd(average)} per panel, over the $0.0400 target" in first.stderr
     edited = fal_project / "episodes/ep001/storyboard.yaml"
     edited.write_text(edited.read_text().replace("A lone gull glides", "Two gulls glide"))
     second = studio(fal_project, fake_fal, "run", "episode", "1", "--provider", "fal")

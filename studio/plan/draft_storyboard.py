@@ -123,8 +123,8 @@ RUN_BREAK = {
 }
 EMOTION = re.compile(
     r"\b(tears?|tearful|cr(?:y|ies|ying)|sob(?:s|bing)?|gasps?|trembl\w*|shak(?:es|ing)|stares?|staring|"
-    r"breath catches|heart\w*|shock\w*|stunned|horrif\w*|terrif\w*|afraid|scared|frighten\w*|furious|fury|"
-    r"rage|grief|weep\w*|beams?|grins?|overjoyed|devastat\w*|ashamed|panic\w*|awe|pale|flinch\w*)\b",
+    r"breath catches|heart(?:broken|break)?|shock\w*|stunned|horrif\w*|terrif\w*|afraid|scared|frighten\w*|"
+    r"furious|fury|rage|grief|weep\w*|grins?|overjoyed|devastat\w*|ashamed|panic\w*|awe|flinch\w*)\b",
     re.IGNORECASE,
 )
 DETAIL = re.compile(r"\b(close on|tight on|insert|detail(?: of)?|extreme close)\b", re.IGNORECASE)
@@ -144,6 +144,7 @@ POSITIONS = {
     4: ["left", "center-left", "center-right", "right"],
     5: ["left", "center-left", "center", "center-right", "right"],
 }
+MAX_CHARACTERS = 8  # a panel's limit in the storyboard format
 LIMITS = {"action": 10_000, "text": 2_000, "caption": 2_000, "notes": 10_000}
 
 
@@ -251,7 +252,7 @@ class _Cast:
 
     def mentioned(self, text: str) -> list[str]:
         """Character ids named in `text`, in order of first appearance."""
-        normal = " " + _normal(text) + " "
+        normal = " " + _normal(re.sub(r"['’]s\b", "", text)) + " "  # "Wren's" names Wren
         first_at: dict[str, int] = {}
         for word, char_id in self.mention_words.items():
             at = normal.find(f" {word} ")
@@ -328,7 +329,7 @@ def _units(scene: Scene) -> list[_Unit]:
             else:
                 pending_transitions.append(beat)
         elif beat.centered:
-            pending_captions.append(strip_emphasis(" ".join(beat.text.split())))
+            pending_captions.append(_clean(strip_emphasis(beat.text)))
             pending_notes.extend(beat.notes)
         elif beat.text.strip():
             unit = _Unit("action", beat.line_no, action=beat, notes=list(beat.notes))
@@ -460,13 +461,10 @@ def draft_storyboard(
             _fill(panel, unit, unit_index == 0, dialogue_index, scene, project, cast, shots, report, not panels)
             dialogue_index += unit.kind == "dialogue" and unit_index > 0
             panels.append(panel)
-        heading = scene.heading or "(text before the first scene heading)"
-        panels.yaml_set_comment_before_after_key(
-            panels_before,
-            before=f"{'' if not panels_before else chr(10)}Scene {scene_index + 1}, script line {scene.line_no}: "
-            f"{heading}",
-            indent=2,
-        )
+        heading = _clean(scene.heading) or "(text before the first scene heading)"
+        label = f"Scene {scene_index + 1}, script line {scene.line_no}: {heading}"
+        label = f"\n{label}" if panels_before else label  # a blank line between scenes
+        panels.yaml_set_comment_before_after_key(panels_before, before=label, indent=2)
         last = panels[-1]
         last["gap_after"] = "scene-change"
         _comment(last, "gap_after", "end of the scene")
@@ -478,7 +476,7 @@ def draft_storyboard(
     doc = CommentedMap()
     doc["episode"] = episode
     title = strip_emphasis(script.title or "").strip() or f"Episode {episode}"
-    doc["title"] = " ".join(title.split())[:200]
+    doc["title"] = (_clean(title) or f"Episode {episode}")[:200]
     doc["style"] = style_id
     _comment(doc, "style", style_comment)
     doc["panels"] = panels
@@ -565,8 +563,8 @@ def _fill(
     todo: list[str] = []
     if unit.kind == "action":
         assert unit.action is not None
-        action_text = strip_emphasis(" ".join(unit.action.text.split()))
-        members = cast.mentioned(action_text)
+        action_text = _clean(strip_emphasis(unit.action.text))
+        members = cast.mentioned(action_text)[:MAX_CHARACTERS]
         members_why = "named in the action"
     else:
         members = []
@@ -574,7 +572,7 @@ def _fill(
             speaker, _how = cast.speaker(line.character)
             if speaker is None:
                 report.unknown_speakers.append((line.character, line.line_no))
-                captions.append(f"{line.character}: {strip_emphasis(' '.join(line.text.split()))}")
+                captions.append(_clean(f"{line.character}: {strip_emphasis(line.text)}"))
                 todo.append(
                     f"TODO: unknown speaker {line.character!r} (script line {line.line_no}); add "
                     "characters/<id>/character.yaml, then turn the caption into a dialogue line"
@@ -618,7 +616,7 @@ def _fill(
         balloon["speaker"] = speaker
         if _normal(line.character) != _normal(speaker):
             _comment(balloon, "speaker", f"cue {line.character!r}")
-        balloon["text"] = strip_emphasis(" ".join(line.text.split()))[: LIMITS["text"]]
+        balloon["text"] = (_clean(strip_emphasis(line.text)) or "…")[: LIMITS["text"]]
         kind = _kind(line)
         if kind:
             balloon["kind"], why = kind
@@ -647,7 +645,7 @@ def _fill(
     if parentheticals:
         notes.append("Parentheticals: " + "; ".join(f"({p})" for p in parentheticals))
     if notes:
-        panel["notes"] = _folded(" ".join(" ".join(notes).split())[: LIMITS["notes"]])
+        panel["notes"] = _folded(_clean(" ".join(notes))[: LIMITS["notes"]])
 
 
 def _describe_exchange(lines: list[tuple[Dialogue, str | None]], members: list[str]) -> str:
@@ -705,16 +703,22 @@ def _staging(members: list[str]) -> CommentedSeq:
     return staged
 
 
+def _clean(text: str) -> str:
+    """One line of printable text: whitespace runs become one space, control characters go."""
+    printable = "".join(ch if ch.isprintable() or ch.isspace() else " " for ch in text)
+    return " ".join(printable.split())
+
+
 def _comment(node: CommentedMap, key: str, text: str) -> None:
     """An end-of-line comment two spaces after the value (ruamel would align it with its neighbours)."""
-    text = " ".join(text.split())
+    text = _clean(text)
     if text:
         node._yaml_add_eol_comment([CommentToken(f" # {text}", CommentMark(0)), None], key=key)
 
 
 def _folded(text: str) -> str:
     """Long text as a `>-` block wrapped near WRAP columns; short text as it is."""
-    text = " ".join(text.split())
+    text = _clean(text)
     if len(text) <= WRAP or text[:1] in "!&*#|>'\"%@`[{-?:,":
         return text
     folded = FoldedScalarString(text)

@@ -9,16 +9,21 @@ show that character.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from types import SimpleNamespace
 
-from studio.errors import UsageError
+from PIL import Image as PILImage
+
+from studio.errors import StudioError, UsageError
 from studio.plan.jobs import GenerationSpec, Job, Phase, Plan, RefSpec
-from studio.plan.keys import content_key, derived_seed
+from studio.plan.keys import content_key, derived_seed, sha256_bytes
 from studio.plan.prompts import render_prompt
 from studio.project.loader import Project
 from studio.project.models import POSITION_X, Panel, Storyboard
 from studio.providers.catalog import Catalog, NoPrice, estimate_micro
+from studio.render.composite import KEYS, choose_key
 from studio.review.takes import APPROVED, RETAKE, TakeState
 
 DRAFT_MODEL = "draft:draft"
@@ -27,6 +32,21 @@ STYLE_SIZE = (1024, 1024)
 PLATE_SIZE = (1536, 1536)
 CONTACT_VERSION = 2
 LETTER_VERSION = 1
+PACK_VERSION = 2
+COMPOSITE_VERSION = 2
+CUTOUT_SIZE = (768, 1280)
+PACK_PIXELS = 1_000_000
+
+
+@dataclass(frozen=True)
+class _PanelInputs:
+    panel: Panel
+    prompt: str
+    size: tuple[int, int]
+    figures: list[dict]
+    characters: list[RefSpec]
+    style: RefSpec
+    location: RefSpec
 
 
 @dataclass(frozen=True)
@@ -44,17 +64,26 @@ def plan_episode(project: Project, number: int, catalog: Catalog, options: PlanO
     planner = _Planner(project, catalog, options, storyboard)
 
     jobs: list[Job] = []
-    sheets = {}
+    character_refs: dict[str, RefSpec] = {}
     for character_id in _characters_in(panels):
-        sheets[character_id] = planner.character_sheet(character_id)
-        jobs.append(sheets[character_id])
+        user_refs = project.character_refs.get(character_id) or []
+        if user_refs:  # the user's own images stand in for a generated sheet: nothing to make
+            character_refs[character_id] = planner.user_reference(character_id, user_refs[0])
+            continue
+        sheet = planner.character_sheet(character_id)
+        jobs.append(sheet)
+        character_refs[character_id] = RefSpec("character", character_id, job_key=sheet.key, pixels=_pixels(SHEET_SIZE))
     style_job = planner.style_frame(storyboard.style)
     jobs.append(style_job)
     plates = {}
     for place in sorted({(p.location, p.time) for p in panels}):
         plates[place] = planner.location_plate(*place)
         jobs.append(plates[place])
-    panel_jobs = [planner.panel(panel, sheets, style_job, plates[(panel.location, panel.time)]) for panel in panels]
+    panel_jobs = []
+    for panel in panels:
+        *support, final = planner.panel(panel, character_refs, style_job, plates[(panel.location, panel.time)])
+        jobs.extend(support)
+        panel_jobs.append(final)
     letter_jobs = [planner.letter(panel, raw) for panel, raw in zip(panels, panel_jobs, strict=True)]
     jobs.extend(panel_jobs)
     jobs.extend(letter_jobs)
@@ -124,71 +153,183 @@ class _Planner:
             outputs={"image": f"build/locations/{location_id}/{time}.png"},
         )
 
-    def panel(self, panel: Panel, sheets: dict[str, Job], style_job: Job, plate_job: Job) -> Job:
+    def user_reference(self, character_id: str, path: Path) -> RefSpec:
+        try:
+            data = path.read_bytes()
+            with PILImage.open(io.BytesIO(data)) as image:
+                image.verify()
+                pixels = image.size[0] * image.size[1]
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise StudioError(f"{path.relative_to(self.project.root)}: not a readable image ({exc})") from None
+        return RefSpec("character", character_id, file=path, file_sha256=sha256_bytes(data), pixels=pixels)
+
+    def panel(self, panel: Panel, characters: dict[str, RefSpec], style_job: Job, plate_job: Job) -> list[Job]:
+        """The jobs that make one panel's raw take: the panel job last, its supporting jobs before it."""
         width = self.config.master_width
         height = _multiple_of_16(width * panel.height)
-        refs = [
-            RefSpec("character", m.id, job_key=sheets[m.id].key, pixels=_pixels(SHEET_SIZE)) for m in panel.characters
-        ]
-        refs.append(RefSpec("style", self.storyboard.style, job_key=style_job.key, pixels=_pixels(STYLE_SIZE)))
-        refs.append(RefSpec("location", plate_job.name, job_key=plate_job.key, pixels=_pixels(PLATE_SIZE)))
         members = [SimpleNamespace(**m.model_dump(), character=self.project.characters[m.id]) for m in panel.characters]
         location = self.project.locations[panel.location]
         prompt = render_prompt(
             "panel", panel=panel, members=members, location=location, style=self.style, width=width, height=height
         )
+        figures = [
+            {
+                "ref": m.id,
+                "x": POSITION_X[m.position],
+                "depth": m.depth,
+                "pose": m.pose,
+                "expression": m.expression,
+                "facing": m.facing,
+                "stature": self.project.characters[m.id].stature,
+            }
+            for m in panel.characters
+        ]
+        inputs = _PanelInputs(
+            panel,
+            prompt,
+            (width, height),
+            figures,
+            [characters[m.id] for m in panel.characters],
+            RefSpec("style", self.storyboard.style, job_key=style_job.key, pixels=_pixels(STYLE_SIZE)),
+            RefSpec("location", plate_job.name, job_key=plate_job.key, pixels=_pixels(PLATE_SIZE)),
+        )
+        state = self.options.takes.get(panel.id)
+        take = state.take + 1 if state is not None and state.status == RETAKE else (state.take if state else 1)
+        jobs = self._panel_take(inputs, take)
+        if state is None or state.status == RETAKE or jobs[-1].key == state.job_key:
+            return jobs
+        if state.status == APPROVED and not self.options.force:
+            # Frozen: keep the approved take even though its inputs changed; `studio plan` says so.
+            return [replace(jobs[-1], key=state.job_key, frozen_stale=True, deps=())]
+        # Inputs changed since this take was made: a new take, never an overwrite.
+        return self._panel_take(inputs, state.take + 1)
+
+    def strategy(self, panel: Panel, count: int) -> str:
+        """direct when every reference fits; else packed (one labelled sheet of the characters):
+        the cheapest way that keeps every character's own reference. composite only when asked."""
+        mode = panel.multi_character or self.config.multi_character
+        if mode != "auto":
+            return mode
+        limit = self._ref_limit(panel)
+        return "direct" if count + 2 <= limit or count <= 1 else "packed"
+
+    def _ref_limit(self, panel: Panel) -> int:
+        """The paid model's limit decides, also when drafting: the draft previews the real strategy."""
+        model = self._paid_model(Phase.PANEL, panel.model)
+        if self.options.provider != "draft":
+            model = self._run_model(Phase.PANEL, panel.model)
+        return self.catalog.get(model).max_refs
+
+    def _panel_take(self, inputs: _PanelInputs, take: int) -> list[Job]:
+        panel = inputs.panel
+        episode = self.storyboard.episode
+        seed = (
+            (panel.seed + take - 1) % 2**32
+            if panel.seed is not None
+            else derived_seed("panel", episode, panel.id, take)
+        )
+        label = panel.id if take == 1 else f"{panel.id} t{take}"
         previz = {
             "subject": "panel",
-            "label": panel.id,
+            "label": label,
             "time": panel.time,
             "shot": panel.shot,
             "angle": panel.angle,
-            "figures": [
-                {
-                    "ref": m.id,
-                    "x": POSITION_X[m.position],
-                    "depth": m.depth,
-                    "pose": m.pose,
-                    "expression": m.expression,
-                    "facing": m.facing,
-                    "stature": self.project.characters[m.id].stature,
-                }
-                for m in panel.characters
-            ],
+            "figures": inputs.figures,
         }
-        state = self.options.takes.get(panel.id)
-        take = state.take + 1 if state is not None and state.status == RETAKE else (state.take if state else 1)
-        job = self._panel_take(panel, take, prompt, (width, height), tuple(refs), previz)
-        if state is None or state.status == RETAKE or job.key == state.job_key:
-            return job
-        if state.status == APPROVED and not self.options.force:
-            # Frozen: keep the approved take even though its inputs changed; `studio plan` says so.
-            return replace(job, key=state.job_key, frozen_stale=True)
-        # Inputs changed since this take was made: a new take, never an overwrite.
-        return self._panel_take(panel, state.take + 1, prompt, (width, height), tuple(refs), previz)
-
-    def _panel_take(
-        self, panel: Panel, take: int, prompt: str, size: tuple[int, int], refs: tuple[RefSpec, ...], previz: dict
-    ) -> Job:
-        episode = self.storyboard.episode
-        if panel.seed is not None:
-            seed = (panel.seed + take - 1) % 2**32
+        strategy = self.strategy(panel, len(inputs.characters))
+        limit = self._ref_limit(panel)
+        support: list[Job] = []
+        if strategy == "packed":
+            pack = self._pack(panel, inputs.characters)
+            support.append(pack)
+            refs = [RefSpec("pack", "characters", job_key=pack.key, pixels=PACK_PIXELS), inputs.location, inputs.style]
+            previz["pack"] = [ref.label for ref in inputs.characters]
+        elif strategy == "composite":
+            support = self._composite(inputs, take, seed)
+            refs = [RefSpec("composite", panel.id, job_key=support[-1].key, pixels=_pixels(inputs.size)), inputs.style]
+            previz = {"subject": "harmonise", "label": label}
         else:
-            seed = derived_seed("panel", episode, panel.id, take)
-        if take > 1:
-            previz = {**previz, "label": f"{panel.id} t{take}"}
-        spec = self._spec(Phase.PANEL, prompt, size, seed, refs, previz, panel.model)
+            refs = [*inputs.characters, inputs.location, inputs.style]
+        spec = self._spec(
+            Phase.PANEL, inputs.prompt, inputs.size, seed, tuple(refs[: max(limit, 1)]), previz, panel.model
+        )
         folder = f"build/episodes/ep{episode:03d}"
-        return self._job(
+        final = self._job(
             Phase.PANEL,
             panel.id,
             spec,
             outputs={"image": f"{folder}/raw/{panel.id}_t{take}.png"},
             panel=panel.id,
-            strategy="direct",
+            strategy=strategy,
             model_override=panel.model,
             take=take,
         )
+        return [*support, final]
+
+    def _pack(self, panel: Panel, characters: list[RefSpec]) -> Job:
+        local = {
+            "version": PACK_VERSION,
+            "refs": [[r.label, r.identity] for r in characters],
+            "names": [self.project.characters[r.label].name for r in characters],
+        }
+        folder = f"build/episodes/ep{self.storyboard.episode:03d}"
+        return Job(
+            key=content_key(Phase.PACK.value, local),
+            phase=Phase.PACK,
+            name=f"{panel.id} pack",
+            outputs={"image": f"{folder}/refs/{panel.id}_pack.png"},
+            deps=tuple(r.job_key for r in characters if r.job_key),
+            local={**local, "files": {r.label: str(r.file) for r in characters if r.file}},
+            episode=self.storyboard.episode,
+            panel=panel.id,
+        )
+
+    def _composite(self, inputs: _PanelInputs, take: int, seed: int) -> list[Job]:
+        """Each character alone on key green, then keyed and placed on the plate by the staging."""
+        panel, folder = inputs.panel, f"build/episodes/ep{self.storyboard.episode:03d}"
+        cutouts, keys = [], []
+        for index, (ref, figure) in enumerate(zip(inputs.characters, inputs.figures, strict=True)):
+            character = self.project.characters[ref.label]
+            key = choose_key(list(character.palette.model_dump().values()))
+            keys.append(key)
+            key_hex = "#{:02X}{:02X}{:02X}".format(*KEYS[key])
+            prompt = render_prompt("cutout", character=character, figure=figure, style=self.style, key=key_hex)
+            previz = {"subject": "cutout", **figure, "key_hex": key_hex}
+            spec = self._spec(Phase.CUTOUT, prompt, CUTOUT_SIZE, seed + index, (ref, inputs.style), previz, panel.model)
+            cutouts.append(
+                self._job(
+                    Phase.CUTOUT,
+                    f"{panel.id} {ref.label}",
+                    spec,
+                    outputs={"image": f"{folder}/cutouts/{panel.id}_{ref.label}_t{take}.png"},
+                    panel=panel.id,
+                    model_override=panel.model,
+                    take=take,
+                )
+            )
+        local = {
+            "version": COMPOSITE_VERSION,
+            "plate": inputs.location.identity,
+            "shot": panel.shot,
+            "angle": panel.angle,
+            "size": list(inputs.size),
+            "figures": inputs.figures,
+            "cutouts": [job.key for job in cutouts],
+            "keys": keys,
+        }
+        composite = Job(
+            key=content_key(Phase.COMPOSITE.value, local),
+            phase=Phase.COMPOSITE,
+            name=f"{panel.id} composite",
+            outputs={"image": f"{folder}/composites/{panel.id}_t{take}.png"},
+            deps=(inputs.location.job_key or "", *(job.key for job in cutouts)),
+            local=local,
+            episode=self.storyboard.episode,
+            panel=panel.id,
+            take=take,
+        )
+        return [*cutouts, composite]
 
     def letter(self, panel: Panel, raw: Job) -> Job:
         """Lettering is local and free: changing dialogue re-letters one panel and calls no provider."""
@@ -262,7 +403,7 @@ class _Planner:
     # ------------------------------------------------------------ helpers
 
     def _paid_model(self, phase: Phase, override: str | None) -> str:
-        name = override or getattr(self.config.models, phase.value)
+        name = override or getattr(self.config.models, _model_phase(phase).value)
         return self.catalog.resolve(name) or name  # an unresolvable name fails in catalog.get, with a hint
 
     def _run_model(self, phase: Phase, override: str | None) -> str:
@@ -273,7 +414,7 @@ class _Planner:
         if chosen.split(":", 1)[0] == provider:
             return chosen
         # studio.toml names another provider's model: use this provider's default for the phase.
-        fallback = self.catalog.default_for(provider, phase.value)
+        fallback = self.catalog.default_for(provider, _model_phase(phase).value)
         if fallback is None:
             raise UsageError(
                 f"no {phase.value.replace('_', ' ')} model for provider '{provider}': studio.toml [models] "
@@ -342,6 +483,11 @@ class _Planner:
             strategy=strategy,
             take=take,
         )
+
+
+def _model_phase(phase: Phase) -> Phase:
+    """Cutouts are one character drawn from its references: the panel model makes them."""
+    return Phase.PANEL if phase is Phase.CUTOUT else phase
 
 
 def _multiple_of_16(value: float) -> int:

@@ -170,6 +170,9 @@ class Panel(Strict):
     model: Annotated[str, StringConstraints(max_length=200)] | None = None
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
     notes: LongText | None = None
+    multi_character: Literal["auto", "direct", "packed", "composite"] | None = Field(
+        None, description="How several characters reach the model; default: studio.toml's multi_character."
+    )
     draft: bool = Field(False, description="Drafted by a tool (e.g. from a Fountain script) and not yet reviewed.")
 
 
@@ -215,6 +218,7 @@ class StudioConfig(Strict):
     concurrency: Annotated[int, Field(ge=1, le=64)] = 4
     budget: Annotated[float, Field(ge=0, le=1_000_000)] | None = None
     models: ModelsConfig = ModelsConfig()
+    multi_character: Literal["auto", "direct", "packed", "composite"] = "auto"
     catalog: CatalogConfig = CatalogConfig()
     providers: dict[Annotated[str, StringConstraints(pattern=ID_PATTERN)], ProviderSettings] = {}
 

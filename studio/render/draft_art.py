@@ -203,14 +203,10 @@ def _font(size: int) -> Font:
     return ImageFont.load_default(size=max(6, size))
 
 
-def _ellipse(
-    draw: ImageDraw.ImageDraw, centre: Point, rx: float, ry: float, fill: RGB, line: int = 0
-) -> None:
+def _ellipse(draw: ImageDraw.ImageDraw, centre: Point, rx: float, ry: float, fill: RGB, line: int = 0) -> None:
     x, y = centre
     rx, ry = max(rx, 0.5), max(ry, 0.5)
-    draw.ellipse(
-        (x - rx, y - ry, x + rx, y + ry), fill=fill, outline=_edge(fill) if line else None, width=line
-    )
+    draw.ellipse((x - rx, y - ry, x + rx, y + ry), fill=fill, outline=_edge(fill) if line else None, width=line)
 
 
 def _rect(draw: ImageDraw.ImageDraw, box: Sequence[float], fill: RGB, line: int = 0) -> None:
@@ -223,9 +219,7 @@ def _rect(draw: ImageDraw.ImageDraw, box: Sequence[float], fill: RGB, line: int 
     )
 
 
-def _rounded_rect(
-    draw: ImageDraw.ImageDraw, box: Sequence[float], radius: float, fill: RGB, line: int = 0
-) -> None:
+def _rounded_rect(draw: ImageDraw.ImageDraw, box: Sequence[float], radius: float, fill: RGB, line: int = 0) -> None:
     x0, y0, x1, y1 = min(box[0], box[2]), min(box[1], box[3]), max(box[0], box[2]), max(box[1], box[3])
     # Pillow fails on a radius too big for a small box, which tiny images produce.
     radius = min(radius, (min(x1 - x0, y1 - y0) - 2 * line - 2) / 2)
@@ -464,20 +458,14 @@ def _leg_paths(fig: Figure, body: Body, legs: str) -> list[list[Point]]:
         if legs == "stride":
             paths.append([(hx, hip_y), (cx + sign * (0.8 if lead else 0.7) * u, foot_y)])
         elif legs == "run" and lead:
-            paths.append(
-                [(hx, hip_y), (hx + d * 0.8 * u, hip_y + 1.0 * u), (hx + d * 0.35 * u, hip_y + 2.0 * u)]
-            )
+            paths.append([(hx, hip_y), (hx + d * 0.8 * u, hip_y + 1.0 * u), (hx + d * 0.35 * u, hip_y + 2.0 * u)])
         elif legs == "run":
-            paths.append(
-                [(hx, hip_y), (hx - d * 0.2 * u, hip_y + 1.3 * u), (hx - d * 1.1 * u, foot_y - 0.4 * u)]
-            )
+            paths.append([(hx, hip_y), (hx - d * 0.2 * u, hip_y + 1.3 * u), (hx - d * 1.1 * u, foot_y - 0.4 * u)])
         elif legs == "sit" and profile:
             reach = (1.4 if fig.view == "side" else 0.9) * u * d
             paths.append([(hx, hip_y), (hx + reach, hip_y + 0.1 * u), (hx + reach, foot_y)])
         elif legs == "sit":
-            paths.append(
-                [(hx, hip_y), (hx + sign * 0.15 * u, hip_y + 0.45 * u), (hx + sign * 0.2 * u, foot_y)]
-            )
+            paths.append([(hx, hip_y), (hx + sign * 0.15 * u, hip_y + 0.45 * u), (hx + sign * 0.2 * u, foot_y)])
         else:
             paths.append([(hx, hip_y), (hx + sign * 0.12 * u, foot_y)])
     return paths
@@ -613,9 +601,7 @@ def _draw_face(draw: ImageDraw.ImageDraw, fig: Figure, fx: float, hy: float, u: 
             _ellipse(draw, (cheek, hy + 0.2 * u), 0.08 * u, 0.045 * u, blush)
 
 
-def _draw_mouth(
-    draw: ImageDraw.ImageDraw, mood: str, mx: float, my: float, u: float, side: bool, stroke: int
-) -> None:
+def _draw_mouth(draw: ImageDraw.ImageDraw, mood: str, mx: float, my: float, u: float, side: bool, stroke: int) -> None:
     mw = (0.07 if side else 0.12) * u  # half width
     if mood == "happy":
         draw.arc((mx - mw, my - 0.6 * mw, mx + mw, my + 0.6 * mw), 20, 160, fill=INK, width=stroke)
@@ -1029,9 +1015,7 @@ def _draw_park(
 ) -> None:
     path = _lit((204, 186, 150), light)
     vx = w * rng.uniform(0.35, 0.65)
-    draw.polygon(
-        [(vx - w * 0.02, horizon), (vx + w * 0.02, horizon), (w * 0.85, h), (w * 0.15, h)], fill=path
-    )
+    draw.polygon([(vx - w * 0.02, horizon), (vx + w * 0.02, horizon), (w * 0.85, h), (w * 0.15, h)], fill=path)
     spots = sorted(rng.uniform(0, 1) for _ in range(rng.randint(4, 7)))
     for spot in spots:
         size = rng.uniform(0.12, 0.22) * h
@@ -1075,9 +1059,7 @@ def _draw_interior(image: Image.Image, rng: random.Random, light: Light) -> None
         SET_PIECES[item](room, (slot + 0.5) * room.slot_w)
 
 
-def _draw_floor(
-    draw: ImageDraw.ImageDraw, rng: random.Random, light: Light, w: int, h: int, floor_y: int
-) -> None:
+def _draw_floor(draw: ImageDraw.ImageDraw, rng: random.Random, light: Light, w: int, h: int, floor_y: int) -> None:
     floor = _lit(rng.choice(FLOORS), light)
     _rect(draw, (0, floor_y, w, h), floor)
     _rect(draw, (0, floor_y - h * 0.012, w, floor_y), _edge(_lit((236, 230, 220), light)))  # baseboard
@@ -1116,9 +1098,7 @@ def _draw_door(room: Room, cx: float) -> None:
     door = _lit(WOOD, room.light)
     box = (cx - s * 0.27, fy - h * 0.42, cx + s * 0.27, fy)
     _rect(room.draw, box, door, room.line)
-    _rect(
-        room.draw, (box[0] + s * 0.07, box[1] + h * 0.04, box[2] - s * 0.07, box[1] + h * 0.18), _edge(door)
-    )
+    _rect(room.draw, (box[0] + s * 0.07, box[1] + h * 0.04, box[2] - s * 0.07, box[1] + h * 0.18), _edge(door))
     _ellipse(room.draw, (box[2] - s * 0.08, fy - h * 0.2), h * 0.01, h * 0.01, (210, 180, 90))
 
 
@@ -1295,9 +1275,7 @@ def _plate_backdrop(
     return small.filter(ImageFilter.GaussianBlur(framing.blur)).resize((w, h), Image.Resampling.BILINEAR)
 
 
-def _plain_backdrop(
-    size: tuple[int, int], light: Light, view_shift: float, rng: random.Random
-) -> Image.Image:
+def _plain_backdrop(size: tuple[int, int], light: Light, view_shift: float, rng: random.Random) -> Image.Image:
     """Sky over plain ground, for panels whose location has no plate yet."""
     w, h = size
     image = Image.new("RGB", size, PAPER)
@@ -1314,23 +1292,36 @@ def _panel_figures(
     raw = previz.get("figures")
     entries = [entry for entry in (raw if isinstance(raw, list) else []) if isinstance(entry, Mapping)]
     characters = {ref.label: ref for ref in request.references if ref.role == "character"}
-    looks: dict[str, Look] = {}
+    looks: dict[str, Look] = _packed_looks(request, previz)
     placed = []
     for index, entry in enumerate(entries):
         label = str(entry.get("ref", ""))
         if label not in looks:
             looks[label] = _character_look(characters.get(label), label)
         depth = _text(entry.get("depth"), "midground")
-        placed.append(
-            (DEPTHS.get(depth, 1), index, _place_figure(entry, looks[label], framing, angle_scale, w, h))
-        )
+        placed.append((DEPTHS.get(depth, 1), index, _place_figure(entry, looks[label], framing, angle_scale, w, h)))
     placed.sort(key=lambda item: (item[0], item[1]))  # background first, then storyboard order
     return [figure for _, _, figure in placed]
 
 
-def _place_figure(
-    entry: Mapping[str, Any], look: Look, framing: Framing, angle_scale: float, w: int, h: int
-) -> Figure:
+def _packed_looks(request: GenerationRequest, previz: Mapping[str, Any]) -> dict[str, Look]:
+    """Colours of each character on a packed reference sheet (the packed strategy's one reference)."""
+    pack = next((ref for ref in request.references if ref.role == "pack"), None)
+    labels = previz.get("pack")
+    if pack is None or not isinstance(labels, list):
+        return {}
+    looks = {}
+    with _open_image(pack.path, (PACK_CELL * 2, PACK_CELL * 4)) as sheet:
+        for index, label in enumerate(labels):
+            buffer = io.BytesIO()
+            sheet.crop(pack_cell_box(index, len(labels))).save(buffer, format="PNG")
+            fallback = _character_look(None, str(label))
+            colours = _without_shades(dominant_colours(buffer.getvalue(), count=8))
+            looks[str(label)] = _look_from_colours(colours, fallback)
+    return looks
+
+
+def _place_figure(entry: Mapping[str, Any], look: Look, framing: Framing, angle_scale: float, w: int, h: int) -> Figure:
     depth = _text(entry.get("depth"), "midground")
     scale, shift = DEPTH_PLACEMENT.get(depth, DEPTH_PLACEMENT["midground"])
     view, direction = FACINGS.get(_text(entry.get("facing"), "viewer"), FACINGS["viewer"])
@@ -1439,7 +1430,74 @@ def _render_placeholder(request: GenerationRequest, previz: Mapping[str, Any]) -
     return image
 
 
+KEY_GREEN: RGB = (0, 177, 64)  # the flat key colour cutouts are drawn on (chroma green)
+
+
+PACK_CELL = 500
+
+
+def pack_cell_box(index: int, count: int, cell: int = PACK_CELL) -> tuple[int, int, int, int]:
+    """Where the index-th character sits on a packed reference sheet (see render/composite.pack)."""
+    columns = 2 if count > 1 else 1
+    label_h = cell // 8
+    x, y = (index % columns) * cell, (index // columns) * (cell + label_h)
+    return x, y, x + cell, y + cell
+
+
+def figure_box(entry: Mapping[str, Any], shot: str, angle: str, w: int, h: int) -> tuple[float, float, float]:
+    """(centre x, top of head, standing height) in px where a panel's staging puts a figure.
+
+    The compositor places keyed cutouts with this, so composite panels match draft panels.
+    """
+    framing = FRAMINGS.get(shot, FRAMINGS["medium"])
+    _, figure_scale = ANGLES.get(angle, (0.0, 1.0))
+    look = Look(INK, INK, INK, INK)
+    figure = _place_figure(entry, look, framing, figure_scale, w, h)
+    return figure.cx, figure.top, figure.height
+
+
+def _render_cutout(request: GenerationRequest, previz: Mapping[str, Any]) -> Image.Image:
+    """One character, full body, alone on flat key green: what the compositor keys out."""
+    w, h = request.width, request.height
+    key = _parse_hex(previz.get("key_hex")) or KEY_GREEN
+    image = Image.new("RGB", (w, h), key)
+    characters = [ref for ref in request.references if ref.role == "character"]
+    label = str(previz.get("ref") or (characters[0].label if characters else "figure"))
+    look = _character_look(characters[0] if characters else None, label)
+    view, direction = FACINGS.get(_text(previz.get("facing"), "viewer"), FACINGS["viewer"])
+    height = h * 0.9
+    figure = Figure(
+        look=look,
+        cx=w / 2,
+        top=h * 0.05,
+        height=height,
+        view=view,
+        direction=direction,
+        pose=str(previz.get("pose") or "standing"),
+        expression=str(previz.get("expression") or "neutral"),
+        line=max(1, round(height / 90)),
+    )
+    _draw_figure(ImageDraw.Draw(image), figure)
+    return image
+
+
+def _render_harmonise(request: GenerationRequest, previz: Mapping[str, Any]) -> Image.Image:
+    """The edit pass over a composite: the draft keeps the composite as it is (a paid model repaints it)."""
+    w, h = request.width, request.height
+    composite = next((ref for ref in request.references if ref.role == "composite"), None)
+    if composite is None:
+        return _render_panel(request, previz)
+    image = _flatten_alpha(_open_image(composite.path, (w, h))).resize((w, h), Image.Resampling.LANCZOS)
+    label = previz.get("label")
+    if label:
+        size = max(8, round(min(w, h) / 45))
+        _caption(ImageDraw.Draw(image), (size, size * 0.8), str(label), size, boxed=True)
+    return image
+
+
 SUBJECTS: dict[str, Callable[[GenerationRequest, Mapping[str, Any]], Image.Image]] = {
+    "cutout": _render_cutout,
+    "harmonise": _render_harmonise,
     "character_sheet": _render_character_sheet,
     "style_frame": _render_style_frame,
     "location_plate": _render_location_plate,

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from studio.ledger.db import Generation
 from studio.plan.jobs import Job, Phase
 from studio.plan.keys import content_key
+from studio.render.composite import compose, pack
 from studio.render.contact import ContactCell, ContactHeader, render_contact_html, render_contact_png
 from studio.review.takes import TODO, Reviews
 from studio.run.runner import LocalRenderer
@@ -22,6 +23,27 @@ def letter_panel(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[b
     """The lettered panel. Until lettering lands this is the raw take, unchanged."""
     (raw,) = inputs.values()
     return {"image": (Path(raw.path).read_bytes(), "image/png")}
+
+
+def pack_references(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[bytes, str]]:
+    by_key = {key: Path(obj.path) for key, obj in inputs.items()}
+    files = job.local.get("files", {})
+    references = []
+    for (label, identity), name in zip(job.local["refs"], job.local["names"], strict=True):
+        path = by_key.get(identity) or Path(files[label])
+        references.append((name, path))
+    return {"image": (pack(references), "image/png")}
+
+
+def composite_panel(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[bytes, str]]:
+    spec = job.local
+    plate = Path(inputs[spec["plate"]].path)
+    cutouts = [
+        (figure, Path(inputs[key].path), colour)
+        for figure, key, colour in zip(spec["figures"], spec["cutouts"], spec["keys"], strict=True)
+    ]
+    data = compose(plate, cutouts, spec["shot"], spec["angle"], (spec["size"][0], spec["size"][1]))
+    return {"image": (data, "image/png")}
 
 
 def render_contact_sheet(job: Job, panels: dict[str, StoredObject]) -> dict[str, tuple[bytes, str]]:
@@ -91,4 +113,9 @@ def _spent_per_panel(engine: Engine, episode: int, track: str) -> dict[str, int]
     return spent
 
 
-LOCAL_RENDERERS: dict[Phase, LocalRenderer] = {Phase.LETTER: letter_panel, Phase.CONTACT_SHEET: render_contact_sheet}
+LOCAL_RENDERERS: dict[Phase, LocalRenderer] = {
+    Phase.PACK: pack_references,
+    Phase.COMPOSITE: composite_panel,
+    Phase.LETTER: letter_panel,
+    Phase.CONTACT_SHEET: render_contact_sheet,
+}

@@ -177,7 +177,10 @@ async def _run_job(
 async def _render_locally(job: Job, deps: dict[str, dict[str, StoredObject]], ctx: RunContext) -> dict:
     renderer = ctx.local_renderers[job.phase]
     inputs = {key: objects["image"] for key, objects in deps.items()}
-    produced = await asyncio.to_thread(renderer, job, inputs)
+    try:
+        produced = await asyncio.to_thread(renderer, job, inputs)
+    except (OSError, ValueError) as exc:  # an unreadable input image, a full disk: this job only
+        raise JobFailed(f"{job.phase.value.replace('_', ' ')} {job.name}: {exc}") from exc
     return await asyncio.to_thread(ctx.store.put, job.key, produced)
 
 

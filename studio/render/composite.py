@@ -1,0 +1,119 @@
+"""Multi-character compositing: key out cutouts, place them on the plate by staging, pack references.
+
+Keying works on a flat chroma-green background: a pixel's "greenness" (how far green exceeds
+the larger of red and blue) gives its alpha, and green spill on the edge pixels that stay is
+pulled back to the larger of red and blue, so no green fringe survives against a new backdrop.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from studio.render.draft_art import PACK_CELL, PAPER, figure_box, pack_cell_box
+
+KEYS: dict[str, tuple[int, int, int]] = {"green": (0, 177, 64), "magenta": (255, 0, 255), "blue": (0, 71, 187)}
+# Chroma distance (YCbCr, 0..255 scale) below NEAR is the key; above FAR is the figure; a ramp between.
+NEAR, FAR = 38.0, 70.0
+
+
+def choose_key(palette: Sequence[str]) -> str:
+    """The key colour farthest in chroma from every colour the character wears."""
+    colours = [_hex(c) for c in palette]
+
+    def margin(name: str) -> float:
+        key = _chroma(np.array([KEYS[name]], dtype=np.float32))[0]
+        return min(
+            (float(np.linalg.norm(_chroma(np.array([c], dtype=np.float32))[0] - key)) for c in colours), default=999.0
+        )
+
+    return max(KEYS, key=margin)
+
+
+def key_out(image: Image.Image, key: str = "green") -> Image.Image:
+    """RGBA with the key colour removed and un-mixed from the edge pixels (no coloured fringe)."""
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
+    key_rgb = np.array(KEYS[key], dtype=np.float32)
+    distance = np.linalg.norm(_chroma(rgb) - _chroma(key_rgb[None, None, :]), axis=-1)
+    alpha = np.clip((distance - NEAR) / (FAR - NEAR), 0.0, 1.0)
+    # An edge pixel is a mix: observed = a * figure + (1 - a) * key. Solve for the figure.
+    safe = np.maximum(alpha, 1e-3)[..., None]
+    figure = np.clip((rgb - (1.0 - alpha[..., None]) * key_rgb) / safe, 0.0, 255.0)
+    rgba = np.dstack([figure, alpha * 255.0]).round().astype(np.uint8)
+    return Image.fromarray(rgba, "RGBA")
+
+
+def _chroma(rgb: np.ndarray) -> np.ndarray:
+    """The Cb, Cr chroma of RGB values (ITU-R BT.601), ignoring brightness: shading does not matter."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    cb = -0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = 0.5 * r - 0.418688 * g - 0.081312 * b
+    return np.stack([cb, cr], axis=-1)
+
+
+def _hex(value: str) -> tuple[int, int, int]:
+    value = value.lstrip("#")
+    return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
+
+
+def compose(
+    plate: Path,
+    cutouts: Sequence[tuple[Mapping[str, Any], Path, str]],
+    shot: str,
+    angle: str,
+    size: tuple[int, int],
+) -> bytes:
+    """The plate framed to the panel, with each keyed cutout where its staging entry puts it."""
+    w, h = size
+    with Image.open(plate) as source:
+        canvas = ImageOps.fit(source.convert("RGB"), (w, h), Image.Resampling.LANCZOS)
+    ordered = sorted(enumerate(cutouts), key=lambda item: (_depth_rank(item[1][0]), item[0]))
+    for _, (entry, path, key) in ordered:
+        with Image.open(path) as cut:
+            figure = key_out(cut, key)
+        box = figure.getbbox()  # the alpha bounding box: the figure itself
+        if box is None:
+            continue
+        figure = figure.crop(box)
+        cx, top, height = figure_box(entry, shot, angle, w, h)
+        scale = height / figure.height
+        figure = figure.resize((max(1, round(figure.width * scale)), max(1, round(height))), Image.Resampling.LANCZOS)
+        canvas.paste(figure, (round(cx - figure.width / 2), round(top)), figure)
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()
+
+
+def pack(references: Sequence[tuple[str, Path]], cell: int = PACK_CELL) -> bytes:
+    """One labelled sheet holding every character's reference, so a 4-reference model sees them all."""
+    columns = 2 if len(references) > 1 else 1
+    rows = -(-len(references) // columns)
+    label_h = cell // 8
+    # The sheets' own paper colour around them, so it reads as background, not as a costume colour.
+    sheet = Image.new("RGB", (columns * cell, rows * (cell + label_h)), PAPER)
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=label_h * 0.7)
+    for index, (name, path) in enumerate(references):
+        x, y, _, _ = pack_cell_box(index, len(references), cell)
+        with Image.open(path) as image:
+            thumb = ImageOps.contain(image.convert("RGB"), (cell - 8, cell - 8), Image.Resampling.LANCZOS)
+        sheet.paste(thumb, (x + (cell - thumb.width) // 2, y + (cell - thumb.height) // 2))
+        draw.rectangle((x, y + cell, x + cell, y + cell + label_h), fill=(30, 30, 30))
+        size = label_h * 0.7
+        while size > 8 and draw.textlength(name, font=font) > cell - 12:  # long names shrink to fit
+            size *= 0.9
+            font = ImageFont.load_default(size=size)
+        draw.text((x + cell / 2, y + cell + label_h / 2), name, fill="white", font=font, anchor="mm")
+        font = ImageFont.load_default(size=label_h * 0.7)
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()
+
+
+def _depth_rank(entry: Mapping[str, Any]) -> int:
+    return {"background": 0, "midground": 1, "foreground": 2}.get(str(entry.get("depth", "midground")), 1)
