@@ -42,9 +42,9 @@ def test_run_episode_makes_every_output(sample: Path, studio_process) -> None:
     html = (folder / "contact.html").read_text(encoding="utf-8")
     assert all(f"panels/{p.id}.png" in html for p in storyboard.panels)
     characters = {m.id for p in storyboard.panels for m in p.characters}
-    assert {p.parent.name for p in (sample / "build/characters").glob("*/sheet.png")} == characters
+    assert {p.parent.name for p in (sample / "build/characters").glob(f"*/{storyboard.style}.png")} == characters
     assert (sample / f"build/styles/{storyboard.style}.png").is_file()
-    assert {f"{p.parent.name}@{p.stem}" for p in (sample / "build/locations").glob("*/*.png")} == {
+    assert {f"{p.parent.parent.name}@{p.stem}" for p in (sample / "build/locations").glob("*/*/*.png")} == {
         f"{p.location}@{p.time}" for p in storyboard.panels
     }
     # The summary table is printed, with every panel generated.

@@ -9,8 +9,10 @@ import typer
 from rich.table import Table
 
 from studio.cli.common import friendly, open_project, out, parse_ids
+from studio.errors import UsageError
 from studio.ledger.db import ledger_engine
-from studio.ledger.money import format_usd
+from studio.ledger.money import format_usd, usd_to_micro
+from studio.plan.season import SeasonPlan, candidate_models, plan_season, with_panel_model
 from studio.plan.view import plan_rows
 from studio.run.episode import check_only, make_plan
 from studio.run.store import ArtifactStore
@@ -93,3 +95,110 @@ def _print_tables(view: dict) -> None:
         f"{format_usd(totals['per_panel_micro'])}/panel against a target of "
         f"{format_usd(totals['target_per_panel_micro'])}; {spend} {format_usd(totals['to_pay_micro'])}."
     )
+
+
+@app.command("season")
+@friendly
+def season(
+    episodes: Annotated[
+        str | None, typer.Option(help="Which episodes, e.g. 1-10 or 1,2,5. Default: every written one.")
+    ] = None,
+    provider: Annotated[str | None, typer.Option(help="Plan for this provider. Default: studio.toml's.")] = None,
+    assume_panels: Annotated[
+        int | None, typer.Option(min=1, max=500, help="Project episodes not written yet with this many panels.")
+    ] = None,
+    compare_models: Annotated[
+        bool, typer.Option("--compare-models", help="Rank every priced panel model by averaged cost per panel.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Cost of a season with shared assets (sheets, plates) paid for once, and the running cost
+    per panel averaged over the episodes so far, against the target."""
+    project = open_project()
+    numbers = _episode_range(episodes, sorted(project.episodes))
+    chosen = provider or project.config.provider
+    target = usd_to_micro(project.config.target_cost_per_panel)
+    plan = plan_season(project, numbers, chosen, project.catalog, assume_panels, target)
+    ranking = []
+    if compare_models:
+        for model_id in candidate_models(project.catalog, provider):
+            variant = with_panel_model(project, model_id)
+            model_provider = project.catalog.get(model_id).provider
+            option = plan_season(variant, numbers, model_provider, project.catalog, assume_panels, target)
+            ranking.append(option)
+        ranking.sort(key=lambda option: (option.per_panel_micro, option.panel_model))
+    if as_json:
+        data = plan.as_dict()
+        if compare_models:
+            data["compare"] = [
+                {"panel_model": o.panel_model, "per_panel_micro": o.per_panel_micro, "total_micro": o.total_micro}
+                for o in ranking
+            ]
+        out.print_json(json.dumps(data))
+        return
+    _print_season(plan)
+    if compare_models:
+        _print_ranking(ranking, target)
+
+
+def _episode_range(text: str | None, written: list[int]) -> list[int]:
+    if not text:
+        if not written:
+            raise UsageError("no episodes written yet; pass --episodes 1-10 with --assume-panels N to project them")
+        return written
+    numbers: set[int] = set()
+    for part in text.split(","):
+        try:
+            if "-" in part:
+                first, last = (int(x) for x in part.split("-", 1))
+                numbers.update(range(first, last + 1))
+            else:
+                numbers.add(int(part))
+        except ValueError:
+            raise UsageError(f"--episodes: '{part}' is not a number or a range like 1-10") from None
+    if not numbers or min(numbers) < 1 or max(numbers) > 9999 or len(numbers) > 500:
+        raise UsageError("--episodes: give episode numbers between 1 and 9999 (at most 500 of them)")
+    return sorted(numbers)
+
+
+def _print_season(plan: SeasonPlan) -> None:
+    table = Table(title=f"Season plan ({plan.provider}; panels on {plan.panel_model})", title_justify="left")
+    table.add_column("episode")
+    table.add_column("panels", justify="right")
+    table.add_column("new assets", justify="right")
+    for column in ("assets", "panels cost", "total", "running/panel"):
+        table.add_column(column, justify="right", no_wrap=True, min_width=9)
+    for row in plan.rows:
+        over = row.running_per_panel_micro > plan.target_per_panel_micro
+        running = format_usd(row.running_per_panel_micro)
+        table.add_row(
+            f"ep{row.episode:03d}" + ("" if row.written else " (projected)"),
+            str(row.panels),
+            str(len(row.new_assets)),
+            format_usd(row.assets_micro),
+            format_usd(row.panels_micro),
+            format_usd(row.total_micro),
+            f"[red]{running}[/red]" if over else running,
+        )
+    out.print(table)
+    out.print(
+        f"{plan.panels} panels, {format_usd(plan.total_micro)} in all: {format_usd(plan.per_panel_micro)}/panel "
+        f"against a target of {format_usd(plan.target_per_panel_micro)}"
+    )
+
+
+def _print_ranking(ranking: list[SeasonPlan], target: int) -> None:
+    table = Table(title="What if the panels used…", title_justify="left")
+    table.add_column("rank", justify="right")
+    table.add_column("panel model", no_wrap=True)
+    table.add_column("per panel", justify="right", no_wrap=True)
+    table.add_column("season", justify="right", no_wrap=True)
+    for index, option in enumerate(ranking, start=1):
+        per_panel = format_usd(option.per_panel_micro)
+        table.add_row(
+            str(index),
+            option.panel_model,
+            f"[red]{per_panel}[/red]" if option.per_panel_micro > target else per_panel,
+            format_usd(option.total_micro),
+        )
+    out.print(table)

@@ -125,7 +125,8 @@ class _Planner:
             Phase.CHARACTER_SHEET,
             character_id,
             spec,
-            outputs={"image": f"build/characters/{character_id}/sheet.png"},
+            # Sheets are drawn in the episode's style: one per style, side by side.
+            outputs={"image": f"build/characters/{character_id}/{self.storyboard.style}.png"},
         )
 
     def style_frame(self, style_id: str) -> Job:
@@ -150,7 +151,7 @@ class _Planner:
             Phase.LOCATION_PLATE,
             f"{location_id}@{time}",
             spec,
-            outputs={"image": f"build/locations/{location_id}/{time}.png"},
+            outputs={"image": f"build/locations/{location_id}/{self.storyboard.style}/{time}.png"},
         )
 
     def user_reference(self, character_id: str, path: Path) -> RefSpec:
