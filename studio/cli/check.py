@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from studio.cli.common import friendly, out, project_root
-from studio.project.loader import load_project
+from studio.project.lint import LintConfig, lint_storyboard
+from studio.project.loader import Project, load_project
 from studio.project.schema import write_schemas
 
 
@@ -26,6 +28,21 @@ def check() -> None:
     table.add_row("episodes", str(len(project.episodes)))
     table.add_row("panels", str(sum(len(e.panels) for e in project.episodes.values())))
     out.print(table)
+    warnings = lint_project(project)
+    for warning in warnings:
+        out.print(Text(str(warning), style="yellow"))
+    if warnings:
+        advice = "the files are valid; adjust thresholds or disable rules under [lint] in studio.toml"
+        out.print(Text(f"{len(warnings)} storyboard warning(s): {advice}"))
+
+
+def lint_project(project: Project) -> list:
+    config = LintConfig.from_mapping(project.config.lint)
+    found = []
+    for number, storyboard in sorted(project.episodes.items()):
+        path = project.episode_files[number]
+        found.extend(lint_storyboard(storyboard, project.sources.get(number), path, config))
+    return found
 
 
 @friendly

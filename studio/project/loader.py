@@ -40,6 +40,7 @@ class Project:
     episodes: dict[int, Storyboard] = field(default_factory=dict)
     episode_files: dict[int, str] = field(default_factory=dict)
     catalog: Catalog = field(default_factory=load_catalog)
+    sources: dict[int, Source] = field(default_factory=dict)  # parsed storyboards, to locate warnings
 
     def episode(self, number: int) -> Storyboard:
         if number not in self.episodes:
@@ -87,6 +88,9 @@ def load_project(root: Path) -> Project:
     _load_episodes(project, sources, problems)
     for number, storyboard in project.episodes.items():
         problems.extend(check_storyboard_refs(project, storyboard, sources[number]))
+    project.sources = sources
+    if config is not None:
+        problems.extend(_check_lint_settings(root, config))
     if problems or config is None:
         raise ProjectInvalid(problems)
     return project
@@ -124,6 +128,17 @@ def _load_catalog(root: Path, config: StudioConfig, problems: list[Diagnostic]) 
                 )
             )
     return catalog
+
+
+def _check_lint_settings(root: Path, config: StudioConfig) -> list[Diagnostic]:
+    from studio.project.lint import LintConfig
+
+    try:
+        LintConfig.from_mapping(config.lint)
+    except (ValueError, TypeError) as exc:
+        line, col = _toml_locate((root / CONFIG_FILE).read_text(encoding="utf-8"), ("lint",))
+        return [Diagnostic(CONFIG_FILE, line, col, f"lint: {exc}")]
+    return []
 
 
 def _load_characters(project: Project, problems: list[Diagnostic]) -> None:
@@ -176,6 +191,8 @@ def _load_episodes(project: Project, sources: dict[int, Source], problems: list[
             problems.append(Diagnostic(f"episodes/{child.name}", 1, 1, "episode folders are named epNNN, e.g. ep001"))
             continue
         if not (child / "storyboard.yaml").is_file():
+            if any(child.glob("*.fountain")):
+                continue  # a script not drafted yet: 'studio storyboard draft' makes its storyboard
             problems.append(Diagnostic(shown, 1, 1, "missing: every episode folder needs a storyboard.yaml"))
             continue
         source, errors = load_yaml(child / "storyboard.yaml", shown)

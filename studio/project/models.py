@@ -219,6 +219,7 @@ class StudioConfig(Strict):
     budget: Annotated[float, Field(ge=0, le=1_000_000)] | None = None
     models: ModelsConfig = ModelsConfig()
     multi_character: Literal["auto", "direct", "packed", "composite"] = "auto"
+    lint: dict[str, Any] = Field(default_factory=dict, description="Storyboard lint thresholds and disabled rules.")
     catalog: CatalogConfig = CatalogConfig()
     providers: dict[Annotated[str, StringConstraints(pattern=ID_PATTERN)], ProviderSettings] = {}
 
