@@ -262,7 +262,7 @@ def test_unknown_locations_and_speakers_are_reported_and_still_validate(tmp_path
     captions = [p.get("caption") for p in data["panels"]]
     assert "STRANGER: Who goes there?" in captions and "MYSTERY VOICE: Tick tock." in captions
     assert data["panels"][0]["location"] in load_project(tmp_path / "p").locations
-    (tmp_path / "p/episodes/ep004").mkdir()
+    (tmp_path / "p/episodes/ep004").mkdir(exist_ok=True)
     (tmp_path / "p/episodes/ep004/storyboard.yaml").write_text(text, encoding="utf-8")
     load_project(tmp_path / "p")
 

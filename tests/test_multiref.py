@@ -15,8 +15,9 @@ from studio.project.loader import load_project
 from studio.project.models import POSITION_X
 from studio.providers.base import GenerationRequest, Reference
 from studio.providers.transfer import ReferenceCache
-from studio.render.composite import KEYS, NEAR, _chroma, choose_key, key_out
+from studio.render.composite import NEAR, _chroma, key_out
 from studio.render.draft_art import render_draft
+from studio.render.keys import KEYS, choose_key
 
 REPO = Path(__file__).resolve().parent.parent
 

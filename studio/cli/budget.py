@@ -5,16 +5,10 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-import httpx
 import typer
-from sqlmodel import Session
 
 from studio.cli.common import friendly, open_project, out, parse_usd
 from studio.errors import UsageError
-from studio.ledger.budget import set_balance, standing
-from studio.ledger.db import ledger_engine
-from studio.ledger.money import format_usd, usd_to_micro
-from studio.providers.accounts import KEY_VARIABLES, api_key, bfl_balance_micro, fal_balance_micro, service_url
 
 app = typer.Typer(
     help="The balance studio may spend. Every paid call reserves its estimate against it first.",
@@ -26,6 +20,12 @@ app = typer.Typer(
 @friendly
 def show(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Show the balance, what was spent since it was set, what is held by requests in flight, and what is left."""
+    from sqlmodel import Session
+
+    from studio.ledger.budget import standing
+    from studio.ledger.db import ledger_engine
+    from studio.ledger.money import format_usd, usd_to_micro
+
     if ctx.invoked_subcommand is not None:
         return
     project = open_project()
@@ -61,6 +61,12 @@ def show(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", hel
 @friendly
 def set_(amount: Annotated[str, typer.Argument(help="Your balance in USD, e.g. 12.50.")]) -> None:
     """Record the balance you have; spending from now on counts against it."""
+    from sqlmodel import Session
+
+    from studio.ledger.budget import set_balance
+    from studio.ledger.db import ledger_engine
+    from studio.ledger.money import format_usd
+
     micro = parse_usd(amount, "balance")
     project = open_project()
     with ledger_engine(project.state_dir) as engine, Session(engine) as session:
@@ -77,6 +83,14 @@ def sync(
 ) -> None:
     """Read your balance from the providers' APIs (fal's billing API, BFL's credits) and record their sum."""
     import os
+
+    import httpx
+    from sqlmodel import Session
+
+    from studio.ledger.budget import set_balance
+    from studio.ledger.db import ledger_engine
+    from studio.ledger.money import format_usd
+    from studio.providers.accounts import KEY_VARIABLES, api_key, bfl_balance_micro, fal_balance_micro, service_url
 
     project = open_project()
     chosen = provider or [name for name, variable in KEY_VARIABLES.items() if os.environ.get(variable)]

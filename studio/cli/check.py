@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from studio.cli.common import friendly, out, project_root
-from studio.project.lint import LintConfig, lint_storyboard
-from studio.project.loader import Project, load_project
-from studio.project.schema import write_schemas
+
+if TYPE_CHECKING:
+    from studio.project.loader import Project
 
 
 @friendly
 def check() -> None:
     """Validate every project file; list every error as file:line:col and exit 1 if any."""
+    from studio.project.loader import load_project
+
     project = load_project(project_root())
     table = Table(title=f"{project.config.title}: all files valid", title_justify="left", show_header=False)
     table.add_column("what")
@@ -37,6 +39,8 @@ def check() -> None:
 
 
 def lint_project(project: Project) -> list:
+    from studio.project.lint import LintConfig, lint_storyboard
+
     config = LintConfig.from_mapping(project.config.lint)
     found = []
     for number, storyboard in sorted(project.episodes.items()):
@@ -57,6 +61,8 @@ def schema(
     The sample storyboards point at build/schema/ with a `# yaml-language-server: $schema=...`
     line (VS Code's YAML extension and other editors read it).
     """
+    from studio.project.schema import write_schemas
+
     target = out_dir if out_dir is not None else project_root() / "build" / "schema"
     for path in write_schemas(target):
         out.print(f"wrote {path}")

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from studio.cli.common import friendly, out
-from studio.project.scaffold import scaffold
 
 
 @friendly
@@ -17,6 +16,8 @@ def init(
     title: Annotated[str, typer.Option(help="The webtoon's title.")] = "My Webtoon",
 ) -> None:
     """Create a new, valid, minimal project: one character, one style, one location, a 3-panel episode."""
+    from studio.project.scaffold import scaffold
+
     written = scaffold(directory, title)
     out.print(f"created {len(written)} files in {directory}")
     out.print(f"next: cd {directory} && studio check && studio run episode 1")

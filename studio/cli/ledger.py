@@ -7,13 +7,9 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from sqlmodel import Session
 
 from studio.cli.common import friendly, open_project, out
 from studio.errors import UsageError
-from studio.ledger.book import Ledger
-from studio.ledger.db import Generation, ledger_engine, now
-from studio.ledger.money import format_usd, usd_to_micro
 
 app = typer.Typer(help="Every generation studio asked for, one row each.", invoke_without_command=True)
 
@@ -47,6 +43,10 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List ledger rows: status, estimate, hold, reported/computed/actual cost and the provider request id."""
+    from studio.ledger.book import Ledger
+    from studio.ledger.db import ledger_engine
+    from studio.ledger.money import format_usd
+
     if ctx.invoked_subcommand is not None:
         return
     project = open_project()
@@ -90,6 +90,11 @@ def resolve(
 
     After --not-charged, the next run sends the job again; after --charged, studio counts the cost
     (its image is lost: run with the job's panel again to regenerate it, paying again)."""
+    from sqlmodel import Session
+
+    from studio.ledger.db import Generation, ledger_engine, now
+    from studio.ledger.money import format_usd, usd_to_micro
+
     if charged is None:
         raise UsageError("say what happened: --charged or --not-charged")
     project = open_project()

@@ -6,16 +6,10 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-import httpx
 import typer
 from rich.table import Table
 
 from studio.cli.common import err, friendly, open_project, out
-from studio.ledger.money import format_usd
-from studio.providers.accounts import api_key, refresh_fal_prices, service_url
-from studio.providers.catalog import typical_panel_micro
-from studio.providers.prices import PRICES_FILE
-from studio.run.files import write_atomic
 
 app = typer.Typer(
     help="The model catalog: what each model takes and what a typical panel costs on it.",
@@ -35,6 +29,9 @@ def models(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the catalog with the price of a typical panel (1600x2000 with 3 references)."""
+    from studio.ledger.money import format_usd
+    from studio.providers.catalog import typical_panel_micro
+
     if ctx.invoked_subcommand is not None:
         return
     project = open_project()
@@ -87,6 +84,12 @@ def models(
 @friendly
 def refresh_prices() -> None:
     """Update fal model prices from fal's platform pricing API (needs FAL_KEY); records when."""
+    import httpx
+
+    from studio.providers.accounts import api_key, refresh_fal_prices, service_url
+    from studio.providers.prices import PRICES_FILE
+    from studio.run.files import write_atomic
+
     project = open_project()
     key = api_key("fal")
     base = service_url(project.config, "fal", "platform_url")

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from studio.cli.common import friendly, open_project, out, parse_ids
+
+if TYPE_CHECKING:
+    from studio.plan.season import SeasonPlan
 from studio.errors import UsageError
-from studio.ledger.db import ledger_engine
-from studio.ledger.money import format_usd, usd_to_micro
-from studio.plan.season import SeasonPlan, candidate_models, plan_season, with_panel_model
-from studio.plan.view import plan_rows
-from studio.run.episode import check_only, make_plan
-from studio.run.store import ArtifactStore
 
 app = typer.Typer(help="Show what a run would do, what is already made, and what it would cost.", no_args_is_help=True)
 
@@ -30,6 +27,11 @@ def episode(
 ) -> None:
     """List the jobs episode N needs: per panel its location, characters, references,
     model, strategy, estimated cost, and whether it is already made (cached)."""
+    from studio.ledger.db import ledger_engine
+    from studio.plan.view import plan_rows
+    from studio.run.episode import check_only, make_plan
+    from studio.run.store import ArtifactStore
+
     project = open_project()
     ids = parse_ids(only)
     check_only(project, number, ids)
@@ -43,6 +45,8 @@ def episode(
 
 
 def _print_tables(view: dict) -> None:
+    from studio.ledger.money import format_usd
+
     jobs = view["jobs"]
     drafting = any(row["model"] == "draft:draft" for row in jobs)
     how = "draft previz (free); estimates are for the paid models" if drafting else "paid generation"
@@ -114,6 +118,9 @@ def season(
 ) -> None:
     """Cost of a season with shared assets (sheets, plates) paid for once, and the running cost
     per panel averaged over the episodes so far, against the target."""
+    from studio.ledger.money import usd_to_micro
+    from studio.plan.season import candidate_models, plan_season, with_panel_model
+
     project = open_project()
     numbers = _episode_range(episodes, sorted(project.episodes))
     chosen = provider or project.config.provider
@@ -162,6 +169,8 @@ def _episode_range(text: str | None, written: list[int]) -> list[int]:
 
 
 def _print_season(plan: SeasonPlan) -> None:
+    from studio.ledger.money import format_usd
+
     table = Table(title=f"Season plan ({plan.provider}; panels on {plan.panel_model})", title_justify="left")
     table.add_column("episode")
     table.add_column("panels", justify="right")
@@ -188,6 +197,8 @@ def _print_season(plan: SeasonPlan) -> None:
 
 
 def _print_ranking(ranking: list[SeasonPlan], target: int) -> None:
+    from studio.ledger.money import format_usd
+
     table = Table(title="What if the panels used…", title_justify="left")
     table.add_column("rank", justify="right")
     table.add_column("panel model", no_wrap=True)

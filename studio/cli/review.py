@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from studio.cli.common import friendly, open_project, out
+
+if TYPE_CHECKING:
+    from studio.project.loader import Project
 from studio.errors import UsageError
-from studio.ledger.db import ledger_engine
-from studio.project.loader import Project
-from studio.review.takes import TODO, Reviews, track_of
 
 app = typer.Typer(help="Review an episode's panels: status, take and notes.", no_args_is_help=True)
 
@@ -32,6 +32,9 @@ def review(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Each panel's status (todo, pending review, approved, retake), its latest take and the note."""
+    from studio.ledger.db import ledger_engine
+    from studio.review.takes import TODO, Reviews, track_of
+
     project = open_project()
     storyboard = project.episode(number)
     track = track_of(provider or project.config.provider)
@@ -73,6 +76,9 @@ def approve(
     provider: Track = None,
 ) -> None:
     """Approve panels: their current take is frozen and is not regenerated unless 'studio run --force'."""
+    from studio.ledger.db import ledger_engine
+    from studio.review.takes import Reviews, track_of
+
     project = open_project()
     _check_panels(project, number, panels)
     with ledger_engine(project.state_dir) as engine:
@@ -90,6 +96,9 @@ def retake(
 ) -> None:
     """Ask for a new take: the next 'studio run episode N' regenerates these panels with a new seed
     and keeps every earlier take."""
+    from studio.ledger.db import ledger_engine
+    from studio.review.takes import Reviews, track_of
+
     project = open_project()
     _check_panels(project, number, panels)
     with ledger_engine(project.state_dir) as engine:

@@ -16,9 +16,6 @@ from studio.cli.common import (
     parse_ids,
     parse_usd,
 )
-from studio.ledger.money import format_usd
-from studio.run.episode import RunOptions, run_episode
-from studio.run.report import ConsoleReporter
 
 app = typer.Typer(help="Generate what an episode needs, reusing everything already made.", no_args_is_help=True)
 
@@ -57,6 +54,10 @@ def episode(
     """Make everything episode N needs, in order: character sheets, style frame, location
     plates, panels, then the contact sheet. Anything already made (same inputs, same key)
     is reused, never generated or paid for twice. Ctrl-C stops cleanly; run again to continue."""
+    from studio.ledger.money import format_usd
+    from studio.run.episode import RunOptions, run_episode
+    from studio.run.report import ConsoleReporter
+
     project = open_project()
     options = RunOptions(
         provider=provider,

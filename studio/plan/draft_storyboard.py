@@ -85,7 +85,7 @@ from studio.errors import StudioError
 from studio.plan.fountain import Action, Dialogue, Note, Scene, Script, Transition, strip_emphasis
 from studio.project.loader import Project, check_storyboard_refs
 from studio.project.models import MAX_EPISODE, Shot, Storyboard, TimeOfDay
-from studio.project.yamlsource import Source, _plain
+from studio.project.yamlsource import Source
 
 SCHEMA_COMMENT = "yaml-language-server: $schema=../../build/schema/storyboard.schema.json"
 MAX_BALLOONS = 3
@@ -744,8 +744,7 @@ def _self_check(text: str, project: Project, episode: int) -> None:
     """The draft must load like a hand-written storyboard; anything else is a bug here."""
     shown = f"episodes/ep{episode:03d}/storyboard.yaml"
     try:
-        tree = YAML(typ="rt", pure=True).load(text)
-        source = Source(shown, _plain(tree), tree)
+        source = Source(shown, YAML(typ="safe", pure=True).load(text), text)
         storyboard = Storyboard.model_validate(source.data)
     except (YAMLError, ValidationError) as exc:
         raise DraftError(f"the drafted storyboard does not validate (a bug in the drafter): {exc}") from exc

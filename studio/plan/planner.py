@@ -23,7 +23,7 @@ from studio.plan.prompts import render_prompt
 from studio.project.loader import Project
 from studio.project.models import POSITION_X, Panel, Storyboard
 from studio.providers.catalog import Catalog, NoPrice, estimate_micro
-from studio.render.composite import KEYS, choose_key
+from studio.render.keys import KEYS, choose_key
 from studio.review.takes import APPROVED, RETAKE, TakeState
 
 DRAFT_MODEL = "draft:draft"

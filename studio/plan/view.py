@@ -13,6 +13,7 @@ def plan_rows(project: Project, plan: Plan, store: ArtifactStore) -> dict[str, A
     storyboard = project.episode(plan.episode)
     panels = {p.id: p for p in storyboard.panels}
     jobs = []
+    store.prefetch([job.key for job in plan.jobs])
     for job in plan.jobs:
         cached = store.lookup(job.key) is not None
         row: dict[str, Any] = {

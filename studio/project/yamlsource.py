@@ -10,6 +10,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,21 @@ MAX_FILE_BYTES = 4 * 1024 * 1024
 
 @dataclass(frozen=True)
 class Source:
-    """A parsed file: its plain data plus the position tree to locate errors."""
+    """A parsed file: its plain data, and its text to locate errors in (TOML: no positions)."""
 
     path: str  # as shown to the user (relative to the project)
     data: Any
-    tree: Any = None  # the ruamel tree, or None for TOML
+    text: str | None = None  # YAML text; the position tree is built from it only when needed
+
+    @property
+    def tree(self) -> Any:
+        return _position_tree(self.text) if self.text is not None else None
+
+
+@lru_cache(maxsize=64)
+def _position_tree(text: str) -> Any:
+    """The round-trip parse (slow: it keeps comments) that knows where every value is."""
+    return YAML(typ="rt", pure=True).load(text)
 
 
 def _read_text(path: Path, shown: str) -> tuple[str | None, Diagnostic | None]:
@@ -48,9 +59,9 @@ def load_yaml(path: Path, shown: str) -> tuple[Source | None, list[Diagnostic]]:
     text, problem = _read_text(path, shown)
     if problem:
         return None, [problem]
-    yaml = YAML(typ="rt", pure=True)
+    # The fast safe parse gives the data; positions are looked up only when there is an error.
     try:
-        tree = yaml.load(text)
+        data = YAML(typ="safe", pure=True).load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -58,9 +69,9 @@ def load_yaml(path: Path, shown: str) -> tuple[Source | None, list[Diagnostic]]:
         return None, [Diagnostic(shown, line, col, f"YAML syntax error: {reason}")]
     except (YAMLError, RecursionError, ValueError) as exc:
         return None, [Diagnostic(shown, 1, 1, f"YAML syntax error: {exc}")]
-    if tree is None:
+    if data is None:
         return None, [Diagnostic(shown, 1, 1, "file is empty")]
-    return Source(shown, _plain(tree), tree), []
+    return Source(shown, data, text), []
 
 
 def load_toml(path: Path, shown: str) -> tuple[Source | None, list[Diagnostic]]:
@@ -74,21 +85,6 @@ def load_toml(path: Path, shown: str) -> tuple[Source | None, list[Diagnostic]]:
         col = getattr(exc, "colno", 1) or 1
         reason = getattr(exc, "msg", str(exc))
         return None, [Diagnostic(shown, line, col, f"TOML syntax error: {reason}")]
-
-
-def _plain(node: Any) -> Any:
-    """Convert ruamel's commented containers to dicts and lists (pydantic wants plain data)."""
-    if isinstance(node, CommentedMap):
-        return {_plain_key(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, CommentedSeq):
-        return [_plain(v) for v in node]
-    if isinstance(node, str):
-        return str(node)  # drop ruamel's ScalarString subclasses
-    return node
-
-
-def _plain_key(key: Any) -> Any:
-    return str(key) if isinstance(key, str) else key
 
 
 def locate(source: Source, loc: Sequence[str | int]) -> tuple[int, int]:

@@ -16,23 +16,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from studio.render.draft_art import PACK_CELL, PAPER, figure_box, pack_cell_box
+from studio.render.keys import KEYS, choose_key  # noqa: F401  (re-exported for callers)
 
-KEYS: dict[str, tuple[int, int, int]] = {"green": (0, 177, 64), "magenta": (255, 0, 255), "blue": (0, 71, 187)}
 # Chroma distance (YCbCr, 0..255 scale) below NEAR is the key; above FAR is the figure; a ramp between.
 NEAR, FAR = 38.0, 70.0
-
-
-def choose_key(palette: Sequence[str]) -> str:
-    """The key colour farthest in chroma from every colour the character wears."""
-    colours = [_hex(c) for c in palette]
-
-    def margin(name: str) -> float:
-        key = _chroma(np.array([KEYS[name]], dtype=np.float32))[0]
-        return min(
-            (float(np.linalg.norm(_chroma(np.array([c], dtype=np.float32))[0] - key)) for c in colours), default=999.0
-        )
-
-    return max(KEYS, key=margin)
 
 
 def key_out(image: Image.Image, key: str = "green") -> Image.Image:
@@ -54,11 +41,6 @@ def _chroma(rgb: np.ndarray) -> np.ndarray:
     cb = -0.168736 * r - 0.331264 * g + 0.5 * b
     cr = 0.5 * r - 0.418688 * g - 0.081312 * b
     return np.stack([cb, cr], axis=-1)
-
-
-def _hex(value: str) -> tuple[int, int, int]:
-    value = value.lstrip("#")
-    return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
 
 
 def compose(

@@ -89,6 +89,7 @@ class JobFailed(Exception):
 async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
     summary = Summary()
     started = time.monotonic()
+    await asyncio.to_thread(ctx.store.prefetch, [job.key for job in plan.jobs])
     ctx.reporter.start(plan)
     done: dict[str, asyncio.Future[dict[str, StoredObject] | None]] = {}
     loop = asyncio.get_running_loop()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from studio.ledger.db import Artifact
 from studio.plan.keys import sha256_bytes
@@ -34,14 +34,25 @@ class ArtifactStore:
     def __init__(self, state_dir: Path, engine: Engine):
         self.objects = state_dir / "objects"
         self.engine = engine
+        self._known: dict[str, list[Artifact]] = {}  # prefetched index rows, by job key
+
+    def prefetch(self, job_keys: list[str]) -> None:
+        """Read the index rows of many jobs in one query (a plan asks about every job it has)."""
+        with Session(self.engine) as session:
+            for start in range(0, len(job_keys), 500):
+                chunk = job_keys[start : start + 500]
+                for row in session.exec(select(Artifact).where(col(Artifact.job_key).in_(chunk))).all():
+                    self._known.setdefault(row.job_key, []).append(row)
 
     def object_path(self, sha256: str, media_type: str) -> Path:
         return self.objects / sha256[:2] / f"{sha256}{SUFFIXES.get(media_type, '.bin')}"
 
     def lookup(self, job_key: str) -> dict[str, StoredObject] | None:
         """The job's objects, or None when any is missing (then the job must run again)."""
-        with Session(self.engine) as session:
-            rows = session.exec(select(Artifact).where(Artifact.job_key == job_key)).all()
+        rows = self._known.get(job_key)
+        if rows is None:
+            with Session(self.engine) as session:
+                rows = list(session.exec(select(Artifact).where(Artifact.job_key == job_key)).all())
         if not rows:
             return None
         found = {}
@@ -61,6 +72,7 @@ class ArtifactStore:
             if not (path.is_file() and path.stat().st_size == len(data)):
                 write_atomic(path, data)
             stored[name] = StoredObject(sha, path, media_type, len(data))
+        self._known.pop(job_key, None)
         with Session(self.engine) as session:
             for name, obj in stored.items():
                 session.merge(

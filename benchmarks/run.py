@@ -1,0 +1,168 @@
+"""studio's benchmarks: one command, one JSON line per figure.
+
+    .venv/bin/python benchmarks/run.py            # everything (about 4 minutes on 2 cores)
+    .venv/bin/python benchmarks/run.py startup    # one section: orchestration, noop, render, cost, startup
+
+Timings are medians over several runs (never single shots) or ratios. Each figure goes to
+stdout as JSON; benchmarks/README.md records a run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from benchmarks.episode import write_long_episode  # noqa: E402
+
+PARTS = ("studio.toml", "characters", "styles", "locations", "episodes")
+LONG = 99  # the generated 68-panel episode's number
+
+
+def emit(name: str, **figures: object) -> None:
+    print(json.dumps({"benchmark": name, **figures}), flush=True)
+
+
+def project(tmp: Path, name: str) -> Path:
+    root = tmp / name
+    root.mkdir()
+    for part in PARTS:
+        source = REPO / part
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, root / part)
+    write_long_episode(root, LONG, panels=68)
+    return root
+
+
+def studio(root: Path, *args: str, env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess]:
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "studio", *args], cwd=root, env={**os.environ, **(env or {})},
+        capture_output=True, text=True, timeout=900,
+    )
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"studio {' '.join(args)} failed:\n{result.stderr[-2000:]}")
+    return elapsed, result
+
+
+def median_of(runs: int, action) -> float:  # type: ignore[no-untyped-def]
+    return statistics.median(action() for _ in range(runs))
+
+
+def orchestration(tmp: Path) -> None:
+    """68 panels on the fake fal (1.0 s per generation, account concurrency 8) against the ideal bound."""
+    from fakes.fal import FakeFal
+
+    panels = 68
+    ideal = -(-panels // 8) * 1.0
+    settings = "\n[providers.fal]\npoll_interval = 0.05\nrequest_timeout = 30\n"
+    times = []
+    for attempt in range(3):
+        root = project(tmp, f"orchestration{attempt}")
+        (root / "studio.toml").write_text((root / "studio.toml").read_text() + settings)
+        with FakeFal(latency=1.0, concurrency=8) as fal:
+            env = fal.client_env()
+            fal.latency = 0.05  # references first and fast: the figure is about the panels
+            studio(root, "run", "episode", str(LONG), "--provider", "fal", "--concurrency", "8", env=env)
+            _retake_all(root, env)
+            fal.latency = 1.0
+            elapsed, _ = studio(root, "run", "episode", str(LONG), "--provider", "fal", "--concurrency", "8", env=env)
+            times.append(elapsed)
+    wall = statistics.median(times)
+    emit("orchestration", panels=panels, concurrency=8, latency_s=1.0, ideal_s=ideal, wall_s=round(wall, 2),
+         ratio_to_ideal=round(wall / ideal, 3), runs=len(times), target_ratio=1.15)
+    root = project(tmp, "sequential")
+    (root / "studio.toml").write_text((root / "studio.toml").read_text() + settings)
+    with FakeFal(latency=1.0, concurrency=8) as fal:
+        env = fal.client_env()
+        fal.latency = 0.05
+        studio(root, "run", "episode", str(LONG), "--provider", "fal", "--concurrency", "8", env=env)
+        _retake_all(root, env)
+        fal.latency = 1.0
+        sequential, _ = studio(root, "run", "episode", str(LONG), "--provider", "fal", "--concurrency", "1", env=env)
+    emit("orchestration_sequential", panels=panels, wall_s=round(sequential, 2),
+         speedup=round(sequential / wall, 2))
+
+
+def _retake_all(root: Path, env: dict[str, str]) -> None:
+    """Every panel asks for a new take, so the next run regenerates panels and nothing else."""
+    ids = [f"p{i:03d}" for i in range(1, 69)]
+    studio(root, "retake", str(LONG), *ids, "--provider", "fal", env=env)
+
+
+def noop(tmp: Path) -> None:
+    """A finished episode run again: nothing to make, nothing decoded that need not be."""
+    root = project(tmp, "noop")
+    studio(root, "run", "episode", str(LONG))
+    wall = median_of(5, lambda: studio(root, "run", "episode", str(LONG))[0])
+    emit("noop_rerun", panels=68, wall_s=round(wall, 3), runs=5, target_s=1.5)
+
+
+def render(tmp: Path) -> None:
+    """Draft generation, lettering, strip, WEBTOON slices and contact sheet for 68 panels, on 2 cores."""
+    times, peaks = [], []
+    for attempt in range(3):
+        root = project(tmp, f"render{attempt}")
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        run_s, _ = studio(root, "run", "episode", str(LONG))
+        export_s, _ = studio(root, "export", "episode", str(LONG), "--platform", "webtoon")
+        times.append(run_s + export_s)
+        peaks.append(max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+    emit("local_render", panels=68, wall_s=round(statistics.median(times), 2), peak_rss_mb=round(max(peaks) / 1024, 1),
+         runs=len(times), target_s=30, target_rss_mb=400)
+
+
+def cost(tmp: Path) -> None:
+    """Estimated cost per panel of the sample episodes on each model, and calls the cache saves."""
+    root = project(tmp, "cost")
+    _, result = studio(root, "plan", "season", "--episodes", "1-3", "--compare-models", "--json")
+    season = json.loads(result.stdout)
+    for option in season["compare"]:
+        emit("cost_per_panel", model=option["panel_model"], per_panel_usd=option["per_panel_micro"] / 1e6,
+             season_usd=option["total_micro"] / 1e6)
+    cheapest = season["compare"][0]
+    emit("cost_cheapest", model=cheapest["panel_model"], per_panel_usd=cheapest["per_panel_micro"] / 1e6,
+         keeps_every_character_reference=True)
+    studio(root, "run", "episode", "1")
+    storyboard = root / "episodes/ep001/storyboard.yaml"
+    text = storyboard.read_text()
+    text = text.replace("Over here — you have to see this!", "Over here, quick!", 1)
+    text = text.replace("A lone gull glides", "Two gulls glide", 1)
+    storyboard.write_text(text)
+    _, plan = studio(root, "plan", "episode", "1", "--json")
+    jobs = [j for j in json.loads(plan.stdout)["jobs"] if j["model"] != "local"]
+    to_make = sum(1 for j in jobs if not j["cached"])
+    emit("cache_after_two_edits", provider_jobs=len(jobs), regenerated=to_make,
+         calls_avoided_fraction=round(1 - to_make / len(jobs), 3))
+
+
+def startup(tmp: Path) -> None:
+    root = project(tmp, "startup")
+    help_s = median_of(7, lambda: studio(root, "--help")[0])
+    check_s = median_of(7, lambda: studio(root, "check")[0])
+    emit("startup", help_s=round(help_s, 3), check_s=round(check_s, 3), runs=7)
+
+
+SECTIONS = {"orchestration": orchestration, "noop": noop, "render": render, "cost": cost, "startup": startup}
+
+
+def main() -> None:
+    chosen = sys.argv[1:] or list(SECTIONS)
+    with tempfile.TemporaryDirectory(prefix="studio-bench-") as tmp:
+        for name in chosen:
+            SECTIONS[name](Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
