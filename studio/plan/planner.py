@@ -31,7 +31,7 @@ SHEET_SIZE = (1536, 1024)
 STYLE_SIZE = (1024, 1024)
 PLATE_SIZE = (1536, 1536)
 CONTACT_VERSION = 2
-LETTER_VERSION = 1
+LETTER_VERSION = 2
 PACK_VERSION = 2
 COMPOSITE_VERSION = 2
 CUTOUT_SIZE = (768, 1280)
@@ -345,6 +345,7 @@ class _Planner:
             "sfx": panel.sfx,
             "figures": raw.generation.previz.get("figures", []),
             "shot": panel.shot,
+            "angle": panel.angle,
             "characters": [m.id for m in panel.characters],
             "scale": self.config.master_scale,
         }

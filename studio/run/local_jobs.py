@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import json
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
+from PIL import Image
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
@@ -20,9 +23,37 @@ from studio.run.store import StoredObject
 
 
 def letter_panel(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[bytes, str]]:
-    """The lettered panel. Until lettering lands this is the raw take, unchanged."""
+    """The raw take with its balloons, captions and SFX; the boxes go beside it for the exporter."""
+    from studio.render.fonts import default_fonts
+    from studio.render.lettering import Line, heads_from_previz, letter
+
     (raw,) = inputs.values()
-    return {"image": (Path(raw.path).read_bytes(), "image/png")}
+    spec = job.local
+    with Image.open(raw.path) as opened:
+        image = opened.convert("RGB")
+    w, h = image.size
+    staging = {"shot": spec["shot"], "angle": spec.get("angle", "eye-level")}
+    heads = heads_from_previz({**staging, "figures": spec["figures"]}, w, h)
+    head_of = {}
+    for figure in spec["figures"]:  # one at a time: a figure outside the frame has no head box
+        found = heads_from_previz({**staging, "figures": [figure]}, w, h)
+        if found:
+            head_of[figure["ref"]] = found[0]
+    lines = [Line("caption", spec["caption"])] if spec.get("caption") else []
+    for said in spec["dialogue"]:
+        head = None if said.get("off_panel") else head_of.get(said["speaker"])
+        x, y = ((head.x0 + head.x1) / 2 / w, head.y1 / h) if head is not None else (None, None)
+        lines.append(Line(said["kind"], said["text"], x, y))
+    if spec.get("sfx"):
+        lines.append(Line("sfx", spec["sfx"]))
+    lettered, placed = letter(image, lines, heads, default_fonts(), scale=float(spec["scale"]))
+    buffer = io.BytesIO()
+    lettered.save(buffer, format="PNG", compress_level=6)
+    boxes = {"boxes": [[p.box.x0, p.box.y0, p.box.x1, p.box.y1] for p in placed]}
+    return {
+        "image": (buffer.getvalue(), "image/png"),
+        "boxes": (json.dumps(boxes).encode("utf-8"), "application/json"),
+    }
 
 
 def pack_references(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[bytes, str]]:

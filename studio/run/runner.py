@@ -180,7 +180,9 @@ async def _render_locally(job: Job, deps: dict[str, dict[str, StoredObject]], ct
     inputs = {key: objects["image"] for key, objects in deps.items()}
     try:
         produced = await asyncio.to_thread(renderer, job, inputs)
-    except (OSError, ValueError) as exc:  # an unreadable input image, a full disk: this job only
+    except (OSError, ValueError, StudioError) as exc:  # an unreadable image, text that cannot fit: this job only
+        if isinstance(exc, StorageError):
+            raise
         raise JobFailed(f"{job.phase.value.replace('_', ' ')} {job.name}: {exc}") from exc
     return await asyncio.to_thread(ctx.store.put, job.key, produced)
 

@@ -19,7 +19,13 @@ from studio.ledger.db import Artifact
 from studio.plan.keys import sha256_bytes
 from studio.run.files import write_atomic
 
-SUFFIXES = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "text/html": ".html"}
+SUFFIXES = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/webp": ".webp",
+    "text/html": ".html",
+    "application/json": ".json",
+}
 
 
 @dataclass(frozen=True)
