@@ -96,6 +96,10 @@ class Ledger:
             session.refresh(row)
             return row
 
+    def sending(self, row_id: int) -> None:
+        """Committed before the request leaves, so a crash before this line provably sent nothing."""
+        self._update(row_id, sent_at=now())
+
     def submitted(
         self, row_id: int, request_id: str, poll_url: str | None = None, reported_micro: int | None = None
     ) -> None:

@@ -49,6 +49,7 @@ class Generation(SQLModel, table=True):
     run_id: str | None = None  # the `studio run` that reserved it (for --max-cost)
     poll_url: str | None = None  # where to poll, when the provider says (BFL's polling_url)
     failure: str | None = None  # rejected, expired, unknown, error
+    sent_at: datetime | None = None  # set just before the request leaves: unset means it never did
     request_id: str | None = None
     error: str | None = None
     output_sha256: str | None = None
@@ -246,7 +247,17 @@ def m004_review(conn: Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_budget, m003_failure_kind, m004_review]
+def m005_sent_at(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE generation ADD COLUMN sent_at TIMESTAMP"))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    m001_initial,
+    m002_budget,
+    m003_failure_kind,
+    m004_review,
+    m005_sent_at,
+]
 
 
 def open_ledger(state_dir: Path) -> Engine:

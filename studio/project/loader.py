@@ -41,6 +41,8 @@ class Project:
     episode_files: dict[int, str] = field(default_factory=dict)
     catalog: Catalog = field(default_factory=load_catalog)
     sources: dict[int, Source] = field(default_factory=dict)  # parsed storyboards, to locate warnings
+    # Ids whose files exist but are invalid: their own errors are reported, not "unknown id" everywhere.
+    broken: set[str] = field(default_factory=set)
 
     def episode(self, number: int) -> Storyboard:
         if number not in self.episodes:
@@ -83,8 +85,8 @@ def load_project(root: Path) -> Project:
         project.catalog = _load_catalog(root, config, problems)
     sources: dict[int, Source] = {}
     _load_characters(project, problems)
-    project.styles = _load_flat(root, "styles", Style, problems)
-    project.locations = _load_flat(root, "locations", Location, problems)
+    project.styles = _load_flat(root, "styles", Style, problems, project.broken)
+    project.locations = _load_flat(root, "locations", Location, problems, project.broken)
     _load_episodes(project, sources, problems)
     for number, storyboard in project.episodes.items():
         problems.extend(check_storyboard_refs(project, storyboard, sources[number]))
@@ -156,6 +158,8 @@ def _load_characters(project: Project, problems: list[Diagnostic]) -> None:
         source, errors = load_yaml(child / "character.yaml", shown)
         problems.extend(errors)
         character = validate(source, Character, problems) if source else None
+        if character is None:
+            project.broken.add(f"character:{child.name}")
         if character:
             project.characters[child.name] = character
             project.character_refs[child.name] = sorted(
@@ -163,7 +167,7 @@ def _load_characters(project: Project, problems: list[Diagnostic]) -> None:
             )
 
 
-def _load_flat(root: Path, kind: str, model: type[M], problems: list[Diagnostic]) -> dict[str, M]:
+def _load_flat(root: Path, kind: str, model: type[M], problems: list[Diagnostic], broken: set[str]) -> dict[str, M]:
     loaded: dict[str, M] = {}
     folder = root / kind
     files = sorted(p for p in folder.glob("*") if p.suffix in {".yaml", ".yml"}) if folder.is_dir() else []
@@ -177,6 +181,8 @@ def _load_flat(root: Path, kind: str, model: type[M], problems: list[Diagnostic]
         item = validate(source, model, problems) if source else None
         if item:
             loaded[path.stem] = item
+        else:
+            broken.add(f"{kind.rstrip('s')}:{path.stem}")
     return loaded
 
 
@@ -342,12 +348,14 @@ def _toml_locate(text: str, loc: Sequence[str | int]) -> tuple[int, int]:
 def check_storyboard_refs(project: Project, storyboard: Storyboard, source: Source) -> list[Diagnostic]:
     problems: list[Diagnostic] = []
 
-    def report(loc: tuple[str | int, ...], message: str) -> None:
+    def report(loc: tuple[str | int, ...], message: str, about: str | None = None) -> None:
+        if about is not None and about in project.broken:
+            return  # that file's own errors say what is wrong with it
         line, col = locate(source, loc)
         problems.append(Diagnostic(source.path, line, col, f"{_dotted(loc)}: {message}"))
 
     if storyboard.style not in project.styles:
-        report(("style",), _unknown("style", storyboard.style, project.styles))
+        report(("style",), _unknown("style", storyboard.style, project.styles), f"style:{storyboard.style}")
     first_seen: dict[str, int] = {}
     for index, panel in enumerate(storyboard.panels):
         at = ("panels", index)
@@ -356,14 +364,17 @@ def check_storyboard_refs(project: Project, storyboard: Storyboard, source: Sour
         first_seen.setdefault(panel.id, index)
         location = project.locations.get(panel.location)
         if location is None:
-            report((*at, "location"), _unknown("location", panel.location, project.locations))
+            report(
+                (*at, "location"), _unknown("location", panel.location, project.locations), f"location:{panel.location}"
+            )
         elif panel.time not in location.times:
             times = ", ".join(str(t.value if hasattr(t, "value") else t) for t in location.times)
             report((*at, "time"), f"location '{panel.location}' has no '{panel.time}' variant (it has: {times})")
         in_panel: set[str] = set()
         for c_index, member in enumerate(panel.characters):
             if member.id not in project.characters:
-                report((*at, "characters", c_index, "id"), _unknown("character", member.id, project.characters))
+                message = _unknown("character", member.id, project.characters)
+                report((*at, "characters", c_index, "id"), message, f"character:{member.id}")
             if member.id in in_panel:
                 report((*at, "characters", c_index, "id"), f"character '{member.id}' is listed twice in this panel")
             in_panel.add(member.id)
@@ -372,7 +383,7 @@ def check_storyboard_refs(project: Project, storyboard: Storyboard, source: Sour
         for d_index, line in enumerate(panel.dialogue):
             where = (*at, "dialogue", d_index, "speaker")
             if line.speaker not in project.characters:
-                report(where, _unknown("character", line.speaker, project.characters))
+                report(where, _unknown("character", line.speaker, project.characters), f"character:{line.speaker}")
             elif line.speaker not in in_panel and not line.off_panel:
                 shown = ", ".join(sorted(in_panel)) or "nobody"
                 report(

@@ -19,6 +19,7 @@ from studio.providers.base import ProviderContext
 from studio.providers.catalog import Catalog
 from studio.providers.registry import get_provider
 from studio.review.takes import Reviews, track_of
+from studio.run.files import sweep_stale_temps
 from studio.run.local_jobs import LOCAL_RENDERERS, contact_preparer
 from studio.run.runner import Reporter, RunContext, Summary, run_plan
 from studio.run.store import ArtifactStore
@@ -74,6 +75,8 @@ def run_episode(project: Project, number: int, options: RunOptions, reporter: Re
     check_only(project, number, options.only)
     provider = get_provider(provider_name, ProviderContext(project.catalog, project.config, project.state_dir))
     engine = open_ledger(project.state_dir)
+    for folder in (project.build_dir, project.state_dir / "objects"):
+        sweep_stale_temps(folder)
     try:
         plan = make_plan(project, number, provider_name, options.only, engine, options.force)
         reviews = Reviews(engine, track_of(provider_name))

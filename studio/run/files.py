@@ -18,7 +18,8 @@ def write_atomic(path: Path, data: bytes) -> None:
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        # The writer's pid in the name lets a later run sweep what a killed writer left behind.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -38,3 +39,26 @@ def _explain(exc: OSError, path: Path) -> str:
     if exc.errno in {errno.EACCES, errno.EPERM, errno.EROFS}:
         return f"cannot write {path}: permission denied; check the folder's permissions and run again"
     return f"cannot write {path}: {exc.strerror or exc}"
+
+
+def sweep_stale_temps(folder: Path) -> int:
+    """Remove temporary files of writers that are no longer running (killed mid-write)."""
+    removed = 0
+    for tmp in folder.rglob(".*.tmp") if folder.is_dir() else []:
+        parts = tmp.name.split(".")
+        pid = int(parts[-3]) if len(parts) >= 4 and parts[-3].isdigit() else None
+        if pid is None or pid == os.getpid() or _alive(pid):
+            continue
+        tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

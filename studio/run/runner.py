@@ -128,6 +128,12 @@ async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
         async with asyncio.TaskGroup() as group:
             for job in plan.jobs:
                 group.create_task(one(job))
+    except BaseExceptionGroup as group_error:
+        # A full disk or a read-only build/ stops the run: report it as the clear error it is.
+        storage = group_error.subgroup(StorageError)
+        if storage is not None:
+            raise storage.exceptions[0] from None
+        raise
     except asyncio.CancelledError:
         summary.interrupted = True
         raise
@@ -202,7 +208,7 @@ async def _generate(
     if row is not None and row.request_id:
         # Re-attach: it is already sent (and maybe paid for).
         submission = Submission(row.request_id, row.poll_url, row.reported_micro)
-    elif row is not None and provider.paid:
+    elif row is not None and provider.paid and row.sent_at is not None:
         raise JobFailed(_unknown_outcome(job, provider.name, row.id, ctx))
     else:
         if row is None:
@@ -264,6 +270,8 @@ def _refuse_repeating(job: Job, provider: str, ctx: RunContext) -> None:
 
 
 async def _submit(request: GenerationRequest, ctx: RunContext, row_id: int) -> Submission:
+    if ctx.provider.paid:
+        ctx.ledger.sending(row_id)
     try:
         submission = await ctx.provider.submit(request)
     except asyncio.CancelledError:
