@@ -9,7 +9,13 @@ from ruamel.yaml import YAML
 
 SHOTS = ["wide", "full", "medium", "medium-close-up", "close-up", "extreme-wide", "extreme-close-up"]
 POSITIONS = ["left", "center-left", "center", "center-right", "right"]
-PLACES = [("harbour", "dawn"), ("tower-square", "night"), ("cafe", "day"), ("workshop", "dusk"), ("clock-room", "night")]
+PLACES = [
+    ("harbour", "dawn"),
+    ("tower-square", "night"),
+    ("cafe", "day"),
+    ("workshop", "dusk"),
+    ("clock-room", "night"),
+]
 CAST = ["wren", "tobias", "ada", "bea"]
 LINES = [
     "Did you hear that?",

@@ -15,7 +15,7 @@ from importlib.metadata import entry_points
 from studio.errors import ProviderUnavailable
 from studio.providers.base import Provider, ProviderContext
 
-BUILT_IN = ("studio.providers.draft", "studio.providers.fal", "studio.providers.bfl")
+BUILT_IN = ("studio.providers.draft", "studio.providers.fal", "studio.providers.bfl", "studio.providers.gemini")
 ProviderFactory = Callable[[ProviderContext], Provider]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -95,7 +96,9 @@ async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
     loop = asyncio.get_running_loop()
     for job in plan.jobs:
         done[job.key] = loop.create_future()
-    limit = asyncio.Semaphore(ctx.concurrency)
+    # Provider calls and local CPU work (lettering, compositing) have separate slots: a panel
+    # being lettered must not keep the next one from being sent.
+    limits = {True: asyncio.Semaphore(ctx.concurrency), False: asyncio.Semaphore(max(1, os.cpu_count() or 1))}
     stop = asyncio.Event()
 
     async def one(job: Job) -> None:
@@ -106,7 +109,7 @@ async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
                 outcome = Outcome(job, "skipped", error="a job it depends on did not finish")
             else:
                 resolve = {key: d for key, d in zip(job.deps, deps, strict=True) if d is not None}
-                outcome, outputs = await _run_job(job, resolve, ctx, limit, stop)
+                outcome, outputs = await _run_job(job, resolve, ctx, limits[job.generation is not None], stop)
             if outcome.status in {"generated", "cached"} and job.generation is not None and ctx.after_job:
                 ctx.after_job(job)
             if outcome.status == "failed" and ctx.fail_fast:
