@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from studio import __version__
-from studio.cli import budget, check, cost, export, init, ledger, models, plan, review, run, storyboard
+from studio.cli import budget, check, cost, export, init, ledger, models, plan, providers, review, run, storyboard
 from studio.cli.common import State
 
 app = typer.Typer(
@@ -61,6 +61,7 @@ app.add_typer(ledger.app, name="ledger")
 app.add_typer(review.app, name="review")
 app.add_typer(storyboard.app, name="storyboard")
 app.add_typer(export.app, name="export")
+app.command("providers")(providers.providers)
 app.command("approve")(review.approve)
 app.command("retake")(review.retake)
 

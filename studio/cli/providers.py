@@ -1,0 +1,94 @@
+"""`studio providers`: which providers can run here, today's use, and (on request) balances."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from studio.cli.common import friendly, open_project, out
+
+KEYS = {"draft": None, "fal": "FAL_KEY", "bfl": "BFL_API_KEY", "gemini": "GEMINI_API_KEY"}
+
+
+@friendly
+def providers(
+    balance: Annotated[
+        bool, typer.Option("--balance", help="Also ask fal and BFL for the balance (a network call each).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """For each provider: whether its key is set (never the key itself), today's generations and spend
+    from the ledger, and the models it serves; with --balance, the balance its API reports."""
+    from sqlmodel import Session, col, func, select
+
+    from studio.ledger.db import Generation, ledger_engine
+    from studio.ledger.money import format_usd
+    from studio.providers.registry import available_providers
+
+    project = open_project()
+    installed = available_providers()
+    today = datetime.now(UTC).date()
+    rows = []
+    with ledger_engine(project.state_dir) as engine, Session(engine) as session:
+        for name in sorted(installed):
+            variable = KEYS.get(name)
+            count, spent = session.exec(
+                select(func.count(), func.coalesce(func.sum(Generation.actual_micro), 0))
+                .where(Generation.provider == name, func.date(Generation.created_at) == today.isoformat())
+                .where(col(Generation.status).in_(("completed", "failed", "reserved", "submitted", "unknown")))
+            ).one()
+            rows.append(
+                {
+                    "provider": name,
+                    "key_variable": variable,
+                    "key_present": True if variable is None else bool(os.environ.get(variable, "").strip()),
+                    "today_generations": int(count),
+                    "today_spent_micro": int(spent),
+                    "models": sorted(m for m, e in project.catalog.entries.items() if e.provider == name),
+                    "balance_micro": _balance(project, name) if balance else None,
+                }
+            )
+    if as_json:
+        out.print_json(json.dumps({"providers": rows}))
+        return
+    table = Table(title="Providers", title_justify="left")
+    for column in ("provider", "key", "today", "spent today", "balance", "models"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        key = (
+            "not needed"
+            if row["key_variable"] is None
+            else (f"{row['key_variable']} set" if row["key_present"] else f"[red]{row['key_variable']} missing[/red]")
+        )
+        money = "—" if row["balance_micro"] is None else format_usd(row["balance_micro"], 2)
+        table.add_row(
+            row["provider"],
+            key,
+            str(row["today_generations"]),
+            format_usd(row["today_spent_micro"]),
+            money,
+            str(len(row["models"])),
+        )
+    out.print(table)
+
+
+def _balance(project, name: str) -> int | None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    from studio.errors import StudioError
+    from studio.providers.accounts import api_key, bfl_balance_micro, fal_balance_micro, service_url
+
+    if name not in {"fal", "bfl"} or not os.environ.get(KEYS[name] or ""):
+        return None
+    try:
+        with httpx.Client() as client:
+            if name == "fal":
+                return fal_balance_micro(client, service_url(project.config, "fal", "platform_url"), api_key("fal"))
+            return bfl_balance_micro(client, service_url(project.config, "bfl", "base_url"), api_key("bfl"))
+    except StudioError:
+        return None
