@@ -163,7 +163,16 @@ async def _run_job(
     if cached is not None:
         await asyncio.to_thread(_materialise_all, job, cached, ctx.root)
         return Outcome(job, "cached"), cached
-    async with limit:
+    await limit.acquire()
+    held = [True]
+
+    def release() -> None:
+        """Free the slot once: a generation frees it as soon as its image is downloaded."""
+        if held[0]:
+            held[0] = False
+            limit.release()
+
+    try:
         if stop.is_set():
             reason = "not started: the run stopped (budget or --fail-fast)"
             return Outcome(job, "skipped", error=reason), None
@@ -173,7 +182,7 @@ async def _run_job(
             if job.generation is None:
                 outputs, cost = await _render_locally(job, deps, ctx), 0
             else:
-                outputs, cost = await _generate(job, deps, ctx)
+                outputs, cost = await _generate(job, deps, ctx, release)
             await asyncio.to_thread(_materialise_all, job, outputs, ctx.root)
         except (JobFailed, ProviderError, StorageError) as exc:
             if isinstance(exc, StorageError):
@@ -182,6 +191,8 @@ async def _run_job(
                 stop.set()  # every other job would fail the same way (bad key, no credits)
             return Outcome(job, "failed", time.monotonic() - started, error=str(exc)), None
         return Outcome(job, "generated", time.monotonic() - started, cost_micro=cost), outputs
+    finally:
+        release()
 
 
 async def _render_locally(job: Job, deps: dict[str, dict[str, StoredObject]], ctx: RunContext) -> dict:
@@ -197,7 +208,7 @@ async def _render_locally(job: Job, deps: dict[str, dict[str, StoredObject]], ct
 
 
 async def _generate(
-    job: Job, deps: dict[str, dict[str, StoredObject]], ctx: RunContext
+    job: Job, deps: dict[str, dict[str, StoredObject]], ctx: RunContext, release: Callable[[], None]
 ) -> tuple[dict[str, StoredObject], int]:
     """reserve → submit → wait → verify → store → settle; re-attach instead of paying twice."""
     assert job.generation is not None
@@ -222,6 +233,7 @@ async def _generate(
     assert row.id is not None
 
     result = await _wait(provider, submission, request, ctx.poll_interval)
+    release()  # the provider's part is over: the next request may go while this one is stored
     if isinstance(result, Failed):
         charged, source = 0, None
         if result.charged:  # the provider's own figure when it gave one, else the (never lower) estimate

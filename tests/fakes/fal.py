@@ -48,6 +48,7 @@ import base64
 import binascii
 import contextlib
 import copy
+import functools
 import hashlib
 import hmac
 import io
@@ -221,6 +222,20 @@ def render_png(prompt: str, width: int, height: int, seed: int, label: str, mode
     return buffer.getvalue()
 
 
+@functools.lru_cache(maxsize=8)
+def _flat_png_cached(width: int, height: int, colour: tuple[int, int, int]) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def _flat_png(width: int, height: int, seed: int) -> bytes:
+    """A flat image of the right size, made once per size: almost free to serve."""
+    return _flat_png_cached(width, height, (90 + seed % 7 * 20, 120, 160))
+
+
 def _convert(png: bytes, fmt: str) -> bytes:
     if fmt == "png":
         return png
@@ -330,6 +345,7 @@ class FakeFal:
         self.endpoints: dict[str, Endpoint] = {**ENDPOINTS, **(endpoints or {})}
         self.validate_on_submit = validate_on_submit
         self.stall_seconds = float(stall_seconds)
+        self.flat_images = False  # True: serve flat images made once per size (for benchmarks)
         self._port = port
         # A TLSBundle (duck-typed: this module may be imported as tests.fakes.fal or fakes.fal),
         # a bare trustme.CA, or None for a fresh CA.
@@ -968,8 +984,11 @@ class FakeFal:
                 return missing
             data, job = file.data, file.job
         if data is None:  # render outside the lock; rendering is deterministic, so races are harmless
-            png = render_png(str(job.body.get("prompt", "")), file.width, file.height, job.seed + file.index,
-                             job.request_id[:8], job.endpoint)
+            if self.flat_images:  # benchmarks: the fake must not eat the CPU the client is measured on
+                png = _flat_png(file.width, file.height, job.seed + file.index)
+            else:
+                png = render_png(str(job.body.get("prompt", "")), file.width, file.height, job.seed + file.index,
+                                 job.request_id[:8], job.endpoint)
             data = _convert(png, job.fmt)
             with self._lock:
                 file.data = data
