@@ -88,3 +88,22 @@ def test_a_60_panel_episode_exports_within_limits(sample: Path, cli) -> None:
     write_long_episode(sample, 60, panels=60)
     assert cli("--project", sample, "run", "episode", "60").exit_code == 0
     check_export(sample, 60, cli)
+
+
+def test_project_fonts_are_used_and_re_letter_without_provider_calls(sample: Path, cli) -> None:
+    from studio.render.fonts import default_fonts
+
+    assert cli("--project", sample, "run", "episode", "1").exit_code == 0
+    rows = ledger_rows(sample)
+    before = digests(sample / "build/episodes/ep001/panels")
+    (sample / "fonts").mkdir()
+    (sample / "fonts/shout.ttf").write_bytes(Path(default_fonts().dialogue_bold).read_bytes())
+    config = sample / "studio.toml"
+    config.write_text(config.read_text() + '\n[fonts]\nsfx = "fonts/shout.ttf"\n')
+    assert cli("--project", sample, "run", "episode", "1").exit_code == 0
+    assert ledger_rows(sample) == rows, "a font change calls no provider"
+    after = digests(sample / "build/episodes/ep001/panels")
+    assert any(before[name] != after[name] for name in before), "panels with SFX are re-lettered"
+    config.write_text(config.read_text().replace('sfx = "fonts/shout.ttf"', 'sfx = "fonts/missing.ttf"'))
+    bad = cli("--project", sample, "check")
+    assert bad.exit_code == 1 and "fonts.sfx: 'fonts/missing.ttf' must be a .ttf or .otf file" in bad.output

@@ -10,6 +10,7 @@ from fakes.accounts import FakeAccounts
 
 from studio.ledger.book import Cost, Ledger
 from studio.ledger.db import ledger_engine
+from studio.ledger.money import format_usd
 from studio.plan.jobs import Job, Phase
 
 
@@ -86,6 +87,17 @@ def test_cost_csv_and_chart(sample: Path, cli, tmp_path: Path) -> None:
 
     with Image.open(chart) as image:
         assert image.size == (1200, 640)
+
+
+def test_plan_shows_the_remaining_budget(sample: Path, cli) -> None:
+    assert as_json(cli("--project", sample, "plan", "episode", "1", "--json"))["budget"]["remaining_micro"] is None
+    assert cli("--project", sample, "budget", "set", "0.10").exit_code == 0
+    book(sample, [("panel", 1, "p001", 1, 0, "reserved")])  # a request in flight holds 1_000
+    view = as_json(cli("--project", sample, "plan", "episode", "1", "--provider", "fal", "--json"))
+    assert view["budget"] == {"balance_micro": 100_000, "remaining_micro": 99_000}
+    text = cli("--project", sample, "plan", "episode", "1", "--provider", "fal").output
+    short = view["totals"]["to_pay_micro"] - 99_000
+    assert f"Balance left $0.0990: {format_usd(short)} short of this plan." in text
 
 
 def test_plan_json_totals_are_the_sum_of_rows(sample: Path, cli) -> None:

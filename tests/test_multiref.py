@@ -150,3 +150,23 @@ def test_user_reference_images_replace_generated_sheets(sample: Path, cli, fake_
     (panel,) = [s for s in fake_fal.submissions if s["endpoint"].endswith("/edit")]
     assert panel["input"]["image_urls"][0] == expected, "the provider received the user's own image"
     assert not [s for s in fake_fal.submissions if "model sheet of Wren" in s["input"]["prompt"]]
+
+
+def test_panels_take_sheet_crops_by_shot_and_styles_take_user_images(sample: Path, cli) -> None:
+    view = plan_json(cli, sample)
+    crops = {j["name"] for j in view["jobs"] if j["phase"] == "crop"}
+    assert {"wren body", "wren face"} <= crops
+    keys = {j["key"]: j["name"] for j in view["jobs"]}
+    close = panel_row(view, "p005")  # a close-up of Wren takes her face
+    wide = panel_row(view, "p003")  # a full shot takes the whole figure
+    assert keys[close["depends_on"][0]] == "wren face"
+    assert keys[wide["depends_on"][0]] == "wren body"
+    shutil.copy(REPO / "tests/fixtures/wren_ref.png", sample / "styles/look.png")
+    style = sample / "styles/soft-watercolour.yaml"
+    style.write_text(style.read_text() + "references:\n  - look.png\n")
+    view = plan_json(cli, sample)
+    assert not [j for j in view["jobs"] if j["phase"] == "style_frame"], "the user's image replaces the style frame"
+    assert cli("--project", sample, "run", "episode", "1", "--only", "p005").exit_code == 0
+    style.write_text(style.read_text().replace("  - look.png", "  - missing.png"))
+    bad = cli("--project", sample, "check")
+    assert bad.exit_code == 1 and "styles/soft-watercolour.yaml" in bad.output and "missing.png" in bad.output

@@ -72,7 +72,7 @@ def test_changing_a_character_changes_its_sheet_and_exactly_its_panels(sample: P
     path = sample / "characters/ada/character.yaml"
     text = path.read_text(encoding="utf-8")
     path.write_text(text.replace("description: ", "description: Now with a limp. ", 1), encoding="utf-8")
-    expected = {("character_sheet", "ada"), ("contact_sheet", "ep001")}
+    expected = {("character_sheet", "ada"), ("crop", "ada body"), ("crop", "ada face"), ("contact_sheet", "ep001")}
     expected |= {(phase, p) for p in showing_ada for phase in ("panel", "letter")}
     packs = {job.name for job in before.jobs if job.phase is Phase.PACK}
     expected |= {("pack", f"{p} pack") for p in showing_ada if f"{p} pack" in packs}

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from studio.cli.common import friendly, open_project, out, parse_ids
 
@@ -99,6 +100,14 @@ def _print_tables(view: dict) -> None:
         f"{format_usd(totals['per_panel_micro'])}/panel against a target of "
         f"{format_usd(totals['target_per_panel_micro'])}; {spend} {format_usd(totals['to_pay_micro'])}."
     )
+    remaining = view["budget"]["remaining_micro"]
+    if remaining is None:
+        out.print("No balance recorded ('studio budget set 12.50'): paid runs are capped by --max-cost and budget.")
+    elif not drafting and totals["to_pay_micro"] > remaining:
+        short = totals["to_pay_micro"] - remaining
+        out.print(Text(f"Balance left {format_usd(remaining)}: {format_usd(short)} short of this plan.", style="red"))
+    else:
+        out.print(f"Balance left {format_usd(remaining)}.")
 
 
 @app.command("season")

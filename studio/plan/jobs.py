@@ -12,6 +12,7 @@ from studio.providers.base import GenerationRequest, Reference
 
 class Phase(StrEnum):
     CHARACTER_SHEET = "character_sheet"
+    CROP = "crop"
     STYLE_FRAME = "style_frame"
     LOCATION_PLATE = "location_plate"
     PACK = "pack"

@@ -31,6 +31,11 @@ SHEET_SIZE = (1536, 1024)
 STYLE_SIZE = (1024, 1024)
 PLATE_SIZE = (1536, 1536)
 CONTACT_VERSION = 3
+CROP_VERSION = 1
+CROP_SIZE = (460, 940)
+# Where the character sheet prompt (and the draft sheet) puts the front view and the face close-up.
+SHEET_CROPS = {"body": (0.0, 0.0, 0.2, 1.0), "face": (0.69, 0.05, 1.0, 0.5)}
+CLOSE_SHOTS = {"close-up", "extreme-close-up", "medium-close-up"}
 LETTER_VERSION = 2
 PACK_VERSION = 2
 COMPOSITE_VERSION = 2
@@ -64,24 +69,31 @@ def plan_episode(project: Project, number: int, catalog: Catalog, options: PlanO
     planner = _Planner(project, catalog, options, storyboard)
 
     jobs: list[Job] = []
-    character_refs: dict[str, RefSpec] = {}
+    character_refs: dict[str, dict[str, RefSpec]] = {}
     for character_id in _characters_in(panels):
         user_refs = project.character_refs.get(character_id) or []
         if user_refs:  # the user's own images stand in for a generated sheet: nothing to make
-            character_refs[character_id] = planner.user_reference(character_id, user_refs[0])
+            own = planner.user_reference(character_id, user_refs[0])
+            character_refs[character_id] = {"body": own, "face": own}
             continue
         sheet = planner.character_sheet(character_id)
-        jobs.append(sheet)
-        character_refs[character_id] = RefSpec("character", character_id, job_key=sheet.key, pixels=_pixels(SHEET_SIZE))
-    style_job = planner.style_frame(storyboard.style)
-    jobs.append(style_job)
+        crops = {part: planner.crop(sheet, part) for part in SHEET_CROPS}
+        jobs.extend([sheet, *crops.values()])
+        character_refs[character_id] = {
+            part: RefSpec("character", character_id, job_key=job.key, pixels=_pixels(CROP_SIZE))
+            for part, job in crops.items()
+        }
+    style_ref = planner.style_reference(storyboard.style)
+    if style_ref.job_key is not None:
+        style_job = planner.style_frame(storyboard.style)
+        jobs.append(style_job)
     plates = {}
     for place in sorted({(p.location, p.time) for p in panels}):
         plates[place] = planner.location_plate(*place)
         jobs.append(plates[place])
     panel_jobs = []
     for panel in panels:
-        *support, final = planner.panel(panel, character_refs, style_job, plates[(panel.location, panel.time)])
+        *support, final = planner.panel(panel, character_refs, style_ref, plates[(panel.location, panel.time)])
         jobs.extend(support)
         panel_jobs.append(final)
     letter_jobs = [planner.letter(panel, raw) for panel, raw in zip(panels, panel_jobs, strict=True)]
@@ -108,6 +120,11 @@ class _Planner:
         self.storyboard = storyboard
         self.style = project.styles[storyboard.style]
         self.config = project.config
+        self.fonts = {}  # the project's own lettering fonts: name -> (absolute path, content hash)
+        for name, value in self.config.fonts.model_dump().items():
+            if value is not None:
+                path = (project.root / value).resolve()
+                self.fonts[name] = (str(path), sha256_bytes(path.read_bytes()))
 
     # ------------------------------------------------------------ phases
 
@@ -128,6 +145,27 @@ class _Planner:
             # Sheets are drawn in the episode's style: one per style, side by side.
             outputs={"image": f"build/characters/{character_id}/{self.storyboard.style}.png"},
         )
+
+    def crop(self, sheet: Job, part: str) -> Job:
+        """The full figure or the face of a model sheet: what panels take as a character's reference."""
+        local = {"version": CROP_VERSION, "sheet": sheet.key, "part": part, "box": list(SHEET_CROPS[part])}
+        return Job(
+            key=content_key(Phase.CROP.value, local),
+            phase=Phase.CROP,
+            name=f"{sheet.name} {part}",
+            outputs={"image": f"build/characters/{sheet.name}/{self.storyboard.style}-{part}.png"},
+            deps=(sheet.key,),
+            local=local,
+            episode=self.storyboard.episode,
+        )
+
+    def style_reference(self, style_id: str) -> RefSpec:
+        """The user's own style image when the style names one, else the style frame made for it."""
+        if self.style.references:
+            path = (self.project.root / "styles" / self.style.references[0]).resolve()
+            data = path.read_bytes()
+            return RefSpec("style", style_id, file=path, file_sha256=sha256_bytes(data), pixels=_pixels(STYLE_SIZE))
+        return RefSpec("style", style_id, job_key=self.style_frame(style_id).key, pixels=_pixels(STYLE_SIZE))
 
     def style_frame(self, style_id: str) -> Job:
         prompt = render_prompt("style_frame", style=self.style)
@@ -164,7 +202,9 @@ class _Planner:
             raise StudioError(f"{path.relative_to(self.project.root)}: not a readable image ({exc})") from None
         return RefSpec("character", character_id, file=path, file_sha256=sha256_bytes(data), pixels=pixels)
 
-    def panel(self, panel: Panel, characters: dict[str, RefSpec], style_job: Job, plate_job: Job) -> list[Job]:
+    def panel(
+        self, panel: Panel, characters: dict[str, dict[str, RefSpec]], style_ref: RefSpec, plate_job: Job
+    ) -> list[Job]:
         """The jobs that make one panel's raw take: the panel job last, its supporting jobs before it."""
         width = self.config.master_width
         height = _multiple_of_16(width * panel.height)
@@ -190,8 +230,9 @@ class _Planner:
             prompt,
             (width, height),
             figures,
-            [characters[m.id] for m in panel.characters],
-            RefSpec("style", self.storyboard.style, job_key=style_job.key, pixels=_pixels(STYLE_SIZE)),
+            # Close shots take the face crop of each sheet, others the full figure.
+            [characters[m.id]["face" if panel.shot in CLOSE_SHOTS else "body"] for m in panel.characters],
+            style_ref,
             RefSpec("location", plate_job.name, job_key=plate_job.key, pixels=_pixels(PLATE_SIZE)),
         )
         state = self.options.takes.get(panel.id)
@@ -349,6 +390,8 @@ class _Planner:
             "characters": [m.id for m in panel.characters],
             "scale": self.config.master_scale,
         }
+        fonts = self._fonts()
+        local["fonts"] = {name: sha for name, (_, sha) in fonts.items()}  # a new font re-letters
         folder = f"build/episodes/ep{self.storyboard.episode:03d}"
         return Job(
             key=content_key(Phase.LETTER.value, local),
@@ -356,11 +399,16 @@ class _Planner:
             name=panel.id,
             outputs={"image": f"{folder}/panels/{panel.id}.png"},
             deps=(raw.key,),
-            local=local,
+            # Where the fonts are is not part of the key: moving the project keeps its letters.
+            local={**local, "font_paths": {name: path for name, (path, _) in fonts.items()}},
             episode=self.storyboard.episode,
             panel=panel.id,
             take=raw.take,
         )
+
+    def _fonts(self) -> dict[str, tuple[str, str]]:
+        """The project's own lettering fonts: name -> (absolute path, content hash)."""
+        return self.fonts
 
     def contact_sheet(self, panel_jobs: list[Job], letter_jobs: list[Job], style_name: str) -> Job:
         """Review state and costs are filled in when it runs (see run/local_jobs.py): they change after planning."""

@@ -48,7 +48,19 @@ def plan_rows(project: Project, plan: Plan, store: ArtifactStore) -> dict[str, A
         "title": storyboard.title,
         "jobs": jobs,
         "totals": _totals(project, plan, jobs),
+        "budget": _budget(store),
     }
+
+
+def _budget(store: ArtifactStore) -> dict[str, int | None]:
+    """The balance left (after holds of requests in flight), so a plan says whether it fits."""
+    from sqlmodel import Session
+
+    from studio.ledger.budget import standing
+
+    with Session(store.engine) as session:
+        now = standing(session)
+    return {"balance_micro": now.balance_micro, "remaining_micro": now.remaining_micro}
 
 
 def _totals(project: Project, plan: Plan, rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -86,6 +86,7 @@ def load_project(root: Path) -> Project:
     sources: dict[int, Source] = {}
     _load_characters(project, problems)
     project.styles = _load_flat(root, "styles", Style, problems, project.broken)
+    problems.extend(_check_style_references(root, project.styles))
     project.locations = _load_flat(root, "locations", Location, problems, project.broken)
     _load_episodes(project, sources, problems)
     for number, storyboard in project.episodes.items():
@@ -93,6 +94,7 @@ def load_project(root: Path) -> Project:
     project.sources = sources
     if config is not None:
         problems.extend(_check_lint_settings(root, config))
+        problems.extend(_check_fonts(root, config))
     if problems or config is None:
         raise ProjectInvalid(problems)
     return project
@@ -130,6 +132,33 @@ def _load_catalog(root: Path, config: StudioConfig, problems: list[Diagnostic]) 
                 )
             )
     return catalog
+
+
+def _check_style_references(root: Path, styles: dict[str, Style]) -> list[Diagnostic]:
+    problems = []
+    for style_id, style in styles.items():
+        for index, value in enumerate(style.references):
+            path = (root / "styles" / value).resolve()
+            if not path.is_relative_to(root) or not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
+                shown = f"styles/{style_id}.yaml"
+                problems.append(
+                    Diagnostic(shown, 1, 1, f"references[{index}]: '{value}' must be an image file inside the project")
+                )
+    return problems
+
+
+def _check_fonts(root: Path, config: StudioConfig) -> list[Diagnostic]:
+    problems = []
+    text = (root / CONFIG_FILE).read_text(encoding="utf-8")
+    for name, value in config.fonts.model_dump().items():
+        if value is None:
+            continue
+        path = (root / value).resolve()
+        if not path.is_relative_to(root) or not path.is_file() or path.suffix.lower() not in {".ttf", ".otf"}:
+            line, col = _toml_locate(text, ("fonts", name))
+            why = "must be a .ttf or .otf file inside the project"
+            problems.append(Diagnostic(CONFIG_FILE, line, col, f"fonts.{name}: '{value}' {why}"))
+    return problems
 
 
 def _check_lint_settings(root: Path, config: StudioConfig) -> list[Diagnostic]:

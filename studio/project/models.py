@@ -121,6 +121,11 @@ class Style(Strict):
     negative_prompt: list[ShortText] = []
     palette: list[HexColour] = Field(min_length=1, max_length=16)
     line_weight: Literal["fine", "medium", "bold"] = "medium"
+    references: list[Annotated[str, StringConstraints(max_length=300)]] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Your own style reference images (paths relative to styles/); the first replaces the style frame.",
+    )
 
 
 # ---------------------------------------------------------------- locations
@@ -209,6 +214,15 @@ class ProviderSettings(Strict):
     request_timeout: Annotated[float, Field(ge=1, le=600)] | None = None  # seconds before a call counts as stalled
 
 
+class FontsConfig(Strict):
+    """Your own open-licensed fonts for lettering, as paths relative to the project (default: packaged fonts)."""
+
+    dialogue: Annotated[str, StringConstraints(max_length=300)] | None = None
+    dialogue_bold: Annotated[str, StringConstraints(max_length=300)] | None = None
+    sfx: Annotated[str, StringConstraints(max_length=300)] | None = None
+    caption: Annotated[str, StringConstraints(max_length=300)] | None = None
+
+
 class StudioConfig(Strict):
     title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     canvas_width: Annotated[int, Field(ge=320, le=2000)] = 800
@@ -220,6 +234,7 @@ class StudioConfig(Strict):
     models: ModelsConfig = ModelsConfig()
     multi_character: Literal["auto", "direct", "packed", "composite"] = "auto"
     lint: dict[str, Any] = Field(default_factory=dict, description="Storyboard lint thresholds and disabled rules.")
+    fonts: FontsConfig = FontsConfig()
     catalog: CatalogConfig = CatalogConfig()
     providers: dict[Annotated[str, StringConstraints(pattern=ID_PATTERN)], ProviderSettings] = {}
 

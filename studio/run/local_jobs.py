@@ -46,7 +46,8 @@ def letter_panel(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[b
         lines.append(Line(said["kind"], said["text"], x, y))
     if spec.get("sfx"):
         lines.append(Line("sfx", spec["sfx"]))
-    lettered, placed = letter(image, lines, heads, default_fonts(), scale=float(spec["scale"]))
+    own = {name: Path(path) for name, path in spec.get("font_paths", {}).items()}
+    lettered, placed = letter(image, lines, heads, default_fonts(**own), scale=float(spec["scale"]))
     buffer = io.BytesIO()
     lettered.save(buffer, format="PNG", compress_level=6)
     boxes = {"boxes": [[p.box.x0, p.box.y0, p.box.x1, p.box.y1] for p in placed]}
@@ -54,6 +55,17 @@ def letter_panel(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[b
         "image": (buffer.getvalue(), "image/png"),
         "boxes": (json.dumps(boxes).encode("utf-8"), "application/json"),
     }
+
+
+def crop_sheet(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[bytes, str]]:
+    (sheet,) = inputs.values()
+    x0, y0, x1, y1 = job.local["box"]
+    with Image.open(sheet.path) as image:
+        w, h = image.size
+        part = image.convert("RGB").crop((round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h)))
+    buffer = io.BytesIO()
+    part.save(buffer, format="PNG", compress_level=6)
+    return {"image": (buffer.getvalue(), "image/png")}
 
 
 def pack_references(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[bytes, str]]:
@@ -145,6 +157,7 @@ def _spent_per_panel(engine: Engine, episode: int, track: str) -> dict[str, int]
 
 
 LOCAL_RENDERERS: dict[Phase, LocalRenderer] = {
+    Phase.CROP: crop_sheet,
     Phase.PACK: pack_references,
     Phase.COMPOSITE: composite_panel,
     Phase.LETTER: letter_panel,
