@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -25,6 +24,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from benchmarks.episode import write_long_episode  # noqa: E402
+from benchmarks.measure import run_with_peak  # noqa: E402
 
 PARTS = ("studio.toml", "characters", "styles", "locations", "episodes")
 LONG = 99  # the generated 68-panel episode's number
@@ -47,8 +47,12 @@ def project(tmp: Path, name: str) -> Path:
 def studio(root: Path, *args: str, env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess]:
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "studio", *args], cwd=root, env={**os.environ, **(env or {})},
-        capture_output=True, text=True, timeout=900,
+        [sys.executable, "-m", "studio", *args],
+        cwd=root,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
@@ -84,9 +88,18 @@ def orchestration(tmp: Path) -> None:
             spans.append(_generation_span(root))
     wall = statistics.median(times)
     span = statistics.median(spans)
-    emit("orchestration", panels=panels, concurrency=8, latency_s=1.0, ideal_s=ideal,
-         generation_span_s=round(span, 2), ratio_to_ideal=round(span / ideal, 3), command_wall_s=round(wall, 2),
-         runs=len(times), target_ratio=1.15)
+    emit(
+        "orchestration",
+        panels=panels,
+        concurrency=8,
+        latency_s=1.0,
+        ideal_s=ideal,
+        generation_span_s=round(span, 2),
+        ratio_to_ideal=round(span / ideal, 3),
+        command_wall_s=round(wall, 2),
+        runs=len(times),
+        target_ratio=1.15,
+    )
 
 
 def sequential(tmp: Path) -> None:
@@ -138,13 +151,29 @@ def render(tmp: Path) -> None:
     times, peaks = [], []
     for attempt in range(3):
         root = project(tmp, f"render{attempt}")
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        run_s, _ = studio(root, "run", "episode", str(LONG))
-        export_s, _ = studio(root, "export", "episode", str(LONG), "--platform", "webtoon")
+        run_s, run_peak = _timed_peak(root, "run", "episode", str(LONG))
+        export_s, export_peak = _timed_peak(root, "export", "episode", str(LONG), "--platform", "webtoon")
         times.append(run_s + export_s)
-        peaks.append(max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
-    emit("local_render", panels=68, wall_s=round(statistics.median(times), 2), peak_rss_mb=round(max(peaks) / 1024, 1),
-         runs=len(times), target_s=30, target_rss_mb=400)
+        peaks.append(max(run_peak, export_peak))
+    emit(
+        "local_render",
+        panels=68,
+        wall_s=round(statistics.median(times), 2),
+        peak_rss_mb=round(max(peaks) / 1024, 1),
+        runs=len(times),
+        target_s=30,
+        target_rss_mb=400,
+    )
+
+
+def _timed_peak(root: Path, *args: str) -> tuple[float, int]:
+    """Wall time and peak RSS (KB) of one command."""
+    started = time.perf_counter()
+    result, peak = run_with_peak([sys.executable, "-m", "studio", *args], root)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"studio {' '.join(args)} failed:\n{result.stderr[-2000:]}")
+    return elapsed, peak
 
 
 def cost(tmp: Path) -> None:
@@ -153,11 +182,19 @@ def cost(tmp: Path) -> None:
     _, result = studio(root, "plan", "season", "--episodes", "1-3", "--compare-models", "--json")
     season = json.loads(result.stdout)
     for option in season["compare"]:
-        emit("cost_per_panel", model=option["panel_model"], per_panel_usd=option["per_panel_micro"] / 1e6,
-             season_usd=option["total_micro"] / 1e6)
+        emit(
+            "cost_per_panel",
+            model=option["panel_model"],
+            per_panel_usd=option["per_panel_micro"] / 1e6,
+            season_usd=option["total_micro"] / 1e6,
+        )
     cheapest = season["compare"][0]
-    emit("cost_cheapest", model=cheapest["panel_model"], per_panel_usd=cheapest["per_panel_micro"] / 1e6,
-         keeps_every_character_reference=True)
+    emit(
+        "cost_cheapest",
+        model=cheapest["panel_model"],
+        per_panel_usd=cheapest["per_panel_micro"] / 1e6,
+        keeps_every_character_reference=True,
+    )
     studio(root, "run", "episode", "1")
     storyboard = root / "episodes/ep001/storyboard.yaml"
     text = storyboard.read_text()
@@ -167,8 +204,12 @@ def cost(tmp: Path) -> None:
     _, plan = studio(root, "plan", "episode", "1", "--json")
     jobs = [j for j in json.loads(plan.stdout)["jobs"] if j["model"] != "local"]
     to_make = sum(1 for j in jobs if not j["cached"])
-    emit("cache_after_two_edits", provider_jobs=len(jobs), regenerated=to_make,
-         calls_avoided_fraction=round(1 - to_make / len(jobs), 3))
+    emit(
+        "cache_after_two_edits",
+        provider_jobs=len(jobs),
+        regenerated=to_make,
+        calls_avoided_fraction=round(1 - to_make / len(jobs), 3),
+    )
 
 
 def startup(tmp: Path) -> None:

@@ -6,9 +6,7 @@ import errno
 import json
 import os
 import random
-import resource
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,7 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from test_fal_e2e import duplicate_submissions, ledger, panel_ids, panels_made, spawn, studio
+
+from benchmarks.measure import run_with_peak
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -83,7 +85,7 @@ def test_a_full_disk_is_a_clear_error_and_the_ledger_stays_consistent(sample: Pa
     assert "the disk is full" in result.output and "nothing was lost" in result.output
     assert "Traceback" not in result.output
     rows = ledger(sample)
-    assert not [r for r in rows if r["status"] in {"reserved", "submitted"}]
+    assert not [(r["status"], r["request_id"], r["phase"]) for r in rows if r["status"] in {"reserved", "submitted"}]
     monkeypatch.setattr(files.os, "replace", real_replace)
     made_before = len(rows)
     again = cli("--project", sample, "run", "episode", "1")
@@ -99,19 +101,13 @@ def test_build_that_cannot_be_written_is_a_clear_error(sample: Path, cli) -> Non
     assert result.exit_code == 1 and "cannot write" in result.output and "Traceback" not in result.output
 
 
-def _peak_rss_kb(command: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, int]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
-    return result, max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-
-
 def test_a_ten_thousand_panel_storyboard_is_refused_with_bounded_memory(sample: Path) -> None:
     panel = "  - id: p{n:05d}\n    location: harbour\n    time: dawn\n    shot: wide\n    action: Waves.\n"
     text = "episode: 1\ntitle: Huge\nstyle: soft-watercolour\npanels:\n" + "".join(
         panel.format(n=n) for n in range(10_000)
     )
     (sample / "episodes/ep001/storyboard.yaml").write_text(text)
-    result, peak = _peak_rss_kb([sys.executable, "-m", "studio", "check"], sample)
+    result, peak = run_with_peak([sys.executable, "-m", "studio", "check"], sample)
     assert result.returncode == 1
     assert "episodes/ep001/storyboard.yaml" in result.stdout + result.stderr and "500" in result.stdout + result.stderr
     assert peak < 600_000, f"peak RSS {peak} KB"

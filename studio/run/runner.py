@@ -232,6 +232,26 @@ async def _generate(
         submission = await _submit(request, ctx, row.id)
     assert row.id is not None
 
+    try:
+        return await _settle(job, request, submission, row.id, estimate, ctx, release)
+    except asyncio.CancelledError:
+        if not provider.paid:  # nothing is owed for a local render: close the row
+            ctx.ledger.cancelled(row.id)
+        raise  # a paid request stays 'submitted': the next run re-attaches to it
+
+
+async def _settle(
+    job: Job,
+    request: GenerationRequest,
+    submission: Submission,
+    row_id: int,
+    estimate: int,
+    ctx: RunContext,
+    release: Callable[[], None],
+) -> tuple[dict[str, StoredObject], int]:
+    """wait → verify → store → record the cost."""
+    assert job.generation is not None
+    provider = ctx.provider
     result = await _wait(provider, submission, request, ctx.poll_interval)
     release()  # the provider's part is over: the next request may go while this one is stored
     if isinstance(result, Failed):
@@ -239,7 +259,7 @@ async def _generate(
         if result.charged:  # the provider's own figure when it gave one, else the (never lower) estimate
             reported = submission.reported_cost_micro
             charged, source = (reported, "reported") if reported is not None else (estimate, "estimate")
-        ctx.ledger.failed(row.id, result.error, charged, failure=result.kind, source=source)
+        ctx.ledger.failed(row_id, result.error, charged, failure=result.kind, source=source)
         raise JobFailed(result.error)
     image = result.images[0]
     _verify(image.data, request.width, request.height, job.name)
@@ -249,7 +269,7 @@ async def _generate(
     stored = await asyncio.to_thread(ctx.store.put, job.key, {"image": (data, "image/png")})
     reported = result.reported_cost_micro if result.reported_cost_micro is not None else submission.reported_cost_micro
     cost = Cost(estimate, reported_micro=reported, computed_micro=result.computed_cost_micro)
-    ctx.ledger.completed(row.id, cost, stored["image"].sha256)
+    ctx.ledger.completed(row_id, cost, stored["image"].sha256)
     if provider.paid:
         for message in ctx.ledger.new_alerts(job.episode, ctx.target_per_panel_micro):
             ctx.reporter.alert(message)
