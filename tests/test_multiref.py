@@ -170,3 +170,29 @@ def test_panels_take_sheet_crops_by_shot_and_styles_take_user_images(sample: Pat
     style.write_text(style.read_text().replace("  - look.png", "  - missing.png"))
     bad = cli("--project", sample, "check")
     assert bad.exit_code == 1 and "styles/soft-watercolour.yaml" in bad.output and "missing.png" in bad.output
+
+
+def test_a_background_removal_model_replaces_local_keying(sample: Path, cli) -> None:
+    set_config(sample, 'multi_character = "composite"')
+    config = sample / "studio.toml"
+    config.write_text(
+        config.read_text().replace(
+            'panel = "fal:fal-ai/flux-2/flash/edit"\n',
+            'panel = "fal:fal-ai/flux-2/flash/edit"\nbackground_removal = "fal:fal-ai/bria/background/remove"\n',
+        )
+    )
+    view = plan_json(cli, sample)
+    mattes = [j for j in view["jobs"] if j["phase"] == "matte" and j["name"].startswith("p009 ")]
+    assert len(mattes) == 4
+    (composite,) = [j for j in view["jobs"] if j["phase"] == "composite" and j["name"] == "p009 composite"]
+    assert {j["key"] for j in mattes} <= set(composite["depends_on"]), "the composite takes the mattes"
+    assert cli("--project", sample, "run", "episode", "1", "--only", "p009").exit_code == 0
+    for path in (sample / "build/episodes/ep001/cutouts").glob("*_matte.png"):
+        with Image.open(path) as matte:
+            assert matte.mode == "RGBA" and matte.getchannel("A").getextrema()[0] == 0
+    project = load_project(sample)
+    (panel,) = [p for p in project.episode(1).panels if p.id == "p009"]
+    with Image.open(sample / "build/episodes/ep001/raw/p009_t1.png") as image:
+        for member in panel.characters:
+            x = outfit_centroid_x(image, project.characters[member.id].palette.outfit)
+            assert x is not None and abs(x - POSITION_X[member.position]) < 0.09

@@ -17,6 +17,7 @@ class Phase(StrEnum):
     LOCATION_PLATE = "location_plate"
     PACK = "pack"
     CUTOUT = "cutout"
+    MATTE = "matte"
     COMPOSITE = "composite"
     PANEL = "panel"
     LETTER = "letter"

@@ -34,7 +34,7 @@ CONTACT_VERSION = 3
 CROP_VERSION = 1
 CROP_SIZE = (460, 940)
 # Where the character sheet prompt (and the draft sheet) puts the front view and the face close-up.
-SHEET_CROPS = {"body": (0.0, 0.0, 0.2, 1.0), "face": (0.69, 0.05, 1.0, 0.5)}
+SHEET_CROPS = {"body": (0.0, 0.08, 0.2, 1.0), "face": (0.69, 0.05, 1.0, 0.5)}
 CLOSE_SHOTS = {"close-up", "extreme-close-up", "medium-close-up"}
 LETTER_VERSION = 2
 PACK_VERSION = 2
@@ -350,6 +350,8 @@ class _Planner:
                     take=take,
                 )
             )
+        mattes = self._mattes(panel, cutouts, keys, take)
+        figures_from = mattes or cutouts  # a model's transparency, when there is one, replaces local keying
         local = {
             "version": COMPOSITE_VERSION,
             "plate": inputs.location.identity,
@@ -357,7 +359,7 @@ class _Planner:
             "angle": panel.angle,
             "size": list(inputs.size),
             "figures": inputs.figures,
-            "cutouts": [job.key for job in cutouts],
+            "cutouts": [job.key for job in figures_from],
             "keys": keys,
         }
         composite = Job(
@@ -365,13 +367,64 @@ class _Planner:
             phase=Phase.COMPOSITE,
             name=f"{panel.id} composite",
             outputs={"image": f"{folder}/composites/{panel.id}_t{take}.png"},
-            deps=(inputs.location.job_key or "", *(job.key for job in cutouts)),
+            deps=(inputs.location.job_key or "", *(job.key for job in figures_from)),
             local=local,
             episode=self.storyboard.episode,
             panel=panel.id,
             take=take,
         )
-        return [*cutouts, composite]
+        return [*cutouts, *mattes, composite]
+
+    def _mattes(self, panel: Panel, cutouts: list[Job], keys: list[str], take: int) -> list[Job]:
+        """Background removal by a model, when studio.toml names one this run's provider serves."""
+        configured = self.config.models.background_removal
+        model = self.catalog.resolve(configured) if configured else None
+        if model is None:
+            return []
+        provider = self.options.provider
+        if provider != "draft" and self.catalog.get(model).provider != provider:
+            return []  # another provider's model cannot run in this run: key locally
+        folder = f"build/episodes/ep{self.storyboard.episode:03d}"
+        mattes = []
+        for cutout, key in zip(cutouts, keys, strict=True):
+            assert cutout.generation is not None
+            ref = RefSpec("image", cutout.name, job_key=cutout.key, pixels=_pixels(CUTOUT_SIZE))
+            key_hex = "#{:02X}{:02X}{:02X}".format(*KEYS[key])
+            spec = GenerationSpec(
+                model=model if provider != "draft" else DRAFT_MODEL,
+                prompt="",
+                width=CUTOUT_SIZE[0],
+                height=CUTOUT_SIZE[1],
+                seed=0,
+                refs=(ref,),
+                previz={"subject": "remove_background", "key_hex": key_hex},
+            )
+            name = cutout.name.replace(" ", "_")
+            mattes.append(
+                Job(
+                    key=content_key(Phase.MATTE.value, {**spec.key_spec(), "take": take}),
+                    phase=Phase.MATTE,
+                    name=f"{cutout.name} matte",
+                    outputs={"image": f"{folder}/cutouts/{name}_t{take}_matte.png"},
+                    deps=(cutout.key,),
+                    generation=spec,
+                    episode=self.storyboard.episode,
+                    panel=panel.id,
+                    take=take,
+                    estimate_model=model,
+                    estimate_micro=self._matte_estimate(model),
+                )
+            )
+        return mattes
+
+    def _matte_estimate(self, model: str) -> int | None:
+        try:
+            entry = self.catalog.get(model)
+            return estimate_micro(entry, model, CUTOUT_SIZE[0], CUTOUT_SIZE[1], [_pixels(CUTOUT_SIZE)])
+        except NoPrice:
+            if self.options.provider != "draft":
+                raise
+            return None
 
     def letter(self, panel: Panel, raw: Job) -> Job:
         """Lettering is local and free: changing dialogue re-letters one panel and calls no provider."""

@@ -124,7 +124,7 @@ def _load_catalog(root: Path, config: StudioConfig, problems: list[Diagnostic]) 
             problems.append(Diagnostic(CONFIG_FILE, line, col, f"catalog.models: {where}: {error['msg']}"))
         return load_catalog()
     for phase, model_id in config.models.model_dump().items():
-        if catalog.resolve(model_id) is None:
+        if model_id is not None and catalog.resolve(model_id) is None:
             line, col = _toml_locate(text, ("models", phase))
             problems.append(
                 Diagnostic(

@@ -198,6 +198,8 @@ class ModelsConfig(Strict):
     style_frame: str = "fal:fal-ai/flux-2/flash"
     location_plate: str = "fal:fal-ai/flux-2/flash"
     panel: str = "fal:fal-ai/flux-2/flash/edit"
+    # Optional: remove cutouts' backgrounds with this model instead of keying them locally.
+    background_removal: str | None = None
 
 
 class CatalogConfig(Strict):

@@ -57,7 +57,7 @@ def compose(
     ordered = sorted(enumerate(cutouts), key=lambda item: (_depth_rank(item[1][0]), item[0]))
     for _, (entry, path, key) in ordered:
         with Image.open(path) as cut:
-            figure = key_out(cut, key)
+            figure = _own_alpha(cut) or key_out(cut, key)
         box = figure.getbbox()  # the alpha bounding box: the figure itself
         if box is None:
             continue
@@ -95,6 +95,15 @@ def pack(references: Sequence[tuple[str, Path]], cell: int = PACK_CELL) -> bytes
     buffer = io.BytesIO()
     sheet.save(buffer, format="PNG", compress_level=6)
     return buffer.getvalue()
+
+
+def _own_alpha(image: Image.Image) -> Image.Image | None:
+    """A matte a background-removal model made: its transparency is used as it is."""
+    if image.mode not in {"RGBA", "LA", "PA"} and "transparency" not in image.info:
+        return None
+    rgba = image.convert("RGBA")
+    low, _ = rgba.getchannel("A").getextrema()
+    return rgba if low < 255 else None
 
 
 def _depth_rank(entry: Mapping[str, Any]) -> int:

@@ -267,7 +267,7 @@ def _caption(draw: ImageDraw.ImageDraw, xy: Point, text: str, size: int, boxed: 
 
 def _encode(image: Image.Image) -> bytes:
     """PNG without metadata and with fixed settings, so equal pixels give equal bytes."""
-    clean = image.convert("RGB")
+    clean = image.convert("RGBA" if image.mode == "RGBA" else "RGB")  # a matte keeps its transparency
     clean.info = {}  # an ICC profile copied from a reference would otherwise be embedded
     buffer = io.BytesIO()
     clean.save(buffer, format="PNG", optimize=False, compress_level=PNG_COMPRESS_LEVEL)
@@ -1366,7 +1366,34 @@ def _character_look(reference: Reference | None, label: str) -> Look:
     )
     if reference is None:
         return fallback
-    return _look_from_colours(_without_shades(dominant_colours(reference.path, count=8)), fallback)
+    look = _look_from_colours(_without_shades(dominant_colours(reference.path, count=8)), fallback)
+    return _hair_from_the_top(reference.path, look)
+
+
+def _hair_from_the_top(path: str, look: Look) -> Look:
+    """Frequency cannot tell hair from a bold accent on a small figure; position can: the
+    colour at the top of the figure is its hair (crops, packed sheets and user images alike)."""
+    candidates = [look.hair, look.outfit, look.accent]
+    with _open_image(path, (SAMPLE_SIZE * 2, SAMPLE_SIZE * 2)) as opened:
+        image = _flatten_alpha(opened).resize((SAMPLE_SIZE * 2, SAMPLE_SIZE * 2), Image.Resampling.NEAREST)
+    pixels = image.load()
+    w, h = image.size
+    background = pixels[0, 0]
+    # Faint guide lines and paper texture are not the figure: only strong contrast counts.
+    rows = [y for y in range(h) if any(math.dist(pixels[x, y], background) > 100 for x in range(w))]
+    if not rows:
+        return look
+    counts = dict.fromkeys(candidates, 0)
+    for y in range(rows[0], rows[0] + max(1, (rows[-1] - rows[0]) // 10)):
+        for x in range(w):
+            nearest = min(candidates, key=lambda c: math.dist(c, pixels[x, y]))
+            if math.dist(nearest, pixels[x, y]) < 40:
+                counts[nearest] += 1
+    hair = max(candidates, key=lambda c: (counts[c], c == look.hair))
+    if hair == look.hair:
+        return look
+    others = [c for c in (look.outfit, look.hair, look.accent) if c != hair]  # frequency order: outfit first
+    return Look(skin=look.skin, hair=hair, outfit=others[0], accent=others[1])
 
 
 def _without_shades(colours: list[RGB]) -> list[RGB]:
@@ -1495,7 +1522,23 @@ def _render_harmonise(request: GenerationRequest, previz: Mapping[str, Any]) -> 
     return image
 
 
+def _render_matte(request: GenerationRequest, previz: Mapping[str, Any]) -> Image.Image:
+    """Previz of a background-removal model: the cutout with its key colour made transparent."""
+    from studio.render.composite import key_out
+    from studio.render.keys import KEYS
+
+    source = next((ref for ref in request.references if ref.role == "image"), None)
+    if source is None:
+        return _render_placeholder(request, previz)
+    key = _parse_hex(previz.get("key_hex")) or KEY_GREEN
+    name = min(KEYS, key=lambda k: sum(abs(a - b) for a, b in zip(KEYS[k], key, strict=True)))
+    with Image.open(source.path) as cut:
+        matte = key_out(cut.convert("RGB").resize((request.width, request.height)), name)
+    return matte
+
+
 SUBJECTS: dict[str, Callable[[GenerationRequest, Mapping[str, Any]], Image.Image]] = {
+    "remove_background": _render_matte,
     "cutout": _render_cutout,
     "harmonise": _render_harmonise,
     "character_sheet": _render_character_sheet,
