@@ -196,3 +196,18 @@ def test_a_background_removal_model_replaces_local_keying(sample: Path, cli) -> 
         for member in panel.characters:
             x = outfit_centroid_x(image, project.characters[member.id].palette.outfit)
             assert x is not None and abs(x - POSITION_X[member.position]) < 0.09
+
+
+def test_composite_without_harmonising_is_the_take_itself(sample: Path, cli) -> None:
+    set_config(sample, 'multi_character = "composite"\nharmonise = false')
+    view = plan_json(cli, sample)
+    row = panel_row(view, "p009")
+    assert row["model"] == "local" and row["estimate_micro"] is None
+    assert cli("--project", sample, "run", "episode", "1", "--only", "p009").exit_code == 0
+    from test_pipeline_e2e import ledger_rows
+
+    assert not [r for r in ledger_rows(sample) if r["phase"] == "panel"], "no edit pass was generated"
+    assert (sample / "build/episodes/ep001/raw/p009_t1.png").is_file()
+    review = json.loads(cli("--project", sample, "review", "episode", "1", "--json").stdout)
+    (p009,) = [p for p in review["panels"] if p["panel"] == "p009"]
+    assert p009["status"] == "pending review" and p009["take"] == 1

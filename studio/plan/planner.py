@@ -297,11 +297,25 @@ class _Planner:
             Phase.PANEL, inputs.prompt, inputs.size, seed, tuple(refs[: max(limit, 1)]), previz, panel.model
         )
         folder = f"build/episodes/ep{episode:03d}"
+        raw_path = f"{folder}/raw/{panel.id}_t{take}.png"
+        if strategy == "composite" and not self.config.harmonise:
+            # No edit pass: the composite itself is the take (free, local).
+            composite = support[-1]
+            final = replace(
+                composite,
+                phase=Phase.PANEL,
+                name=panel.id,
+                outputs={"image": raw_path},
+                strategy=strategy,
+                key=content_key(Phase.PANEL.value, {"composite": composite.key, "take": take}),
+                local={**composite.local, "figures": inputs.figures, "size": list(inputs.size)},
+            )
+            return [*support[:-1], final]
         final = self._job(
             Phase.PANEL,
             panel.id,
             spec,
-            outputs={"image": f"{folder}/raw/{panel.id}_t{take}.png"},
+            outputs={"image": raw_path},
             panel=panel.id,
             strategy=strategy,
             model_override=panel.model,
@@ -428,16 +442,28 @@ class _Planner:
 
     def letter(self, panel: Panel, raw: Job) -> Job:
         """Lettering is local and free: changing dialogue re-letters one panel and calls no provider."""
-        assert raw.generation is not None
+        width = self.config.master_width
+        figures = [
+            {
+                "ref": m.id,
+                "x": POSITION_X[m.position],
+                "depth": m.depth,
+                "pose": m.pose,
+                "expression": m.expression,
+                "facing": m.facing,
+                "stature": self.project.characters[m.id].stature,
+            }
+            for m in panel.characters
+        ]
         local = {
             "version": LETTER_VERSION,
             "raw": raw.key,
-            "width": raw.generation.width,
-            "height": raw.generation.height,
+            "width": width,
+            "height": _multiple_of_16(width * panel.height),
             "dialogue": [line.model_dump() for line in panel.dialogue],
             "caption": panel.caption,
             "sfx": panel.sfx,
-            "figures": raw.generation.previz.get("figures", []),
+            "figures": figures,
             "shot": panel.shot,
             "angle": panel.angle,
             "characters": [m.id for m in panel.characters],

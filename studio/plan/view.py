@@ -30,6 +30,8 @@ def plan_rows(project: Project, plan: Plan, store: ArtifactStore) -> dict[str, A
         }
         if job.generation is not None:
             row["references"] = [{"role": r.role, "label": r.label} for r in job.generation.refs]
+        elif job.phase is Phase.PANEL:  # a composite taken as it is: its inputs are its cutouts
+            row["references"] = [{"role": "composite", "label": job.name}]
         if job.phase is Phase.PANEL and job.panel is not None:
             panel = panels[job.panel]
             row |= {

@@ -235,6 +235,7 @@ class StudioConfig(Strict):
     budget: Annotated[float, Field(ge=0, le=1_000_000)] | None = None
     models: ModelsConfig = ModelsConfig()
     multi_character: Literal["auto", "direct", "packed", "composite"] = "auto"
+    harmonise: bool = Field(True, description="Composite panels get one edit pass over the composite (paid).")
     lint: dict[str, Any] = Field(default_factory=dict, description="Storyboard lint thresholds and disabled rules.")
     fonts: FontsConfig = FontsConfig()
     catalog: CatalogConfig = CatalogConfig()

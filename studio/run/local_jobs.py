@@ -157,6 +157,7 @@ def _spent_per_panel(engine: Engine, episode: int, track: str) -> dict[str, int]
 
 
 LOCAL_RENDERERS: dict[Phase, LocalRenderer] = {
+    Phase.PANEL: composite_panel,  # a composite panel taken as it is (harmonise = false)
     Phase.CROP: crop_sheet,
     Phase.PACK: pack_references,
     Phase.COMPOSITE: composite_panel,

@@ -110,7 +110,8 @@ async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
             else:
                 resolve = {key: d for key, d in zip(job.deps, deps, strict=True) if d is not None}
                 outcome, outputs = await _run_job(job, resolve, ctx, limits[job.generation is not None], stop)
-            if outcome.status in {"generated", "cached"} and job.generation is not None and ctx.after_job:
+            made = outcome.status in {"generated", "cached"}
+            if made and (job.generation is not None or job.phase is Phase.PANEL) and ctx.after_job:
                 ctx.after_job(job)
             if outcome.status == "failed" and ctx.fail_fast:
                 stop.set()
