@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
+import signal
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -77,6 +81,7 @@ def run_episode(project: Project, number: int, options: RunOptions, reporter: Re
     engine = open_ledger(project.state_dir)
     for folder in (project.build_dir, project.state_dir / "objects"):
         sweep_stale_temps(folder)
+    pool = _cpu_pool()
     try:
         plan = make_plan(project, number, provider_name, options.only, engine, options.force)
         reviews = Reviews(engine, track_of(provider_name))
@@ -101,9 +106,11 @@ def run_episode(project: Project, number: int, options: RunOptions, reporter: Re
             retry_rejected=options.retry_rejected,
             prepare={Phase.CONTACT_SHEET: contact_preparer(engine, track_of(provider_name))},
             after_job=lambda job: _record_take(reviews, job),
+            cpu_pool=pool,
         )
         return asyncio.run(run_plan(plan, ctx))
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         engine.dispose()
 
 
@@ -126,3 +133,15 @@ def _poll_interval(project: Project, provider: str, paid: bool) -> float:
 def _record_take(reviews: Reviews, job: Job) -> None:
     if job.phase is Phase.PANEL and job.episode is not None and job.panel is not None:
         reviews.record_made(job.episode, job.panel, job.take, job.key)
+
+
+def _cpu_pool() -> ProcessPoolExecutor:
+    """Processes for lettering, compositing and contact sheets: Python-heavy work that would hold
+    the GIL and delay the requests the event loop sends and polls. Started on first use."""
+    workers = max(1, min(4, os.cpu_count() or 1))
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_quiet_worker)
+
+
+def _quiet_worker() -> None:
+    # Ctrl-C reaches the whole process group; the main process stops the pool itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

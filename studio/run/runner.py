@@ -13,6 +13,7 @@ import io
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -80,6 +81,10 @@ class RunContext:
     retry_rejected: bool = False
     # Local jobs whose inputs are only known when they run (review state, costs) are refreshed here.
     prepare: dict[Phase, Callable[[Job], Job]] = field(default_factory=dict)
+    # How long each model's requests have taken (moving average, seconds): the first status check
+    # waits for most of that instead of polling all the way through.
+    typical_seconds: dict[str, float] = field(default_factory=dict)
+    cpu_pool: Executor | None = None  # where local render jobs run; None: threads
     after_job: Callable[[Job], None] | None = None  # called for every generation job that is made or reused
 
 
@@ -200,7 +205,10 @@ async def _render_locally(job: Job, deps: dict[str, dict[str, StoredObject]], ct
     renderer = ctx.local_renderers[job.phase]
     inputs = {key: objects["image"] for key, objects in deps.items()}
     try:
-        produced = await asyncio.to_thread(renderer, job, inputs)
+        if ctx.cpu_pool is not None:  # separate processes: lettering must not starve the event loop
+            produced = await asyncio.get_running_loop().run_in_executor(ctx.cpu_pool, renderer, job, inputs)
+        else:
+            produced = await asyncio.to_thread(renderer, job, inputs)
     except (OSError, ValueError, StudioError) as exc:  # an unreadable image, text that cannot fit: this job only
         if isinstance(exc, StorageError):
             raise
@@ -220,9 +228,11 @@ async def _generate(
     estimate = 0 if not provider.paid else (job.estimate_micro or 0)
 
     row = ctx.ledger.open_attempt(job, provider.name)
+    fresh = True
     if row is not None and row.request_id:
         # Re-attach: it is already sent (and maybe paid for).
         submission = Submission(row.request_id, row.poll_url, row.reported_micro)
+        fresh = False
     elif row is not None and provider.paid and row.sent_at is not None:
         raise JobFailed(_unknown_outcome(job, provider.name, row.id, ctx))
     else:
@@ -234,7 +244,7 @@ async def _generate(
     assert row.id is not None
 
     try:
-        return await _settle(job, request, submission, row.id, estimate, ctx, release)
+        return await _settle(job, request, submission, row.id, estimate, ctx, release, fresh)
     except asyncio.CancelledError:
         if not provider.paid:  # nothing is owed for a local render: close the row
             ctx.ledger.cancelled(row.id)
@@ -249,11 +259,20 @@ async def _settle(
     estimate: int,
     ctx: RunContext,
     release: Callable[[], None],
+    fresh: bool = True,
 ) -> tuple[dict[str, StoredObject], int]:
     """wait → verify → store → record the cost."""
     assert job.generation is not None
     provider = ctx.provider
-    result = await _wait(provider, submission, request, ctx.poll_interval)
+    model = job.generation.model
+    expected = ctx.typical_seconds.get(model) if fresh else None
+    sent = time.monotonic()
+    result = await _wait(provider, submission, request, ctx.poll_interval, expected)
+    if fresh and isinstance(result, Done):
+        took = time.monotonic() - sent
+        ctx.typical_seconds[model] = (
+            took if model not in ctx.typical_seconds else 0.7 * ctx.typical_seconds[model] + 0.3 * took
+        )
     release()  # the provider's part is over: the next request may go while this one is stored
     if isinstance(result, Failed):
         charged, source = 0, None
@@ -325,8 +344,10 @@ async def _submit(request: GenerationRequest, ctx: RunContext, row_id: int) -> S
 
 
 async def _wait(
-    provider: Provider, submission: Submission, request: GenerationRequest, interval: float
+    provider: Provider, submission: Submission, request: GenerationRequest, interval: float, expected: float | None
 ) -> Done | Failed:
+    if expected and interval > 0:
+        await asyncio.sleep(expected * 0.85)  # most requests of this model take about this long
     while True:
         result = await provider.poll(submission, request)
         if not isinstance(result, Pending):
