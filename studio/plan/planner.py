@@ -213,18 +213,7 @@ class _Planner:
         prompt = render_prompt(
             "panel", panel=panel, members=members, location=location, style=self.style, width=width, height=height
         )
-        figures = [
-            {
-                "ref": m.id,
-                "x": POSITION_X[m.position],
-                "depth": m.depth,
-                "pose": m.pose,
-                "expression": m.expression,
-                "facing": m.facing,
-                "stature": self.project.characters[m.id].stature,
-            }
-            for m in panel.characters
-        ]
+        figures = self._staging(panel)
         inputs = _PanelInputs(
             panel,
             prompt,
@@ -440,10 +429,9 @@ class _Planner:
                 raise
             return None
 
-    def letter(self, panel: Panel, raw: Job) -> Job:
-        """Lettering is local and free: changing dialogue re-letters one panel and calls no provider."""
-        width = self.config.master_width
-        figures = [
+    def _staging(self, panel: Panel) -> list[dict]:
+        """Where each character stands, as the draft renderer, compositor and letterer read it."""
+        return [
             {
                 "ref": m.id,
                 "x": POSITION_X[m.position],
@@ -455,6 +443,11 @@ class _Planner:
             }
             for m in panel.characters
         ]
+
+    def letter(self, panel: Panel, raw: Job) -> Job:
+        """Lettering is local and free: changing dialogue re-letters one panel and calls no provider."""
+        width = self.config.master_width
+        figures = self._staging(panel)
         local = {
             "version": LETTER_VERSION,
             "raw": raw.key,
