@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
@@ -129,3 +130,28 @@ def test_kill_9_and_restart_never_pays_twice(bfl_project: Path, fake_bfl, kill_a
     assert len(rows) == len(fake_bfl.submissions) == len({r["job_key"] for r in rows})
     assert panels_made(bfl_project) == panel_ids(bfl_project)
     assert sum(r["actual_micro"] for r in rows) == fake_bfl.billed_micro
+
+
+def test_a_crash_after_storing_but_before_settling_is_settled_on_the_next_run(bfl_project: Path, fake_bfl) -> None:
+    """The image is stored before its row is settled (never the other way: that would pay twice).
+
+    A kill between the two leaves the image cached and the row 'submitted'; the next run must close
+    that row with what BFL reported instead of leaving it open with no cost.
+    """
+    assert studio(bfl_project, fake_bfl, "run", "episode", "1", "--provider", "bfl").returncode == 0
+    with sqlite3.connect(bfl_project / ".studio/ledger.db") as db:  # rewind two rows to the crash window
+        reopened = [row_id for (row_id,) in db.execute("SELECT id FROM generation WHERE phase='panel' LIMIT 2")]
+        db.executemany(
+            "UPDATE generation SET status='submitted', actual_micro=NULL, actual_source=NULL, "
+            "held_micro=estimate_micro, finished_at=NULL WHERE id=?",
+            [(row_id,) for row_id in reopened],
+        )
+    submissions = len(fake_bfl.submissions)
+    again = studio(bfl_project, fake_bfl, "run", "episode", "1", "--provider", "bfl")
+    assert again.returncode == 0, again.stderr
+    assert len(fake_bfl.submissions) == submissions, "a stored image is never paid for again"
+    rows = ledger(bfl_project)
+    assert {r["status"] for r in rows} == {"completed"}
+    assert sum(r["held_micro"] for r in rows) == 0
+    assert sum(r["actual_micro"] for r in rows) == fake_bfl.billed_micro
+    assert {r["actual_source"] for r in rows if r["id"] in reopened} == {"reported"}

@@ -140,6 +140,27 @@ class Ledger:
             finished_at=now(),
         )
 
+    def settle_stored(self, job: Job, output_sha256: str) -> int:
+        """Close attempts a crash left open after their image was stored but before they were settled.
+
+        The store write comes first on purpose (a settled row without its image would be paid for
+        twice), so a kill between the two leaves the image cached and the row 'submitted'. The
+        provider's reported cost is used when it gave one, else the never-lower estimate.
+        """
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(Generation)
+                .where(Generation.job_key == job.key, Generation.take == job.take)
+                .where(col(Generation.status).in_(("reserved", "submitted")))
+            ).all()
+        for row in rows:
+            assert row.id is not None
+            if row.request_id:
+                self.completed(row.id, Cost(row.estimate_micro, reported_micro=row.reported_micro), output_sha256)
+            elif row.sent_at is None:
+                self.cancelled(row.id)
+        return len(rows)
+
     def failed(
         self, row_id: int, error: str, charged_micro: int, failure: str = "error", source: str | None = None
     ) -> None:

@@ -167,6 +167,8 @@ async def _run_job(
         job = await asyncio.to_thread(ctx.prepare[job.phase], job)
     cached = ctx.store.lookup(job.key)
     if cached is not None:
+        if job.generation is not None and ctx.provider.paid:
+            await asyncio.to_thread(ctx.ledger.settle_stored, job, cached["image"].sha256)
         await asyncio.to_thread(_materialise_all, job, cached, ctx.root)
         return Outcome(job, "cached"), cached
     await limit.acquire()
