@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from studio.plan.season import SeasonPlan
 from studio.errors import UsageError
 
+PROVIDER_HELP = "Plan for this provider ('chain': the [models] fallback chains). Default: studio.toml's."
 app = typer.Typer(help="Show what a run would do, what is already made, and what it would cost.", no_args_is_help=True)
 
 
@@ -22,7 +23,7 @@ app = typer.Typer(help="Show what a run would do, what is already made, and what
 @friendly
 def episode(
     number: Annotated[int, typer.Argument(help="Episode number, e.g. 1 for episodes/ep001.")],
-    provider: Annotated[str | None, typer.Option(help="Plan for this provider. Default: studio.toml's.")] = None,
+    provider: Annotated[str | None, typer.Option(help=PROVIDER_HELP)] = None,
     only: Annotated[str | None, typer.Option(help="Only these panels, comma-separated: p001,p004.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
 ) -> None:
@@ -30,7 +31,7 @@ def episode(
     model, strategy, estimated cost, and whether it is already made (cached)."""
     from studio.ledger.db import ledger_engine
     from studio.plan.view import plan_rows
-    from studio.run.episode import check_only, make_plan
+    from studio.run.episode import check_only, make_plan, unavailable_providers
     from studio.run.store import ArtifactStore
 
     project = open_project()
@@ -38,7 +39,8 @@ def episode(
     check_only(project, number, ids)
     with ledger_engine(project.state_dir) as engine:
         plan = make_plan(project, number, provider or project.config.provider, ids, engine)
-        view = plan_rows(project, plan, ArtifactStore(project.state_dir, engine))
+        skipped = unavailable_providers(project, plan, engine)
+        view = plan_rows(project, plan, ArtifactStore(project.state_dir, engine), skipped)
     if as_json:
         out.print_json(json.dumps(view))
         return
@@ -54,7 +56,7 @@ def _print_tables(view: dict) -> None:
     refs = Table(title=f"Reference jobs: {how}", title_justify="left")
     for column in ("phase", "name", "paid model", "estimate", "status"):
         refs.add_column(column, justify="right" if column == "estimate" else "left")
-    panel_models = {row["estimate_model"] for row in jobs if row["phase"] == "panel"}
+    panel_models = {_models(row) for row in jobs if row["phase"] == "panel"}
     common = panel_models.pop() if len(panel_models) == 1 else None
     title = f"Episode {view['episode']}: {view['title']}" + (f" (panels: {common})" if common else "")
     panels = Table(title=title, title_justify="left")
@@ -68,6 +70,8 @@ def _print_tables(view: dict) -> None:
         if row.get("frozen_stale"):
             status = "[yellow]frozen*[/yellow]"
         estimate = "no price" if row["estimate_micro"] is None else format_usd(row["estimate_micro"])
+        if row["model"] == "local":
+            estimate = "free"
         if row["phase"] == "panel":
             cells = [
                 row["panel"] if row["take"] == 1 else f"{row['panel']} t{row['take']}",
@@ -80,10 +84,11 @@ def _print_tables(view: dict) -> None:
                 status,
             ]
             if common is None:
-                cells.insert(5, row["estimate_model"])
+                cells.insert(5, _models(row))
             panels.add_row(*cells)
         elif row["phase"] not in {"contact_sheet", "letter"}:
-            refs.add_row(row["phase"].replace("_", " "), row["name"], row["estimate_model"], estimate, status)
+            model = "local" if row["model"] == "local" else _models(row)
+            refs.add_row(row["phase"].replace("_", " "), row["name"], model, estimate, status)
     out.print(refs)
     out.print(panels)
     frozen = [row["panel"] for row in jobs if row.get("frozen_stale")]
@@ -110,13 +115,24 @@ def _print_tables(view: dict) -> None:
         out.print(f"Balance left {format_usd(remaining)}.")
 
 
+def _models(row: dict) -> str:
+    """The model expected to serve the job; with a chain, the entries skipped and the ones after it."""
+    chain = row.get("chain") or []
+    if len(chain) < 2:
+        return row["estimate_model"] or ""
+    serving = row["estimate_model"]
+    later = chain[chain.index(serving) + 1 :] if serving in chain else []
+    skipped = [f"not {entry.split(': ', 1)[0]} ({entry.split(': ', 1)[1]})" for entry in row.get("expected_skips", [])]
+    return ", ".join([*skipped, serving, *(f"then {model}" for model in later)])
+
+
 @app.command("season")
 @friendly
 def season(
     episodes: Annotated[
         str | None, typer.Option(help="Which episodes, e.g. 1-10 or 1,2,5. Default: every written one.")
     ] = None,
-    provider: Annotated[str | None, typer.Option(help="Plan for this provider. Default: studio.toml's.")] = None,
+    provider: Annotated[str | None, typer.Option(help=PROVIDER_HELP)] = None,
     assume_panels: Annotated[
         int | None, typer.Option(min=1, max=500, help="Project episodes not written yet with this many panels.")
     ] = None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -22,33 +21,38 @@ def providers(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """For each provider: whether its key is set (never the key itself), today's generations and spend
-    from the ledger, and the models it serves; with --balance, the balance its API reports."""
-    from sqlmodel import Session, col, func, select
+    """For each provider: whether its key is set (never the key itself), today's requests and spend
+    from the ledger against its quotas ([providers.NAME] in studio.toml), and the models it serves;
+    with --balance, the balance its API reports."""
+    from sqlmodel import Session
 
-    from studio.ledger.db import Generation, ledger_engine
-    from studio.ledger.money import format_usd
+    from studio.ledger.db import ledger_engine
+    from studio.ledger.money import format_usd, usd_to_micro
+    from studio.ledger.quota import usage
+    from studio.project.models import ProviderSettings
     from studio.providers.registry import available_providers
 
     project = open_project()
     installed = available_providers()
-    today = datetime.now(UTC).date()
     rows = []
     with ledger_engine(project.state_dir) as engine, Session(engine) as session:
         for name in sorted(installed):
-            variable = KEYS.get(name)
-            count, spent = session.exec(
-                select(func.count(), func.coalesce(func.sum(Generation.actual_micro), 0))
-                .where(Generation.provider == name, func.date(Generation.created_at) == today.isoformat())
-                .where(col(Generation.status).in_(("completed", "failed", "reserved", "submitted", "unknown")))
-            ).one()
+            variable = KEYS.get(name, getattr(installed[name], "key_env_var", None))
+            settings = project.config.providers.get(name) or ProviderSettings()
+            used = usage(session, name)
             rows.append(
                 {
                     "provider": name,
                     "key_variable": variable,
                     "key_present": True if variable is None else bool(os.environ.get(variable, "").strip()),
-                    "today_generations": int(count),
-                    "today_spent_micro": int(spent),
+                    "today_generations": used.today,
+                    "today_spent_micro": used.spent_today_micro,
+                    "quota": {
+                        "requests_per_minute": settings.requests_per_minute,
+                        "daily_requests": settings.daily_requests,
+                        "daily_spend_micro": usd_to_micro(settings.daily_spend) if settings.daily_spend else None,
+                        "on_quota": settings.on_quota,
+                    },
                     "models": sorted(m for m, e in project.catalog.entries.items() if e.provider == name),
                     "balance_micro": _balance(project, name) if balance else None,
                 }
@@ -57,8 +61,8 @@ def providers(
         out.print_json(json.dumps({"providers": rows}))
         return
     table = Table(title="Providers", title_justify="left")
-    for column in ("provider", "key", "today", "spent today", "balance", "models"):
-        table.add_column(column, overflow="fold")
+    for column in ("provider", "key", "today", "spent", "daily quota", "balance", "models"):
+        table.add_column(column, overflow="fold", no_wrap=column != "daily quota")
     for row in rows:
         key = (
             "not needed"
@@ -70,11 +74,28 @@ def providers(
             row["provider"],
             key,
             str(row["today_generations"]),
-            format_usd(row["today_spent_micro"]),
+            format_usd(row["today_spent_micro"], 2),
+            _quota_text(row["quota"], row["today_generations"], row["today_spent_micro"]),
             money,
             str(len(row["models"])),
         )
     out.print(table)
+
+
+def _quota_text(quota: dict, today: int, spent_micro: int) -> str:
+    """Today's use against the quotas (UTC days), and what a run does when one is reached."""
+    from studio.ledger.money import format_usd
+
+    parts = []
+    if quota["daily_requests"] is not None:
+        parts.append(f"{today}/{quota['daily_requests']}")
+    if quota["daily_spend_micro"] is not None:
+        parts.append(f"{format_usd(spent_micro, 2)}/{format_usd(quota['daily_spend_micro'], 2)}")
+    if quota["requests_per_minute"] is not None:
+        parts.append(f"{quota['requests_per_minute']}/min")
+    if not parts:
+        return "—"
+    return ", ".join(parts) + f"; then {quota['on_quota']}"
 
 
 def _balance(project, name: str) -> int | None:  # type: ignore[no-untyped-def]

@@ -26,7 +26,10 @@ def episode(
     number: Annotated[int, typer.Argument(help="Episode number, e.g. 1 for episodes/ep001.")],
     provider: Annotated[
         str | None,
-        typer.Option(help="Who generates the images: 'draft' renders free previz art offline. Default: studio.toml's."),
+        typer.Option(
+            help="Who generates the images: 'draft' renders free previz art offline; fal, bfl or gemini; "
+            "'chain' tries each phase's [models] list in order. Default: studio.toml's."
+        ),
     ] = None,
     concurrency: Annotated[
         int | None, typer.Option(min=1, max=64, help="Jobs in flight at once. Default: studio.toml's.")

@@ -7,6 +7,7 @@ says exactly how far the request got: `reserved` (maybe sent, outcome unknown),
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -15,6 +16,7 @@ from sqlmodel import Session, col, select
 from studio.ledger.budget import FINAL, Limits, check_fits, standing
 from studio.ledger.db import Alert, Budget, Generation, now
 from studio.ledger.money import format_usd
+from studio.ledger.quota import Quota, check_quota
 from studio.plan.jobs import Job
 
 OPEN_STATUSES = ("reserved", "submitted", "unknown")
@@ -40,13 +42,13 @@ class Ledger:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def open_attempt(self, job: Job, provider: str) -> Generation | None:
-        """The unfinished attempt for this job (to re-attach to), if a previous run left one."""
+    def open_attempt(self, job: Job, providers: Iterable[str]) -> Generation | None:
+        """The unfinished attempt for this job at any of these providers (to re-attach to), if a run left one."""
         with Session(self.engine) as session:
             statement = (
                 select(Generation)
                 .where(Generation.job_key == job.key, Generation.take == job.take)
-                .where(Generation.provider == provider)
+                .where(col(Generation.provider).in_(tuple(providers)))
                 .where(col(Generation.status).in_(OPEN_STATUSES))
                 .order_by(col(Generation.attempt).desc())
             )
@@ -59,14 +61,21 @@ class Ledger:
         model: str,
         estimate_micro: int,
         limits: Limits | None = None,
+        quota: Quota | None = None,
+        route: int | None = None,
+        skipped: str | None = None,
     ) -> Generation:
-        """Check the budget and insert the row for a new attempt, in one transaction, before anything is sent.
+        """Check the budget and quota and insert the row for a new attempt, in one transaction, before
+        anything is sent.
 
-        The hold equals the estimate; raises BudgetExceeded (and inserts nothing) when it does not fit.
+        The hold equals the estimate; raises BudgetExceeded or QuotaReached (and inserts nothing) when
+        it does not fit. `route` and `skipped` record which chain entry this is and why earlier ones were not.
         """
         limits = limits or Limits()
         with Session(self.engine) as session:
             check_fits(session, limits, estimate_micro, f"{job.phase.value.replace('_', ' ')} {job.name}")
+            if quota is not None:
+                check_quota(session, quota, estimate_micro)
             last = session.exec(
                 select(Generation.attempt)
                 .where(Generation.job_key == job.key, Generation.take == job.take)
@@ -90,6 +99,8 @@ class Ledger:
                 held_micro=estimate_micro,
                 would_cost_micro=job.estimate_micro if provider == "draft" else None,
                 run_id=limits.run_id,
+                route=route,
+                skipped=skipped[:2000] if skipped else None,
             )
             session.add(row)
             session.commit()

@@ -50,6 +50,8 @@ class Generation(SQLModel, table=True):
     poll_url: str | None = None  # where to poll, when the provider says (BFL's polling_url)
     failure: str | None = None  # rejected, expired, unknown, error
     sent_at: datetime | None = None  # set just before the request leaves: unset means it never did
+    route: int | None = None  # the entry of the fallback chain that made this attempt (0: the first)
+    skipped: str | None = None  # why the chain's earlier entries did not serve this job
     request_id: str | None = None
     error: str | None = None
     output_sha256: str | None = None
@@ -251,12 +253,21 @@ def m005_sent_at(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE generation ADD COLUMN sent_at TIMESTAMP"))
 
 
+def m006_routes(conn: Connection) -> None:
+    # Which entry of the phase's fallback chain served the attempt (0: the first), and why the
+    # entries before it did not; the index makes per-provider quota counts (per day, per minute) cheap.
+    conn.execute(text("ALTER TABLE generation ADD COLUMN route INTEGER"))
+    conn.execute(text("ALTER TABLE generation ADD COLUMN skipped TEXT"))
+    conn.execute(text("CREATE INDEX ix_generation_provider_created ON generation (provider, created_at)"))
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     m001_initial,
     m002_budget,
     m003_failure_kind,
     m004_review,
     m005_sent_at,
+    m006_routes,
 ]
 
 

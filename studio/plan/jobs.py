@@ -97,6 +97,22 @@ class GenerationSpec:
         )
 
 
+# `--provider chain`: each phase uses its [models] fallback chain as written in studio.toml.
+CHAIN = "chain"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One entry of a job's fallback chain: the request as that model takes it, and its estimate."""
+
+    spec: GenerationSpec
+    estimate_micro: int | None
+
+    @property
+    def provider(self) -> str:
+        return self.spec.model.split(":", 1)[0]
+
+
 @dataclass(frozen=True)
 class Job:
     key: str
@@ -113,6 +129,14 @@ class Job:
     estimate_micro: int | None = None  # None: that model has no price
     strategy: str | None = None
     frozen_stale: bool = False  # approved take kept although its inputs changed since
+    # Later entries of the phase's fallback chain. Not part of the key: whichever entry serves it,
+    # the artifact is this job's, so adding a fallback never makes finished work be paid for again.
+    fallbacks: tuple[Route, ...] = ()
+
+    def routes(self) -> tuple[Route, ...]:
+        """Every way this generation may be served, in the order to try them."""
+        assert self.generation is not None
+        return (Route(self.generation, self.estimate_micro), *self.fallbacks)
 
     @property
     def paid_model_label(self) -> str:

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 from PIL import Image as PILImage
 
 from studio.errors import StudioError, UsageError
-from studio.plan.jobs import GenerationSpec, Job, Phase, Plan, RefSpec
+from studio.plan.jobs import CHAIN, GenerationSpec, Job, Phase, Plan, RefSpec, Route
 from studio.plan.keys import content_key, derived_seed, sha256_bytes
 from studio.plan.prompts import render_prompt
 from studio.project.loader import Project
@@ -245,11 +245,15 @@ class _Planner:
         return "direct" if count + 2 <= limit or count <= 1 else "packed"
 
     def _ref_limit(self, panel: Panel) -> int:
-        """The paid model's limit decides, also when drafting: the draft previews the real strategy."""
-        model = self._paid_model(Phase.PANEL, panel.model)
+        """The paid models' limit decides, also when drafting: the draft previews the real strategy.
+
+        With a fallback chain the smallest limit in it decides, so whichever entry serves the panel
+        gets every character's reference (trimming one would let that character drift off-model).
+        """
+        models = self._paid_chain(Phase.PANEL, panel.model)
         if self.options.provider != "draft":
-            model = self._run_model(Phase.PANEL, panel.model)
-        return self.catalog.get(model).max_refs
+            models = self._run_chain(Phase.PANEL, panel.model)
+        return min(self.catalog.get(model).max_refs for model in models)
 
     def _panel_take(self, inputs: _PanelInputs, take: int) -> list[Job]:
         panel = inputs.panel
@@ -385,7 +389,7 @@ class _Planner:
         if model is None:
             return []
         provider = self.options.provider
-        if provider != "draft" and self.catalog.get(model).provider != provider:
+        if provider not in ("draft", CHAIN) and self.catalog.get(model).provider != provider:
             return []  # another provider's model cannot run in this run: key locally
         folder = f"build/episodes/ep{self.storyboard.episode:03d}"
         mattes = []
@@ -524,25 +528,52 @@ class _Planner:
 
     # ------------------------------------------------------------ helpers
 
-    def _paid_model(self, phase: Phase, override: str | None) -> str:
-        name = override or getattr(self.config.models, _model_phase(phase).value)
-        return self.catalog.resolve(name) or name  # an unresolvable name fails in catalog.get, with a hint
+    def _paid_chain(self, phase: Phase, override: str | None) -> tuple[str, ...]:
+        """The paid models studio.toml names for the phase, in fallback order (a panel's own model alone)."""
+        names = (override,) if override else self.config.models.chain(_model_phase(phase).value)
+        return tuple(self.catalog.resolve(name) or name for name in names)  # unresolvable: catalog.get says why
 
-    def _run_model(self, phase: Phase, override: str | None) -> str:
+    def _paid_model(self, phase: Phase, override: str | None) -> str:
+        return self._paid_chain(phase, override)[0]
+
+    def _run_chain(self, phase: Phase, override: str | None) -> tuple[str, ...]:
+        """The models this run may use for the phase, in order: the whole chain with `--provider chain`,
+        else only the chosen provider's (never another provider the user did not pick for this run)."""
         provider = self.options.provider
         if provider == "draft":
-            return DRAFT_MODEL
-        chosen = self._paid_model(phase, override)
-        if chosen.split(":", 1)[0] == provider:
-            return chosen
+            return (DRAFT_MODEL,)
+        chain = self._paid_chain(phase, override)
+        if provider == CHAIN:
+            return chain
+        own = tuple(model for model in chain if model.split(":", 1)[0] == provider)
+        if own:
+            return own
         # studio.toml names another provider's model: use this provider's default for the phase.
         fallback = self.catalog.default_for(provider, _model_phase(phase).value)
         if fallback is None:
             raise UsageError(
                 f"no {phase.value.replace('_', ' ')} model for provider '{provider}': studio.toml [models] "
-                f"names '{chosen}'; set a '{provider}:…' model there (see 'studio models --provider {provider}')"
+                f"names '{chain[0]}'; set a '{provider}:…' model there (see 'studio models --provider {provider}')"
             )
-        return fallback
+        return (fallback,)
+
+    def _run_model(self, phase: Phase, override: str | None) -> str:
+        return self._run_chain(phase, override)[0]
+
+    def _fallbacks(self, phase: Phase, spec: GenerationSpec, override: str | None) -> tuple[Route, ...]:
+        """The same request as each later model in the chain takes it: its size limit, its references."""
+        routes = []
+        for model in self._run_chain(phase, override)[1:]:
+            entry = self.catalog.get(model)
+            size = spec.final_size or (spec.width, spec.height)
+            made = entry.fit(*size)
+            refs = spec.refs[: entry.max_refs]
+            alternative = replace(
+                spec, model=model, width=made[0], height=made[1], refs=refs, final_size=size if made != size else None
+            )
+            estimate = estimate_micro(entry, model, made[0], made[1], [r.pixels for r in refs])
+            routes.append(Route(alternative, estimate))
+        return tuple(routes)
 
     def _spec(
         self,
@@ -604,6 +635,7 @@ class _Planner:
             estimate_micro=estimate,
             strategy=strategy,
             take=take,
+            fallbacks=self._fallbacks(phase, spec, model_override) if spec.model != DRAFT_MODEL else (),
         )
 
 

@@ -77,7 +77,7 @@ def plan_season(
         spent += row.total_micro
         panels_so_far += row.panels
         rows.append(dataclasses.replace(row, running_per_panel_micro=_ceil_div(spent, max(1, panels_so_far))))
-    panel_model = catalog.resolve(project.config.models.panel) or project.config.models.panel
+    panel_model = catalog.resolve(project.config.models.primary("panel")) or project.config.models.primary("panel")
     return SeasonPlan(provider, panel_model, tuple(rows), target)
 
 
@@ -124,7 +124,7 @@ def candidate_models(catalog: Catalog, provider: str | None) -> list[str]:
     for model_id, entry in catalog.entries.items():
         if entry.kind != "edit" or entry.provider == "draft" or entry.price is None:
             continue
-        if provider not in (None, "draft") and entry.provider != provider:
+        if provider not in (None, "draft", "chain") and entry.provider != provider:
             continue
         try:
             estimate_micro(entry, model_id, 1600, 2000, [])

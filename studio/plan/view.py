@@ -9,21 +9,35 @@ from studio.project.loader import Project
 from studio.run.store import ArtifactStore
 
 
-def plan_rows(project: Project, plan: Plan, store: ArtifactStore) -> dict[str, Any]:
+def plan_rows(
+    project: Project, plan: Plan, store: ArtifactStore, unavailable: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The plan as rows; with a fallback chain, each job's estimate is for the entry expected to serve
+    it: the first whose provider is not `unavailable` (no key, quota used up today)."""
+    unavailable = unavailable or {}
     storyboard = project.episode(plan.episode)
     panels = {p.id: p for p in storyboard.panels}
     jobs = []
     store.prefetch([job.key for job in plan.jobs])
     for job in plan.jobs:
         cached = store.lookup(job.key) is not None
+        estimate_model, estimate = job.estimate_model, job.estimate_micro
+        skipped: list[str] = []
+        if job.generation is not None and job.fallbacks:
+            routes = job.routes()
+            serving = next((r for r in routes if r.provider not in unavailable), routes[0])
+            estimate_model, estimate = serving.spec.model, serving.estimate_micro
+            skipped = [f"{r.spec.model}: {unavailable[r.provider]}" for r in routes[: routes.index(serving)]]
         row: dict[str, Any] = {
             "phase": job.phase.value,
             "name": job.name,
             "key": job.key,
             "model": job.generation.model if job.generation else "local",
-            "estimate_model": job.estimate_model,
-            "estimate_micro": job.estimate_micro,
-            "to_pay_micro": 0 if cached else (job.estimate_micro or 0),
+            "chain": [r.spec.model for r in job.routes()] if job.generation else [],
+            "estimate_model": estimate_model,
+            "estimate_micro": estimate,
+            "expected_skips": skipped,
+            "to_pay_micro": 0 if cached else (estimate or 0),
             "cached": cached,
             "outputs": list(job.outputs.values()),
             "depends_on": list(job.deps),

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from studio.errors import Diagnostic, ProjectInvalid, ProjectNotFound
-from studio.project.models import ID_PATTERN, Character, Location, Storyboard, StudioConfig, Style
+from studio.project.models import CHAIN_PHASES, ID_PATTERN, Character, Location, Storyboard, StudioConfig, Style
 from studio.project.yamlsource import Source, load_toml, load_yaml, locate, locate_key
 from studio.providers.catalog import Catalog, load_catalog, unknown_model_message
 from studio.providers.prices import read_refreshed_prices
@@ -123,15 +123,42 @@ def _load_catalog(root: Path, config: StudioConfig, problems: list[Diagnostic]) 
             where = ".".join(str(part) for part in error["loc"])
             problems.append(Diagnostic(CONFIG_FILE, line, col, f"catalog.models: {where}: {error['msg']}"))
         return load_catalog()
-    for phase, model_id in config.models.model_dump().items():
-        if model_id is not None and catalog.resolve(model_id) is None:
-            line, col = _toml_locate(text, ("models", phase))
-            problems.append(
-                Diagnostic(
-                    CONFIG_FILE, line, col, f"models.{phase}: {unknown_model_message(model_id, list(catalog.entries))}"
-                )
-            )
+    for phase in (*CHAIN_PHASES, "background_removal"):
+        value = getattr(config.models, phase)
+        if value is None:
+            continue
+        chain = config.models.chain(phase)
+        line, col = _toml_locate(text, ("models", phase))
+        for index, model_id in enumerate(chain):
+            where = f"models.{phase}" if isinstance(value, str) else f"models.{phase}[{index}]"
+            message = _chain_entry_problem(catalog, phase, model_id, chain[:index])
+            if message is not None:
+                problems.append(Diagnostic(CONFIG_FILE, line, col, f"{where}: {message}"))
     return catalog
+
+
+# A panel needs its characters (one reference, or one packed sheet) and its location at least.
+MIN_PANEL_REFS = 2
+
+
+def _chain_entry_problem(catalog: Catalog, phase: str, model_id: str, before: tuple[str, ...]) -> str | None:
+    resolved = catalog.resolve(model_id)
+    if resolved is None:
+        return unknown_model_message(model_id, list(catalog.entries))
+    if any(catalog.resolve(earlier) == resolved for earlier in before):
+        return f"'{resolved}' is already earlier in the chain"
+    entry = catalog.get(resolved)
+    wanted = "background-removal" if phase == "background_removal" else None
+    if wanted is not None and entry.kind != wanted:
+        return f"'{resolved}' is a {entry.kind} model; background_removal needs a background-removal model"
+    if wanted is None and entry.kind == "background-removal":
+        return f"'{resolved}' only removes backgrounds; {phase.replace('_', ' ')}s need an image model"
+    if phase == "panel" and (entry.kind != "edit" or entry.max_refs < MIN_PANEL_REFS):
+        return (
+            f"'{resolved}' takes {entry.max_refs} reference images; a panel needs an edit model taking at least "
+            f"{MIN_PANEL_REFS} (its characters and its location) so nobody drifts off-model"
+        )
+    return None
 
 
 def _check_style_references(root: Path, styles: dict[str, Style]) -> list[Diagnostic]:

@@ -191,15 +191,33 @@ class Storyboard(Strict):
 # ---------------------------------------------------------------- studio.toml
 
 
-class ModelsConfig(Strict):
-    """The paid model each phase would use, as `provider:model` (catalog ids)."""
+ModelChain = Annotated[list[Annotated[str, StringConstraints(min_length=1)]], Field(min_length=1, max_length=6)]
+CHAIN_PHASES = ("character_sheet", "style_frame", "location_plate", "panel")
 
-    character_sheet: str = "fal:fal-ai/flux-2/flash"
-    style_frame: str = "fal:fal-ai/flux-2/flash"
-    location_plate: str = "fal:fal-ai/flux-2/flash"
-    panel: str = "fal:fal-ai/flux-2/flash/edit"
+
+class ModelsConfig(Strict):
+    """The paid model each phase uses, as `provider:model` (catalog ids), or a fallback chain of them.
+
+    A chain (`panel = ["fal:…", "bfl:…"]`) is used by `--provider chain`: a job moves to the next
+    entry only when a provider cannot serve at all (no credits, no key, quota reached, down).
+    """
+
+    character_sheet: str | ModelChain = "fal:fal-ai/flux-2/flash"
+    style_frame: str | ModelChain = "fal:fal-ai/flux-2/flash"
+    location_plate: str | ModelChain = "fal:fal-ai/flux-2/flash"
+    panel: str | ModelChain = "fal:fal-ai/flux-2/flash/edit"
     # Optional: remove cutouts' backgrounds with this model instead of keying them locally.
     background_removal: str | None = None
+    fallback_on_rejection: bool = Field(
+        False, description="Also move down a chain when a provider refuses the content (off: a refusal is final)."
+    )
+
+    def chain(self, phase: str) -> tuple[str, ...]:
+        value = getattr(self, phase)
+        return (value,) if isinstance(value, str) else tuple(value)
+
+    def primary(self, phase: str) -> str:
+        return self.chain(phase)[0]
 
 
 class CatalogConfig(Strict):
@@ -214,6 +232,13 @@ class ProviderSettings(Strict):
     concurrency: Annotated[int, Field(ge=1, le=64)] | None = None  # requests in flight at once
     poll_interval: Annotated[float, Field(ge=0.05, le=60)] | None = None  # seconds between status checks
     request_timeout: Annotated[float, Field(ge=1, le=600)] | None = None  # seconds before a call counts as stalled
+    # Quotas, counted in the ledger so they hold across runs and processes (days are UTC days).
+    requests_per_minute: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    daily_requests: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
+    daily_spend: Annotated[float, Field(ge=0, le=1_000_000)] | None = None  # USD, spent + held
+    on_quota: Literal["next", "wait", "stop"] = Field(
+        "next", description="When a quota is reached: the chain's next entry, wait for the quota, or stop the run."
+    )
 
 
 class FontsConfig(Strict):

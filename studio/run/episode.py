@@ -12,19 +12,23 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from studio.errors import StudioError
 from studio.ledger.book import Ledger
 from studio.ledger.budget import Limits
 from studio.ledger.db import open_ledger
 from studio.ledger.money import usd_to_micro
-from studio.plan.jobs import Job, Phase, Plan
+from studio.ledger.quota import Quota
+from studio.plan.jobs import CHAIN, Job, Phase, Plan
 from studio.plan.planner import PlanOptions, plan_episode
 from studio.project.loader import Project
-from studio.providers.base import ProviderContext
+from studio.project.models import ProviderSettings
+from studio.providers.base import Provider, ProviderContext
 from studio.providers.catalog import Catalog
 from studio.providers.registry import get_provider
 from studio.review.takes import Reviews, track_of
 from studio.run.files import sweep_stale_temps
 from studio.run.local_jobs import LOCAL_RENDERERS, contact_preparer
+from studio.run.routing import ProviderPool, ProviderSetup
 from studio.run.runner import Reporter, RunContext, Summary, run_plan
 from studio.run.store import ArtifactStore
 
@@ -77,25 +81,26 @@ def check_only(project: Project, number: int, only: frozenset[str] | None) -> No
 def run_episode(project: Project, number: int, options: RunOptions, reporter: Reporter) -> Summary:
     provider_name = options.provider or project.config.provider
     check_only(project, number, options.only)
-    provider = get_provider(provider_name, ProviderContext(project.catalog, project.config, project.state_dir))
+    built = {}
+    if provider_name != CHAIN:  # one provider: a missing key or unknown name is refused before planning
+        built[provider_name] = build_provider(project, provider_name)
     engine = open_ledger(project.state_dir)
     for folder in (project.build_dir, project.state_dir / "objects"):
         sweep_stale_temps(folder)
-    pool = _cpu_pool()
+    cpu_pool = _cpu_pool()
     try:
         plan = make_plan(project, number, provider_name, options.only, engine, options.force)
+        pool = provider_pool(project, plan, provider_name, options, built)
         reviews = Reviews(engine, track_of(provider_name))
         ctx = RunContext(
             root=project.root,
-            provider=provider,
+            pool=pool,
             catalog=project_catalog(project),
             store=ArtifactStore(project.state_dir, engine),
             ledger=Ledger(engine),
             reporter=reporter,
             local_renderers=LOCAL_RENDERERS,
-            concurrency=_concurrency(project, provider_name, options),
             fail_fast=options.fail_fast,
-            poll_interval=_poll_interval(project, provider_name, provider.paid),
             limits=Limits(
                 project_budget_micro=usd_to_micro(project.config.budget) if project.config.budget is not None else None,
                 run_cap_micro=options.max_cost_micro,
@@ -106,28 +111,81 @@ def run_episode(project: Project, number: int, options: RunOptions, reporter: Re
             retry_rejected=options.retry_rejected,
             prepare={Phase.CONTACT_SHEET: contact_preparer(engine, track_of(provider_name))},
             after_job=lambda job: _record_take(reviews, job),
-            cpu_pool=pool,
+            cpu_pool=cpu_pool,
         )
         return asyncio.run(run_plan(plan, ctx))
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        cpu_pool.shutdown(wait=True, cancel_futures=True)
         engine.dispose()
 
 
-def _concurrency(project: Project, provider: str, options: RunOptions) -> int:
-    if options.concurrency:
-        return options.concurrency
-    settings = project.config.providers.get(provider)
-    if settings is not None and settings.concurrency:
-        return settings.concurrency
-    return project.config.concurrency
+def build_provider(project: Project, name: str) -> Provider:
+    return get_provider(name, ProviderContext(project.catalog, project.config, project.state_dir))
 
 
-def _poll_interval(project: Project, provider: str, paid: bool) -> float:
-    settings = project.config.providers.get(provider)
-    if settings is not None and settings.poll_interval:
-        return settings.poll_interval
-    return 1.0 if paid else 0.0
+def provider_pool(
+    project: Project, plan: Plan, provider_name: str, options: RunOptions, built: dict[str, Provider] | None = None
+) -> ProviderPool:
+    """The providers the plan's chains name, each built once; with a chain, one that cannot be built
+    (no key) is only marked down, so its jobs go to the next entry. Nothing usable at all is an error."""
+    names = [provider_name]
+    if provider_name == CHAIN:
+        names = sorted({route.provider for job in plan.jobs if job.generation for route in job.routes()})
+    providers: dict[str, Provider] = dict(built or {})
+    down: dict[str, str] = {}
+    first_error: StudioError | None = None
+    for name in (n for n in names if n not in providers):
+        try:
+            providers[name] = build_provider(project, name)
+        except StudioError as exc:  # a missing key, an unknown provider
+            down[name] = str(exc)
+            first_error = first_error or exc
+    if first_error is not None and (provider_name != CHAIN or not providers):
+        raise first_error
+    setup = {name: _setup(project, name, provider.paid, options) for name, provider in providers.items()}
+    return ProviderPool(
+        providers, setup, down=down, fallback_on_rejection=project.config.models.fallback_on_rejection
+    )
+
+
+def unavailable_providers(project: Project, plan: Plan, engine: Engine) -> dict[str, str]:
+    """Providers of the plan's chains that would be skipped if the run started now, and why:
+    a key missing from the environment, or a daily quota already used up (for `studio plan`)."""
+    from sqlmodel import Session
+
+    from studio.ledger.quota import usage
+    from studio.providers.registry import available_providers
+
+    names = {route.provider for job in plan.jobs if job.fallbacks for route in job.routes()}
+    factories = available_providers()
+    why: dict[str, str] = {}
+    with Session(engine) as session:
+        for name in sorted(names):
+            variable = getattr(factories.get(name), "key_env_var", None)
+            settings = project.config.providers.get(name) or ProviderSettings()
+            if name not in factories:
+                why[name] = "not installed"
+            elif variable and not os.environ.get(variable, "").strip():
+                why[name] = f"{variable} is not set"
+            elif settings.daily_requests is not None and usage(session, name).today >= settings.daily_requests:
+                why[name] = f"its daily quota of {settings.daily_requests} requests is used"
+    return why
+
+
+def _setup(project: Project, name: str, paid: bool, options: RunOptions) -> ProviderSetup:
+    settings = project.config.providers.get(name) or ProviderSettings()
+    quota = Quota(
+        provider=name,
+        requests_per_minute=settings.requests_per_minute,
+        daily_requests=settings.daily_requests,
+        daily_spend_micro=usd_to_micro(settings.daily_spend) if settings.daily_spend is not None else None,
+    )
+    return ProviderSetup(
+        slots=options.concurrency or settings.concurrency or project.config.concurrency,
+        poll_interval=settings.poll_interval or (1.0 if paid else 0.0),
+        quota=None if quota.empty or not paid else quota,
+        on_quota=settings.on_quota,
+    )
 
 
 def _record_take(reviews: Reviews, job: Job) -> None:

@@ -52,6 +52,9 @@ class ConsoleReporter:
     def finish(self, summary: Summary) -> None:
         self.progress.stop()
         self.console.print(summary_table(summary))
+        served = served_by(summary)
+        if len(served) > 1:  # a fallback chain was used: say who made what
+            self.console.print("Made by: " + ", ".join(f"{model} {count}" for model, count in served.items()))
         for outcome in summary.failed:
             self.console.print(_failure_line(outcome))
 
@@ -65,6 +68,15 @@ def _failure_line(outcome: Outcome) -> Text:
     # Never markup: provider messages and names are not ours to interpret.
     job = outcome.job
     return Text.assemble((outcome.status, "red"), f" {job.phase.value.replace('_', ' ')} {job.name}: {outcome.error}")
+
+
+def served_by(summary: Summary) -> dict[str, int]:
+    """How many generations each model made in this run, in the order they first appear."""
+    counts: dict[str, int] = {}
+    for outcome in summary.outcomes:
+        if outcome.status == "generated" and outcome.model is not None:
+            counts[outcome.model] = counts.get(outcome.model, 0) + 1
+    return counts
 
 
 def summary_table(summary: Summary) -> Table:

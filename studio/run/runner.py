@@ -15,17 +15,21 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 from PIL import Image as PILImage
 
-from studio.errors import ProviderError, StorageError, StudioError, SubmissionUnknown
+from studio.errors import ProviderError, Rejected, StorageError, StudioError, SubmissionUnknown
 from studio.ledger.book import Cost, Ledger
 from studio.ledger.budget import BudgetExceeded, Limits
-from studio.plan.jobs import Job, Phase, Plan
+from studio.ledger.db import Generation
+from studio.ledger.quota import QuotaReached
+from studio.plan.jobs import Job, Phase, Plan, Route
 from studio.providers.base import Done, Failed, GenerationRequest, Pending, Provider, Submission
 from studio.providers.catalog import Catalog
+from studio.run.routing import ProviderPool
 from studio.run.store import ArtifactStore, StoredObject, materialise
 
 LocalRenderer = Callable[[Job, dict[str, StoredObject]], dict[str, tuple[bytes, str]]]
@@ -38,6 +42,7 @@ class Outcome:
     seconds: float = 0.0
     cost_micro: int = 0
     error: str | None = None
+    model: str | None = None  # the chain entry that made it, for generations
 
 
 @dataclass
@@ -66,15 +71,13 @@ class Reporter(Protocol):
 @dataclass
 class RunContext:
     root: Path
-    provider: Provider
+    pool: ProviderPool
     catalog: Catalog
     store: ArtifactStore
     ledger: Ledger
     reporter: Reporter
     local_renderers: dict[Phase, LocalRenderer]
-    concurrency: int = 4
     fail_fast: bool = False
-    poll_interval: float = 1.0
     limits: Limits = field(default_factory=Limits)
     target_per_panel_micro: int = 0
     resubmit_expired: bool = False
@@ -92,6 +95,14 @@ class JobFailed(Exception):
     """Internal: carries a job's failure message to its outcome."""
 
 
+class _Unavailable(Exception):
+    """Internal: the entry's provider went down while this job waited for it."""
+
+
+class NotSent(Exception):
+    """Internal: the job was not sent (a quota with on_quota = "stop", or every entry's quota used)."""
+
+
 async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
     summary = Summary()
     started = time.monotonic()
@@ -101,9 +112,9 @@ async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
     loop = asyncio.get_running_loop()
     for job in plan.jobs:
         done[job.key] = loop.create_future()
-    # Provider calls and local CPU work (lettering, compositing) have separate slots: a panel
-    # being lettered must not keep the next one from being sent.
-    limits = {True: asyncio.Semaphore(ctx.concurrency), False: asyncio.Semaphore(max(1, os.cpu_count() or 1))}
+    # Provider calls have their slots per provider (ctx.pool); local CPU work (lettering,
+    # compositing) has its own, so a panel being lettered never keeps the next one from being sent.
+    local_slots = asyncio.Semaphore(max(1, os.cpu_count() or 1))
     stop = asyncio.Event()
 
     async def one(job: Job) -> None:
@@ -114,7 +125,7 @@ async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
                 outcome = Outcome(job, "skipped", error="a job it depends on did not finish")
             else:
                 resolve = {key: d for key, d in zip(job.deps, deps, strict=True) if d is not None}
-                outcome, outputs = await _run_job(job, resolve, ctx, limits[job.generation is not None], stop)
+                outcome, outputs = await _run_job(job, resolve, ctx, local_slots, stop)
             made = outcome.status in {"generated", "cached"}
             if made and (job.generation is not None or job.phase is Phase.PANEL) and ctx.after_job:
                 ctx.after_job(job)
@@ -148,59 +159,51 @@ async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
         raise
     finally:
         summary.seconds = time.monotonic() - started
-        await ctx.provider.aclose()
-    if ctx.provider.paid:
+        await ctx.pool.aclose()
+    if ctx.pool.paid:
         for message in ctx.ledger.new_alerts(plan.episode, ctx.target_per_panel_micro, with_average=True):
             ctx.reporter.alert(message)
     ctx.reporter.finish(summary)
     return summary
 
 
+STOPPED = "not started: the run stopped (budget, quota or --fail-fast)"
+
+
 async def _run_job(
     job: Job,
     deps: dict[str, dict[str, StoredObject]],
     ctx: RunContext,
-    limit: asyncio.Semaphore,
+    local_slots: asyncio.Semaphore,
     stop: asyncio.Event,
 ) -> tuple[Outcome, dict[str, StoredObject] | None]:
     if job.phase in ctx.prepare:
         job = await asyncio.to_thread(ctx.prepare[job.phase], job)
     cached = ctx.store.lookup(job.key)
     if cached is not None:
-        if job.generation is not None and ctx.provider.paid:
+        if job.generation is not None and ctx.pool.paid:
             await asyncio.to_thread(ctx.ledger.settle_stored, job, cached["image"].sha256)
         await asyncio.to_thread(_materialise_all, job, cached, ctx.root)
         return Outcome(job, "cached"), cached
-    await limit.acquire()
-    held = [True]
-
-    def release() -> None:
-        """Free the slot once: a generation frees it as soon as its image is downloaded."""
-        if held[0]:
-            held[0] = False
-            limit.release()
-
+    started = time.monotonic()
     try:
-        if stop.is_set():
-            reason = "not started: the run stopped (budget or --fail-fast)"
-            return Outcome(job, "skipped", error=reason), None
-        ctx.reporter.job_started(job)
-        started = time.monotonic()
-        try:
-            if job.generation is None:
-                outputs, cost = await _render_locally(job, deps, ctx), 0
-            else:
-                outputs, cost = await _generate(job, deps, ctx, release)
-            await asyncio.to_thread(_materialise_all, job, outputs, ctx.root)
-        except (JobFailed, ProviderError, StorageError) as exc:
-            if isinstance(exc, StorageError):
-                raise  # the disk is the problem, not this job: stop the run
-            if isinstance(exc, ProviderError) and exc.fatal:
-                stop.set()  # every other job would fail the same way (bad key, no credits)
-            return Outcome(job, "failed", time.monotonic() - started, error=str(exc)), None
-        return Outcome(job, "generated", time.monotonic() - started, cost_micro=cost), outputs
-    finally:
-        release()
+        if job.generation is None:
+            async with local_slots:
+                if stop.is_set():
+                    return Outcome(job, "skipped", error=STOPPED), None
+                ctx.reporter.job_started(job)
+                started = time.monotonic()
+                outputs, cost, served = await _render_locally(job, deps, ctx), 0, None
+        else:
+            outputs, cost, served = await _serve(job, deps, ctx, stop)
+        await asyncio.to_thread(_materialise_all, job, outputs, ctx.root)
+    except NotSent as exc:
+        return Outcome(job, "skipped", error=str(exc)), None
+    except (JobFailed, ProviderError, StorageError, QuotaReached) as exc:
+        if isinstance(exc, StorageError):
+            raise  # the disk is the problem, not this job: stop the run
+        return Outcome(job, "failed", time.monotonic() - started, error=str(exc)), None
+    return Outcome(job, "generated", time.monotonic() - started, cost_micro=cost, model=served), outputs
 
 
 async def _render_locally(job: Job, deps: dict[str, dict[str, StoredObject]], ctx: RunContext) -> dict:
@@ -218,44 +221,189 @@ async def _render_locally(job: Job, deps: dict[str, dict[str, StoredObject]], ct
     return await asyncio.to_thread(ctx.store.put, job.key, produced)
 
 
-async def _generate(
-    job: Job, deps: dict[str, dict[str, StoredObject]], ctx: RunContext, release: Callable[[], None]
-) -> tuple[dict[str, StoredObject], int]:
-    """reserve → submit → wait → verify → store → settle; re-attach instead of paying twice."""
-    assert job.generation is not None
-    provider = ctx.provider
-    entry = ctx.catalog.get(job.generation.model)
-    resolve = {key: (objects["image"].sha256, objects["image"].path) for key, objects in deps.items()}
-    request = job.generation.to_request(entry.endpoint, resolve)
-    estimate = 0 if not provider.paid else (job.estimate_micro or 0)
+async def _serve(
+    job: Job, deps: dict[str, dict[str, StoredObject]], ctx: RunContext, stop: asyncio.Event
+) -> tuple[dict[str, StoredObject], int, str]:
+    """Try the job's fallback chain in order until one entry serves it.
 
-    row = ctx.ledger.open_attempt(job, provider.name)
-    fresh = True
-    if row is not None and row.request_id:
-        # Re-attach: it is already sent (and maybe paid for).
-        submission = Submission(row.request_id, row.poll_url, row.reported_micro)
-        fresh = False
-    elif row is not None and provider.paid and row.sent_at is not None:
-        raise JobFailed(_unknown_outcome(job, provider.name, row.id, ctx))
-    else:
-        if row is None:
-            _refuse_repeating(job, provider.name, ctx)
-            row = ctx.ledger.reserve(job, provider.name, job.generation.model, estimate, ctx.limits)
-        assert row.id is not None
-        submission = await _submit(request, ctx, row.id)
-    assert row.id is not None
+    A job moves on only when a provider cannot serve at all (see ProviderPool.may_fall_back);
+    an attempt a previous run left open is re-attached to first, whichever entry it was.
+    """
+    routes = job.routes()
+    order = _reattach_first(job, routes, ctx)
+    skipped: list[str] = []
+    last: ProviderError | QuotaReached | None = None
+    started = False
+    for index in order:
+        route = routes[index]
+        provider = ctx.pool.get(route.provider)
+        if provider is None:
+            skipped.append(f"{route.spec.model}: {ctx.pool.why_not(route.provider)}")
+            continue
+        if stop.is_set():
+            raise NotSent(STOPPED)
+        if not started:
+            ctx.reporter.job_started(job)
+            started = True
+        try:
+            stored, cost = await _attempt(job, deps, ctx, stop, provider, route, index, "; ".join(skipped))
+        except _Unavailable as exc:
+            skipped.append(f"{route.spec.model}: {exc}")
+            continue
+        except QuotaReached as exc:
+            skipped.append(f"{route.spec.model}: {exc}")
+            last = exc
+            continue
+        except ProviderError as exc:
+            if not ctx.pool.may_fall_back(exc):
+                raise
+            if ctx.pool.failed(route.provider, exc):
+                _announce_down(route.provider, ctx, stop)
+            if len(routes) == 1:
+                raise  # no chain: the provider's own message says it best
+            skipped.append(f"{route.spec.model}: {exc}")
+            last = exc
+            continue
+        ctx.pool.succeeded(route.provider)
+        return stored, cost, route.spec.model
+    if stop.is_set() and last is None:
+        raise NotSent(STOPPED)
+    why = "; ".join(skipped) or "no entry of its chain can run"
+    if isinstance(last, QuotaReached) or last is None:
+        raise NotSent(f"not sent: {why}")
+    raise JobFailed(f"no entry of its model chain could serve it: {why}")
+
+
+def _reattach_first(job: Job, routes: tuple[Route, ...], ctx: RunContext) -> list[int]:
+    """The chain's order, with the entry a previous run left an open attempt at moved to the front:
+    that request may be paid for already, so nothing else is tried before it is settled."""
+    order = list(range(len(routes)))
+    if not ctx.pool.paid:
+        return order
+    row = ctx.ledger.open_attempt(job, {route.provider for route in routes})
+    if row is None:
+        return order
+    same_model = [i for i in order if routes[i].spec.model == row.model]
+    same_provider = [i for i in order if routes[i].provider == row.provider]
+    first = (same_model or same_provider)[0]
+    return [first, *(i for i in order if i != first)]
+
+
+def _announce_down(provider: str, ctx: RunContext, stop: asyncio.Event) -> None:
+    if ctx.pool.all_down():
+        stop.set()  # every other job would fail the same way (bad key, no credits)
+    elif len(ctx.pool.providers) > 1:
+        ctx.reporter.alert(
+            f"{provider} cannot serve this run ({ctx.pool.down[provider]}); "
+            "later jobs go to the next entry of their chain"
+        )
+
+
+async def _attempt(
+    job: Job,
+    deps: dict[str, dict[str, StoredObject]],
+    ctx: RunContext,
+    stop: asyncio.Event,
+    provider: Provider,
+    route: Route,
+    index: int,
+    skipped: str,
+) -> tuple[dict[str, StoredObject], int]:
+    """One chain entry: reserve → submit → wait → verify → store → settle; re-attach instead of paying twice."""
+    slot = ctx.pool.slot(provider.name)
+    await slot.acquire()
+    held = [True]
+
+    def release() -> None:
+        """Free the slot once: a generation frees it as soon as its image is downloaded."""
+        if held[0]:
+            held[0] = False
+            slot.release()
 
     try:
-        return await _settle(job, request, submission, row.id, estimate, ctx, release, fresh)
-    except asyncio.CancelledError:
-        if not provider.paid:  # nothing is owed for a local render: close the row
-            ctx.ledger.cancelled(row.id)
-        raise  # a paid request stays 'submitted': the next run re-attaches to it
+        # Waiting for the slot may have taken a while: the run may have stopped, the provider gone down.
+        if stop.is_set():
+            raise NotSent(STOPPED)
+        if ctx.pool.get(provider.name) is None:
+            raise _Unavailable(ctx.pool.why_not(provider.name))
+        entry = ctx.catalog.get(route.spec.model)
+        resolve = {key: (objects["image"].sha256, objects["image"].path) for key, objects in deps.items()}
+        request = route.spec.to_request(entry.endpoint, resolve)
+        estimate = 0 if not provider.paid else (route.estimate_micro or 0)
+
+        row = ctx.ledger.open_attempt(job, [provider.name])
+        fresh = True
+        if row is not None and row.request_id:
+            # Re-attach: it is already sent (and maybe paid for).
+            submission = Submission(row.request_id, row.poll_url, row.reported_micro)
+            fresh = False
+        elif row is not None and provider.paid and row.sent_at is not None:
+            raise JobFailed(_unknown_outcome(job, provider.name, row.id, ctx))
+        else:
+            if row is None:
+                _refuse_repeating(job, provider.name, ctx)
+                row = await _reserve(job, provider.name, route, estimate, index, skipped, ctx, stop)
+            assert row.id is not None
+            submission = await _submit(provider, request, ctx, row.id)
+        assert row.id is not None
+        try:
+            return await _settle(job, provider, request, route, submission, row.id, estimate, ctx, release, fresh)
+        except asyncio.CancelledError:
+            if not provider.paid:  # nothing is owed for a local render: close the row
+                ctx.ledger.cancelled(row.id)
+            raise  # a paid request stays 'submitted': the next run re-attaches to it
+        except ProviderError as exc:
+            if isinstance(exc, Rejected):
+                raise
+            # Sent, maybe charged: this job never moves to another entry (it would be paid twice),
+            # but a provider that stopped answering or refuses the key is down for the others.
+            if ctx.pool.failed(provider.name, exc):
+                _announce_down(provider.name, ctx, stop)
+            raise JobFailed(str(exc)) from exc
+    finally:
+        release()
+
+
+async def _reserve(
+    job: Job, provider: str, route: Route, estimate: int, index: int, skipped: str, ctx: RunContext, stop: asyncio.Event
+) -> Generation:
+    """Book the attempt (budget and quota checked in the same transaction); on a reached quota,
+    wait, stop or move on as studio.toml says for that provider."""
+    setup = ctx.pool.setup.get(provider)
+    quota = setup.quota if setup is not None else None
+    announced = False
+    while True:
+        try:
+            return ctx.ledger.reserve(
+                job, provider, route.spec.model, estimate, ctx.limits, quota, route=index, skipped=skipped or None
+            )
+        except QuotaReached as exc:
+            policy = setup.on_quota if setup is not None else "next"
+            if policy == "stop":
+                stop.set()
+                raise NotSent(f'{exc}; the run stops there (on_quota = "stop")') from None
+            if policy == "next" or stop.is_set():
+                raise
+            pause = max(0.05, (exc.retry_at - datetime.now(UTC)).total_seconds())
+            if not announced:
+                ctx.reporter.alert(f'{exc}; waiting {_duration(pause)} for it (on_quota = "wait")')
+                announced = True
+            await asyncio.sleep(min(pause, 60.0))
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 async def _settle(
     job: Job,
+    provider: Provider,
     request: GenerationRequest,
+    route: Route,
     submission: Submission,
     row_id: int,
     estimate: int,
@@ -264,12 +412,11 @@ async def _settle(
     fresh: bool = True,
 ) -> tuple[dict[str, StoredObject], int]:
     """wait → verify → store → record the cost."""
-    assert job.generation is not None
-    provider = ctx.provider
-    model = job.generation.model
+    model = route.spec.model
+    interval = ctx.pool.setup[provider.name].poll_interval if provider.name in ctx.pool.setup else 1.0
     expected = ctx.typical_seconds.get(model) if fresh else None
     sent = time.monotonic()
-    result = await _wait(provider, submission, request, ctx.poll_interval, expected)
+    result = await _wait(provider, submission, request, interval, expected)
     if fresh and isinstance(result, Done):
         took = time.monotonic() - sent
         ctx.typical_seconds[model] = (
@@ -282,12 +429,14 @@ async def _settle(
             reported = submission.reported_cost_micro
             charged, source = (reported, "reported") if reported is not None else (estimate, "estimate")
         ctx.ledger.failed(row_id, result.error, charged, failure=result.kind, source=source)
+        if result.kind == "rejected":
+            raise Rejected(result.error)  # a chain may move on from a refusal, when the user allows it
         raise JobFailed(result.error)
     image = result.images[0]
     _verify(image.data, request.width, request.height, job.name)
     data = image.data
-    if job.generation.final_size is not None:  # the model's size limit was below the panel's
-        data = await asyncio.to_thread(_scale_to, data, job.generation.final_size)
+    if route.spec.final_size is not None:  # the model's size limit was below the panel's
+        data = await asyncio.to_thread(_scale_to, data, route.spec.final_size)
     stored = await asyncio.to_thread(ctx.store.put, job.key, {"image": (data, "image/png")})
     reported = result.reported_cost_micro if result.reported_cost_micro is not None else submission.reported_cost_micro
     cost = Cost(estimate, reported_micro=reported, computed_micro=result.computed_cost_micro)
@@ -320,19 +469,19 @@ def _refuse_repeating(job: Job, provider: str, ctx: RunContext) -> None:
             "run again with --resubmit-expired to pay for it again"
         )
     if last.failure == "rejected" and not ctx.retry_rejected:
-        raise JobFailed(
+        raise Rejected(
             f"{provider} rejected this exact input before ({last.error}); change the panel, "
             "or run with --retry-rejected to send it again"
         )
 
 
-async def _submit(request: GenerationRequest, ctx: RunContext, row_id: int) -> Submission:
-    if ctx.provider.paid:
+async def _submit(provider: Provider, request: GenerationRequest, ctx: RunContext, row_id: int) -> Submission:
+    if provider.paid:
         ctx.ledger.sending(row_id)
     try:
-        submission = await ctx.provider.submit(request)
+        submission = await provider.submit(request)
     except asyncio.CancelledError:
-        if not ctx.provider.paid:
+        if not provider.paid:
             ctx.ledger.cancelled(row_id)
         raise  # a paid submission cut short keeps its row (and hold): its outcome is unknown
     except SubmissionUnknown as exc:

@@ -127,6 +127,8 @@ ENDPOINTS: dict[str, Endpoint] = {
     **_flux2_family("fal-ai/flux-2-flex", 50_000, max_refs=10),
 }
 
+LOCKED_DETAIL = "User is locked. Reason: Exhausted balance. Top up your balance at fal.ai/dashboard/billing."
+
 # fal-client's app namespaces: /{namespace}/{owner}/{app}/...
 APP_NAMESPACES = ("workflows", "comfy")
 
@@ -346,6 +348,10 @@ class FakeFal:
         self.validate_on_submit = validate_on_submit
         self.stall_seconds = float(stall_seconds)
         self.flat_images = False  # True: serve flat images made once per size (for benchmarks)
+        # A prepaid balance (micro-USD); None: unlimited. A submission whose price no longer fits
+        # is refused with 403 "User is locked" and never billed.
+        self.balance_micro: int | None = None
+        self._committed_micro = 0
         self._port = port
         # A TLSBundle (duck-typed: this module may be imported as tests.fakes.fal or fakes.fal),
         # a bare trustme.CA, or None for a fresh CA.
@@ -866,6 +872,10 @@ class FakeFal:
             seed = _seed_from(request_id)
         outputs = [params["size"]] * params["count"]
         units, micro = self._bill(spec, outputs, params.get("inputs", []))
+        if self.balance_micro is not None and self._committed_micro + micro > self.balance_micro:
+            # What fal answers once the prepaid balance is gone: the whole account is locked.
+            return _json(403, {"detail": LOCKED_DETAIL})
+        self._committed_micro += micro
         if errors:
             detail: list[dict[str, Any]] | None = errors
         elif moderated:
