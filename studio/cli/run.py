@@ -32,7 +32,13 @@ def episode(
         ),
     ] = None,
     concurrency: Annotated[
-        int | None, typer.Option(min=1, max=64, help="Jobs in flight at once. Default: studio.toml's.")
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Requests running at once per provider (fal, which queues the excess, also gets half as many "
+            "waiting in its queue). Default: studio.toml's.",
+        ),
     ] = None,
     only: Annotated[
         str | None, typer.Option(help="Only these panels (and what they need), comma-separated: p001,p004.")

@@ -47,6 +47,9 @@ class FalProvider:
     key_env_var: ClassVar[str | None] = "FAL_KEY"
     max_refs: ClassVar[int | None] = None  # per model, from the catalog
     paid: ClassVar[bool] = True
+    # fal runs as many requests at once as the account allows and queues the rest: a few sent
+    # ahead start the moment a slot frees, instead of after studio hears of it and sends the next.
+    queues_excess: ClassVar[bool] = True
 
     def __init__(self, context: ProviderContext):
         self._key = api_key("fal")  # a missing key stops the run before anything is sent

@@ -142,7 +142,7 @@ def provider_pool(
             first_error = first_error or exc
     if first_error is not None and (provider_name != CHAIN or not providers):
         raise first_error
-    setup = {name: _setup(project, name, provider.paid, options) for name, provider in providers.items()}
+    setup = {name: _setup(project, name, provider, options) for name, provider in providers.items()}
     return ProviderPool(
         providers, setup, down=down, fallback_on_rejection=project.config.models.fallback_on_rejection
     )
@@ -172,7 +172,14 @@ def unavailable_providers(project: Project, plan: Plan, engine: Engine) -> dict[
     return why
 
 
-def _setup(project: Project, name: str, paid: bool, options: RunOptions) -> ProviderSetup:
+# A provider that queues what exceeds the account's concurrency (fal) gets one request in four
+# sent ahead; one that refuses the excess (BFL's 429 past 24 tasks) gets exactly its concurrency.
+QUEUE_AHEAD = 2
+
+
+def _setup(project: Project, name: str, provider: Provider, options: RunOptions) -> ProviderSetup:
+    paid = provider.paid
+    queues_excess = bool(getattr(provider, "queues_excess", False))
     settings = project.config.providers.get(name) or ProviderSettings()
     quota = Quota(
         provider=name,
@@ -180,8 +187,9 @@ def _setup(project: Project, name: str, paid: bool, options: RunOptions) -> Prov
         daily_requests=settings.daily_requests,
         daily_spend_micro=usd_to_micro(settings.daily_spend) if settings.daily_spend is not None else None,
     )
+    concurrency = options.concurrency or settings.concurrency or project.config.concurrency
     return ProviderSetup(
-        slots=options.concurrency or settings.concurrency or project.config.concurrency,
+        slots=concurrency + (concurrency // QUEUE_AHEAD if queues_excess else 0),
         poll_interval=settings.poll_interval or (1.0 if paid else 0.0),
         quota=None if quota.empty or not paid else quota,
         on_quota=settings.on_quota,

@@ -84,8 +84,8 @@ class RunContext:
     retry_rejected: bool = False
     # Local jobs whose inputs are only known when they run (review state, costs) are refreshed here.
     prepare: dict[Phase, Callable[[Job], Job]] = field(default_factory=dict)
-    # How long each model's requests have taken (moving average, seconds): the first status check
-    # waits for most of that instead of polling all the way through.
+    # How long each model's requests take at the quickest (seconds): the first status check waits
+    # for most of that instead of polling all the way through.
     typical_seconds: dict[str, float] = field(default_factory=dict)
     cpu_pool: Executor | None = None  # where local render jobs run; None: threads
     after_job: Callable[[Job], None] | None = None  # called for every generation job that is made or reused
@@ -418,10 +418,10 @@ async def _settle(
     sent = time.monotonic()
     result = await _wait(provider, submission, request, interval, expected)
     if fresh and isinstance(result, Done):
+        # The quickest seen, not an average: a request that waited in the provider's queue took
+        # longer than the model needs, and a first check that comes late delays every slot.
         took = time.monotonic() - sent
-        ctx.typical_seconds[model] = (
-            took if model not in ctx.typical_seconds else 0.7 * ctx.typical_seconds[model] + 0.3 * took
-        )
+        ctx.typical_seconds[model] = min(took, ctx.typical_seconds.get(model, took))
     release()  # the provider's part is over: the next request may go while this one is stored
     if isinstance(result, Failed):
         charged, source = 0, None
