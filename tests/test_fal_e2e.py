@@ -255,3 +255,22 @@ def test_the_key_never_lands_in_files_or_output(fal_project: Path, fake_fal) -> 
                 assert secret.encode() not in path.read_bytes(), path
     cost = studio(fal_project, fake_fal, "cost", "--json", env={"FAL_KEY": secret})
     assert secret not in cost.stdout
+
+
+def test_a_second_run_in_the_same_project_is_refused_until_the_first_ends(fal_project: Path, fake_fal) -> None:
+    fake_fal.latency = 5.0
+    first = spawn(fal_project, fake_fal, "run", "episode", "1", "--provider", "fal")
+    try:
+        assert _wait_for(lambda: len(fake_fal.submissions) >= 1)
+        second = studio(fal_project, fake_fal, "run", "episode", "1", "--provider", "fal")
+        assert second.returncode == 1
+        assert f"another 'studio run' is working in this project (process {first.pid})" in second.stderr
+        assert "Traceback" not in second.stderr
+        assert len({r["run_id"] for r in ledger(fal_project)}) == 1, "only the first run reserved or sent anything"
+    finally:
+        first.send_signal(signal.SIGKILL)  # the OS releases the lock with the process
+        first.communicate(timeout=30)
+    fake_fal.latency = 0.05
+    third = studio(fal_project, fake_fal, "run", "episode", "1", "--provider", "fal")
+    assert third.returncode == 0, third.stderr
+    assert duplicate_submissions(fake_fal) == []

@@ -28,6 +28,7 @@ from studio.providers.registry import get_provider
 from studio.review.takes import Reviews, track_of
 from studio.run.files import sweep_stale_temps
 from studio.run.local_jobs import LOCAL_RENDERERS, contact_preparer
+from studio.run.lock import project_run_lock
 from studio.run.routing import ProviderPool, ProviderSetup
 from studio.run.runner import Reporter, RunContext, Summary, run_plan
 from studio.run.store import ArtifactStore
@@ -81,6 +82,11 @@ def check_only(project: Project, number: int, only: frozenset[str] | None) -> No
 def run_episode(project: Project, number: int, options: RunOptions, reporter: Reporter) -> Summary:
     provider_name = options.provider or project.config.provider
     check_only(project, number, options.only)
+    with project_run_lock(project.state_dir):
+        return _run_locked(project, number, provider_name, options, reporter)
+
+
+def _run_locked(project: Project, number: int, provider_name: str, options: RunOptions, reporter: Reporter) -> Summary:
     built = {}
     if provider_name != CHAIN:  # one provider: a missing key or unknown name is refused before planning
         built[provider_name] = build_provider(project, provider_name)
