@@ -86,13 +86,25 @@ def test_fal_gets_half_its_concurrency_again_as_queue_and_bfl_exactly_its_own(
     plan = make_plan(project, 1, CHAIN)
     pool_ = provider_pool(project, plan, CHAIN, RunOptions(concurrency=None))
     assert set(pool_.providers) == {"fal", "bfl"}
-    assert pool_.setup["fal"].slots == 4 + 2  # studio.toml's concurrency 4, and 2 waiting in fal's queue
+    assert pool_.setup["fal"].slots == 4 and pool_.setup["fal"].ahead == 2  # and 2 waiting in fal's queue
+    assert pool_.setup["bfl"].ahead == 0
     assert pool_.setup["bfl"].slots == 3  # BFL refuses what exceeds its limit: never sent ahead
     quota = pool_.setup["bfl"].quota
     assert quota is not None and quota.daily_requests == 7 and pool_.setup["bfl"].on_quota == "wait"
     assert pool_.setup["fal"].quota is None
     single = provider_pool(project, make_plan(project, 1, "fal"), "fal", RunOptions(concurrency=1))
-    assert set(single.providers) == {"fal"} and single.setup["fal"].slots == 1
+    assert set(single.providers) == {"fal"} and single.setup["fal"].slots == 1 and single.setup["fal"].ahead == 0
+
+
+def test_the_slots_sent_ahead_open_only_once_the_provider_has_accepted_a_request() -> None:
+    ahead = ProviderPool(
+        {"fal": Stub("fal")},  # type: ignore[dict-item]
+        {"fal": ProviderSetup(slots=4, poll_interval=0.1, ahead=2)},
+    )
+    assert ahead.slot("fal")._value == 4
+    ahead.accepted("fal")
+    ahead.accepted("fal")
+    assert ahead.slot("fal")._value == 6
 
 
 def test_a_chain_with_no_usable_provider_is_refused_with_the_reason(sample: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -195,7 +195,8 @@ def _setup(project: Project, name: str, provider: Provider, options: RunOptions)
     )
     concurrency = options.concurrency or settings.concurrency or project.config.concurrency
     return ProviderSetup(
-        slots=concurrency + (concurrency // QUEUE_AHEAD if queues_excess else 0),
+        slots=concurrency,
+        ahead=concurrency // QUEUE_AHEAD if queues_excess else 0,
         poll_interval=settings.poll_interval or (1.0 if paid else 0.0),
         quota=None if quota.empty or not paid else quota,
         on_quota=settings.on_quota,

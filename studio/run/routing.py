@@ -27,6 +27,9 @@ class ProviderSetup:
     poll_interval: float
     quota: Quota | None = None
     on_quota: str = "next"  # next, wait, stop
+    # Sent ahead into the provider's own queue (fal), once it has accepted a first request:
+    # a bad key or an empty account then costs one refused request, not a burst.
+    ahead: int = 0
 
 
 @dataclass
@@ -38,6 +41,7 @@ class ProviderPool:
     fallback_on_rejection: bool = False
     _slots: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     _strikes: dict[str, int] = field(default_factory=dict)
+    _opened: set[str] = field(default_factory=set)
 
     @property
     def paid(self) -> bool:
@@ -54,6 +58,13 @@ class ProviderPool:
         if name not in self._slots:
             self._slots[name] = asyncio.Semaphore(self.setup[name].slots)
         return self._slots[name]
+
+    def accepted(self, name: str) -> None:
+        """The provider took a request: open the slots sent ahead into its queue (once)."""
+        if name not in self._opened:
+            self._opened.add(name)
+            for _ in range(self.setup[name].ahead):
+                self.slot(name).release()
 
     def may_fall_back(self, error: ProviderError) -> bool:
         """Only failures of the provider itself move a job on: never one whose request may have been

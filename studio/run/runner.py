@@ -345,6 +345,7 @@ async def _attempt(
                 row = await _reserve(job, provider.name, route, estimate, index, skipped, ctx, stop)
             assert row.id is not None
             submission = await _submit(provider, request, ctx, row.id)
+            ctx.pool.accepted(provider.name)
         assert row.id is not None
         try:
             return await _settle(job, provider, request, route, submission, row.id, estimate, ctx, release, fresh)
