@@ -11,8 +11,6 @@ from rich.table import Table
 
 from studio.cli.common import friendly, open_project, out
 
-KEYS = {"draft": None, "fal": "FAL_KEY", "bfl": "BFL_API_KEY", "gemini": "GEMINI_API_KEY"}
-
 
 @friendly
 def providers(
@@ -37,7 +35,7 @@ def providers(
     rows = []
     with ledger_engine(project.state_dir) as engine, Session(engine) as session:
         for name in sorted(installed):
-            variable = KEYS.get(name, getattr(installed[name], "key_env_var", None))
+            variable = getattr(installed[name], "key_env_var", None)  # each provider names its own
             settings = project.config.providers.get(name) or ProviderSettings()
             used = usage(session, name)
             rows.append(
@@ -102,9 +100,9 @@ def _balance(project, name: str) -> int | None:  # type: ignore[no-untyped-def]
     import httpx
 
     from studio.errors import StudioError
-    from studio.providers.accounts import api_key, bfl_balance_micro, fal_balance_micro, service_url
+    from studio.providers.accounts import KEY_VARIABLES, api_key, bfl_balance_micro, fal_balance_micro, service_url
 
-    if name not in {"fal", "bfl"} or not os.environ.get(KEYS[name] or ""):
+    if name not in KEY_VARIABLES or not os.environ.get(KEY_VARIABLES[name], "").strip():
         return None
     try:
         with httpx.Client() as client:
