@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
+from studio.db.tables import open_ledger
 from studio.ledger.book import Cost, Ledger
 from studio.ledger.budget import BudgetExceeded, Limits, set_balance, standing
-from studio.ledger.db import open_ledger
 from studio.plan.jobs import Job, Phase
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,7 +62,7 @@ def test_uneven_estimates_from_threads_and_two_processes(tmp_path: Path) -> None
         sys.path.insert(0, {str(REPO / "tests")!r})
         from test_budget import try_reserve
         from studio.ledger.book import Ledger
-        from studio.ledger.db import open_ledger
+        from studio.db.tables import open_ledger
         ledger = Ledger(open_ledger(Path(sys.argv[1])))
         prefix = sys.argv[2]
         with ThreadPoolExecutor(max_workers=8) as pool:

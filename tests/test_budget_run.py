@@ -7,7 +7,7 @@ from pathlib import Path
 
 from test_fal_e2e import ledger, panels_made, studio
 
-from studio.ledger.money import format_usd
+from studio.core.money import format_usd
 
 
 def test_a_run_stops_cleanly_when_the_balance_runs_out(fal_project: Path, fake_fal) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from studio.ledger.money import format_usd
+from studio.core.money import format_usd
 from studio.render.contact import (
     CELL_WIDTH,
     COLUMNS,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops
 
-from studio.providers.base import GenerationRequest, Reference
+from studio.core.generation import GenerationRequest, Reference
 from studio.render.draft_art import dominant_colours, render_draft
 
 WREN = {"skin": "#F2C6A0", "hair": "#C8551E", "outfit": "#E8B22E", "accent": "#1F8A8A"}

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from studio.errors import ProjectInvalid
+from studio.core.errors import ProjectInvalid
 from studio.project.loader import load_project
 from studio.project.scaffold import scaffold
 

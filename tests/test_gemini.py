@@ -16,12 +16,12 @@ import pytest
 from fakes.gemini import FakeGemini
 from PIL import Image
 
-from studio.errors import AuthFailed, ProviderError, RateLimited, Rejected, StudioError, SubmissionUnknown
+from studio.catalog.catalog import load_catalog
+from studio.core.errors import AuthFailed, ProviderError, RateLimited, Rejected, StudioError, SubmissionUnknown
 from studio.project.models import StudioConfig
 from studio.providers import gemini as gemini_module
 from studio.providers.accounts import MissingKey
 from studio.providers.base import Done, Failed, GenerationRequest, ProviderContext, Reference, Submission
-from studio.providers.catalog import load_catalog
 from studio.providers.gemini import GeminiProvider, answer_outcome, gemini_base_url, register_providers
 
 KEY = "gemini-test-4f1d2b9e77"  # distinctive, so a leak would be easy to spot

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_fal_e2e import ledger, panel_ids, panels_made
 
-from studio.providers.catalog import load_catalog
+from studio.catalog.catalog import load_catalog
 
 
 @pytest.fixture

@@ -70,7 +70,7 @@ def test_kill_9_at_random_points_over_twenty_runs(fal_project: Path, fake_fal) -
 
 
 def test_a_full_disk_is_a_clear_error_and_the_ledger_stays_consistent(sample: Path, cli, monkeypatch) -> None:
-    import studio.run.files as files
+    import studio.core.files as files
 
     real_replace = os.replace
 
@@ -160,7 +160,7 @@ scalars = st.one_of(
 def test_every_file_kind_fuzzed_ends_in_success_or_a_located_error(sample: Path, data) -> None:  # type: ignore[no-untyped-def]
     from ruamel.yaml import YAML
 
-    from studio.errors import ProjectInvalid
+    from studio.core.errors import ProjectInvalid
     from studio.project.loader import load_project
 
     relative = data.draw(st.sampled_from(sorted(FILES)))

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageChops, ImageDraw
 
-from studio.providers.base import GenerationRequest
+from studio.core.generation import GenerationRequest
 from studio.render.draft_art import DEFAULT_LOOK_HEX, render_draft
 from studio.render.fonts import (
     FontSet,

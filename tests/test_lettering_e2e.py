@@ -13,7 +13,7 @@ from test_pipeline_e2e import digests, ledger_rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.episode import write_long_episode
-from studio.ledger.db import ledger_engine
+from studio.db.tables import ledger_engine
 from studio.plan.jobs import Phase
 from studio.project.loader import load_project
 from studio.project.models import GAP_PIXELS, Gap

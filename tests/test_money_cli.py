@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from fakes.accounts import FakeAccounts
 
+from studio.core.money import format_usd
+from studio.db.tables import ledger_engine
 from studio.ledger.book import Cost, Ledger
-from studio.ledger.db import ledger_engine
-from studio.ledger.money import format_usd
 from studio.plan.jobs import Job, Phase
 
 

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.plan.keys import sha256_bytes
+from studio.core.generation import GenerationRequest, Reference
+from studio.core.keys import sha256_bytes
 from studio.project.loader import load_project
 from studio.project.models import POSITION_X
-from studio.providers.base import GenerationRequest, Reference
 from studio.providers.transfer import ReferenceCache
 from studio.render.composite import NEAR, _chroma, key_out
 from studio.render.draft_art import render_draft
-from studio.render.keys import KEYS, choose_key
+from studio.render.key_colours import KEYS, choose_key
 
 REPO = Path(__file__).resolve().parent.parent
 

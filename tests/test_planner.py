@@ -6,11 +6,11 @@ from pathlib import Path
 
 from conftest import edit
 
+from studio.catalog.catalog import load_catalog
+from studio.core.keys import canonical_json, content_key
 from studio.plan.jobs import Phase, Plan
-from studio.plan.keys import canonical_json, content_key
 from studio.plan.planner import PlanOptions, plan_episode
 from studio.project.loader import load_project
-from studio.providers.catalog import load_catalog
 
 
 def plan_of(root: Path, episode: int = 1, provider: str = "draft") -> Plan:

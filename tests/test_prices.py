@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from studio.errors import StudioError
-from studio.providers.catalog import REF_MAX_PIXELS, NoPrice, estimate_micro, load_catalog
+from studio.catalog.catalog import REF_MAX_PIXELS, NoPrice, estimate_micro, load_catalog
+from studio.core.errors import StudioError
 
 CATALOG = load_catalog()
 REF = REF_MAX_PIXELS  # references are sent at about 1 MP (1024 x 1024)

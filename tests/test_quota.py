@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
+from studio.db.tables import Generation, open_ledger
 from studio.ledger.book import Cost, Ledger
-from studio.ledger.db import Generation, open_ledger
 from studio.ledger.quota import Quota, QuotaReached, check_quota, usage
 from studio.plan.jobs import Job, Phase
 
@@ -42,7 +42,7 @@ def test_a_daily_cap_holds_for_threads_and_two_processes(tmp_path: Path) -> None
         sys.path.insert(0, {str(REPO / "tests")!r})
         from test_quota import try_reserve
         from studio.ledger.book import Ledger
-        from studio.ledger.db import open_ledger
+        from studio.db.tables import open_ledger
         from studio.ledger.quota import Quota
         ledger = Ledger(open_ledger(Path(sys.argv[1])))
         with ThreadPoolExecutor(max_workers=8) as pool:

@@ -11,13 +11,13 @@ import pytest
 from conftest import edit
 from sqlmodel import Session
 
-from studio.errors import AuthFailed, InsufficientCredits, ProviderError, RateLimited, Rejected, SubmissionUnknown
+from studio.catalog.catalog import load_catalog
+from studio.core.errors import AuthFailed, InsufficientCredits, ProviderError, RateLimited, Rejected, SubmissionUnknown
+from studio.db.tables import Generation, open_ledger
 from studio.ledger.book import Ledger
-from studio.ledger.db import Generation, open_ledger
 from studio.ledger.quota import Quota, QuotaReached
 from studio.plan.jobs import CHAIN, GenerationSpec, Job, Phase, Route
 from studio.project.loader import load_project
-from studio.providers.catalog import load_catalog
 from studio.run.episode import RunOptions, make_plan, provider_pool
 from studio.run.report import RecordingReporter
 from studio.run.routing import STRIKES, ProviderPool, ProviderSetup

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from studio.ledger.money import format_usd
+from studio.core.money import format_usd
 
 
 def season(cli, root: Path, *args: str) -> dict:  # type: ignore[no-untyped-def]

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from studio.cli.common import friendly, open_project, out, parse_usd
-from studio.errors import UsageError
+from studio.core.errors import UsageError
 
 app = typer.Typer(
     help="The balance studio may spend. Every paid call reserves its estimate against it first.",
@@ -22,9 +22,9 @@ def show(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", hel
     """Show the balance, what was spent since it was set, what is held by requests in flight, and what is left."""
     from sqlmodel import Session
 
+    from studio.core.money import format_usd, usd_to_micro
+    from studio.db.tables import ledger_engine
     from studio.ledger.budget import standing
-    from studio.ledger.db import ledger_engine
-    from studio.ledger.money import format_usd, usd_to_micro
 
     if ctx.invoked_subcommand is not None:
         return
@@ -63,9 +63,9 @@ def set_(amount: Annotated[str, typer.Argument(help="Your balance in USD, e.g. 1
     """Record the balance you have; spending from now on counts against it."""
     from sqlmodel import Session
 
+    from studio.core.money import format_usd
+    from studio.db.tables import ledger_engine
     from studio.ledger.budget import set_balance
-    from studio.ledger.db import ledger_engine
-    from studio.ledger.money import format_usd
 
     micro = parse_usd(amount, "balance")
     project = open_project()
@@ -87,9 +87,9 @@ def sync(
     import httpx
     from sqlmodel import Session
 
+    from studio.core.money import format_usd
+    from studio.db.tables import ledger_engine
     from studio.ledger.budget import set_balance
-    from studio.ledger.db import ledger_engine
-    from studio.ledger.money import format_usd
     from studio.providers.accounts import KEY_VARIABLES, api_key, bfl_balance_micro, fal_balance_micro, service_url
 
     project = open_project()

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from studio.errors import StudioError
+from studio.core.errors import StudioError
 from studio.project.loader import Project, find_project_root, load_project
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -67,8 +67,8 @@ def parse_usd(value: str, option: str) -> int:
     """A user-typed dollar amount as micro-USD, or a usage error naming the option."""
     from decimal import Decimal, InvalidOperation
 
-    from studio.errors import UsageError
-    from studio.ledger.money import usd_to_micro
+    from studio.core.errors import UsageError
+    from studio.core.money import usd_to_micro
 
     try:
         amount = Decimal(value)

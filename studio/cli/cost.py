@@ -15,7 +15,7 @@ from rich.table import Table
 from studio.cli.common import friendly, open_project, out
 
 if TYPE_CHECKING:
-    from studio.ledger.db import Generation
+    from studio.db.tables import Generation
     from studio.ledger.report import CostReport
     from studio.project.loader import Project
 
@@ -34,9 +34,9 @@ def cost(
 ) -> None:
     """Spent, held and still-to-run estimates, generations and retakes, cost per panel (and per approved panel)
     against the target, and the rolling average over the last 10 episodes."""
+    from studio.core.money import usd_to_micro
+    from studio.db.tables import ledger_engine
     from studio.ledger.book import Ledger
-    from studio.ledger.db import ledger_engine
-    from studio.ledger.money import usd_to_micro
     from studio.ledger.report import cost_report
 
     project = open_project()
@@ -57,8 +57,8 @@ def cost(
 
 def _estimated_to_run(project: Project, engine, episode: int | None) -> int:  # type: ignore[no-untyped-def]
     """Estimates of the jobs not made yet with the paid models configured (what a paid run would still cost)."""
-    from studio.plan.view import plan_rows
     from studio.run.episode import make_plan
+    from studio.run.plan_view import plan_rows
     from studio.run.store import ArtifactStore
 
     provider = project.config.provider
@@ -74,9 +74,9 @@ def _estimated_to_run(project: Project, engine, episode: int | None) -> int:  # 
 
 
 def _write_chart(path: Path, rows: list[Generation], target: int, title: str) -> None:
+    from studio.core.files import write_atomic
     from studio.ledger.report import episode_cost_per_panel
     from studio.render.chart import cost_chart_png
-    from studio.run.files import write_atomic
 
     spent = episode_cost_per_panel(rows)
     would = _would_cost_per_panel(rows)
@@ -107,7 +107,7 @@ def _csv(report: CostReport) -> str:
 
 
 def _print(report: CostReport) -> None:
-    from studio.ledger.money import format_usd
+    from studio.core.money import format_usd
 
     table = Table(title=f"Cost by {report.by}", title_justify="left")
     table.add_column(report.by, overflow="fold")

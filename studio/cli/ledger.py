@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from studio.cli.common import friendly, open_project, out
-from studio.errors import UsageError
+from studio.core.errors import UsageError
 
 app = typer.Typer(help="Every generation studio asked for, one row each.", invoke_without_command=True)
 
@@ -43,9 +43,9 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List ledger rows: status, estimate, hold, reported/computed/actual cost and the provider request id."""
+    from studio.core.money import format_usd
+    from studio.db.tables import ledger_engine
     from studio.ledger.book import Ledger
-    from studio.ledger.db import ledger_engine
-    from studio.ledger.money import format_usd
 
     if ctx.invoked_subcommand is not None:
         return
@@ -92,8 +92,8 @@ def resolve(
     (its image is lost: run with the job's panel again to regenerate it, paying again)."""
     from sqlmodel import Session
 
-    from studio.ledger.db import Generation, ledger_engine, now
-    from studio.ledger.money import format_usd, usd_to_micro
+    from studio.core.money import format_usd, usd_to_micro
+    from studio.db.tables import Generation, ledger_engine, now
 
     if charged is None:
         raise UsageError("say what happened: --charged or --not-charged")

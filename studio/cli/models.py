@@ -29,8 +29,8 @@ def models(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the catalog with the price of a typical panel (1600x2000 with 3 references)."""
-    from studio.ledger.money import format_usd
-    from studio.providers.catalog import typical_panel_micro
+    from studio.catalog.catalog import typical_panel_micro
+    from studio.core.money import format_usd
 
     if ctx.invoked_subcommand is not None:
         return
@@ -86,9 +86,9 @@ def refresh_prices() -> None:
     """Update fal model prices from fal's platform pricing API (needs FAL_KEY); records when."""
     import httpx
 
+    from studio.catalog.prices import PRICES_FILE
+    from studio.core.files import write_atomic
     from studio.providers.accounts import api_key, refresh_fal_prices, service_url
-    from studio.providers.prices import PRICES_FILE
-    from studio.run.files import write_atomic
 
     project = open_project()
     key = api_key("fal")

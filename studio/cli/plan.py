@@ -13,7 +13,7 @@ from studio.cli.common import friendly, open_project, out, parse_ids
 
 if TYPE_CHECKING:
     from studio.plan.season import SeasonPlan
-from studio.errors import UsageError
+from studio.core.errors import UsageError
 
 PROVIDER_HELP = "Plan for this provider ('chain': the [models] fallback chains). Default: studio.toml's."
 app = typer.Typer(help="Show what a run would do, what is already made, and what it would cost.", no_args_is_help=True)
@@ -29,9 +29,9 @@ def episode(
 ) -> None:
     """List the jobs episode N needs: per panel its location, characters, references,
     model, strategy, estimated cost, and whether it is already made (cached)."""
-    from studio.ledger.db import ledger_engine
-    from studio.plan.view import plan_rows
+    from studio.db.tables import ledger_engine
     from studio.run.episode import check_only, make_plan, unavailable_providers
+    from studio.run.plan_view import plan_rows
     from studio.run.store import ArtifactStore
 
     project = open_project()
@@ -48,7 +48,7 @@ def episode(
 
 
 def _print_tables(view: dict) -> None:
-    from studio.ledger.money import format_usd
+    from studio.core.money import format_usd
 
     jobs = view["jobs"]
     drafting = any(row["model"] == "draft:draft" for row in jobs)
@@ -143,7 +143,7 @@ def season(
 ) -> None:
     """Cost of a season with shared assets (sheets, plates) paid for once, and the running cost
     per panel averaged over the episodes so far, against the target."""
-    from studio.ledger.money import usd_to_micro
+    from studio.core.money import usd_to_micro
     from studio.plan.season import candidate_models, plan_season, with_panel_model
 
     project = open_project()
@@ -194,7 +194,7 @@ def _episode_range(text: str | None, written: list[int]) -> list[int]:
 
 
 def _print_season(plan: SeasonPlan) -> None:
-    from studio.ledger.money import format_usd
+    from studio.core.money import format_usd
 
     table = Table(title=f"Season plan ({plan.provider}; panels on {plan.panel_model})", title_justify="left")
     table.add_column("episode")
@@ -222,7 +222,7 @@ def _print_season(plan: SeasonPlan) -> None:
 
 
 def _print_ranking(ranking: list[SeasonPlan], target: int) -> None:
-    from studio.ledger.money import format_usd
+    from studio.core.money import format_usd
 
     table = Table(title="What if the panels used…", title_justify="left")
     table.add_column("rank", justify="right")

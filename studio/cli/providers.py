@@ -24,8 +24,8 @@ def providers(
     with --balance, the balance its API reports."""
     from sqlmodel import Session
 
-    from studio.ledger.db import ledger_engine
-    from studio.ledger.money import format_usd, usd_to_micro
+    from studio.core.money import format_usd, usd_to_micro
+    from studio.db.tables import ledger_engine
     from studio.ledger.quota import usage
     from studio.project.models import ProviderSettings
     from studio.providers.registry import available_providers
@@ -82,7 +82,7 @@ def providers(
 
 def _quota_text(quota: dict, today: int, spent_micro: int) -> str:
     """Today's use against the quotas (UTC days), and what a run does when one is reached."""
-    from studio.ledger.money import format_usd
+    from studio.core.money import format_usd
 
     parts = []
     if quota["daily_requests"] is not None:
@@ -99,7 +99,7 @@ def _quota_text(quota: dict, today: int, spent_micro: int) -> str:
 def _balance(project, name: str) -> int | None:  # type: ignore[no-untyped-def]
     import httpx
 
-    from studio.errors import StudioError
+    from studio.core.errors import StudioError
     from studio.providers.accounts import KEY_VARIABLES, api_key, bfl_balance_micro, fal_balance_micro, service_url
 
     if name not in KEY_VARIABLES or not os.environ.get(KEY_VARIABLES[name], "").strip():

@@ -12,7 +12,7 @@ from studio.cli.common import friendly, open_project, out
 
 if TYPE_CHECKING:
     from studio.project.loader import Project
-from studio.errors import UsageError
+from studio.core.errors import UsageError
 
 app = typer.Typer(help="Review an episode's panels: status, take and notes.", no_args_is_help=True)
 
@@ -32,7 +32,7 @@ def review(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Each panel's status (todo, pending review, approved, retake), its latest take and the note."""
-    from studio.ledger.db import ledger_engine
+    from studio.db.tables import ledger_engine
     from studio.review.takes import TODO, Reviews, track_of
 
     project = open_project()
@@ -76,7 +76,7 @@ def approve(
     provider: Track = None,
 ) -> None:
     """Approve panels: their current take is frozen and is not regenerated unless 'studio run --force'."""
-    from studio.ledger.db import ledger_engine
+    from studio.db.tables import ledger_engine
     from studio.review.takes import Reviews, track_of
 
     project = open_project()
@@ -96,7 +96,7 @@ def retake(
 ) -> None:
     """Ask for a new take: the next 'studio run episode N' regenerates these panels with a new seed
     and keeps every earlier take."""
-    from studio.ledger.db import ledger_engine
+    from studio.db.tables import ledger_engine
     from studio.review.takes import Reviews, track_of
 
     project = open_project()

@@ -63,7 +63,7 @@ def episode(
     """Make everything episode N needs, in order: character sheets, style frame, location
     plates, panels, then the contact sheet. Anything already made (same inputs, same key)
     is reused, never generated or paid for twice. Ctrl-C stops cleanly; run again to continue."""
-    from studio.ledger.money import format_usd
+    from studio.core.money import format_usd
     from studio.run.episode import RunOptions, run_episode
     from studio.run.report import ConsoleReporter
 

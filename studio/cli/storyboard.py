@@ -9,7 +9,7 @@ import typer
 from rich.text import Text
 
 from studio.cli.common import err, friendly, open_project, out
-from studio.errors import UsageError
+from studio.core.errors import UsageError
 
 app = typer.Typer(help="Storyboards from scripts.", no_args_is_help=True)
 draft = typer.Typer(help="Draft a storyboard.", no_args_is_help=True)
@@ -27,9 +27,9 @@ def draft_episode(
     """Draft episodes/epNNN/storyboard.yaml from a Fountain script: one panel per action beat or
     dialogue exchange, places and times from the scene headings, speakers matched to characters,
     shots varied by simple rules. Every panel is marked `draft: true`, and comments explain the choices."""
+    from studio.core.files import write_atomic
     from studio.plan.draft_storyboard import draft_storyboard
     from studio.plan.fountain import read_fountain
-    from studio.run.files import write_atomic
 
     project = open_project()
     if not source.is_file():

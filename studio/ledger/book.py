@@ -9,17 +9,38 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from studio.core.money import format_usd
+from studio.db.tables import Alert, Budget, Generation, now
 from studio.ledger.budget import FINAL, Limits, check_fits, standing
-from studio.ledger.db import Alert, Budget, Generation, now
-from studio.ledger.money import format_usd
 from studio.ledger.quota import Quota, check_quota
-from studio.plan.jobs import Job
 
 OPEN_STATUSES = ("reserved", "submitted", "unknown")
+
+
+class Job(Protocol):
+    """What the ledger reads of a planned job (the planner's `Job` has all of it)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def phase(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def episode(self) -> int | None: ...
+    @property
+    def panel(self) -> str | None: ...
+    @property
+    def take(self) -> int: ...
+    @property
+    def estimate_model(self) -> str | None: ...
+    @property
+    def estimate_micro(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -73,7 +94,7 @@ class Ledger:
         """
         limits = limits or Limits()
         with Session(self.engine) as session:
-            check_fits(session, limits, estimate_micro, f"{job.phase.value.replace('_', ' ')} {job.name}")
+            check_fits(session, limits, estimate_micro, f"{str(job.phase).replace('_', ' ')} {job.name}")
             if quota is not None:
                 check_quota(session, quota, estimate_micro)
             last = session.exec(
@@ -85,7 +106,7 @@ class Ledger:
             row = Generation(
                 idempotency_key=f"{job.key}:t{job.take}:a{attempt}",
                 job_key=job.key,
-                phase=job.phase.value,
+                phase=str(job.phase),
                 name=job.name,
                 episode=job.episode,
                 panel=job.panel,

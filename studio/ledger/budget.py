@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from studio.errors import StudioError
-from studio.ledger.db import Budget, Generation
-from studio.ledger.money import format_usd
+from studio.core.errors import StudioError
+from studio.core.money import format_usd
+from studio.db.tables import Budget, Generation
 
 FINAL = ("completed", "failed")
 HOLDING = ("reserved", "submitted", "unknown")

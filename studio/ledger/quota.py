@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import and_, func, not_
 from sqlmodel import Session, col, select
 
-from studio.errors import StudioError
-from studio.ledger.db import Generation
-from studio.ledger.money import format_usd
+from studio.core.errors import StudioError
+from studio.core.money import format_usd
+from studio.db.tables import Generation
 
 MINUTE = timedelta(minutes=1)
 HOLDING = ("reserved", "submitted", "unknown")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
+from studio.db.tables import Generation
 from studio.ledger.budget import FINAL, HOLDING
-from studio.ledger.db import Generation
 
 GROUPINGS: dict[str, Callable[[Generation], str]] = {
     "panel": lambda r: f"ep{r.episode:03d}/{r.panel}" if r.panel and r.episode else f"shared/{r.phase}",

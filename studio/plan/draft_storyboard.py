@@ -81,7 +81,7 @@ from ruamel.yaml.error import CommentMark, YAMLError
 from ruamel.yaml.scalarstring import FoldedScalarString
 from ruamel.yaml.tokens import CommentToken
 
-from studio.errors import StudioError
+from studio.core.errors import StudioError
 from studio.plan.fountain import Action, Dialogue, Note, Scene, Script, Transition, strip_emphasis
 from studio.project.loader import Project, check_storyboard_refs
 from studio.project.models import MAX_EPISODE, Shot, Storyboard, TimeOfDay

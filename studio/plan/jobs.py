@@ -7,7 +7,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from studio.providers.base import GenerationRequest, Reference
+from studio.core.generation import GenerationRequest, Reference
 
 
 class Phase(StrEnum):

@@ -16,14 +16,14 @@ from types import SimpleNamespace
 
 from PIL import Image as PILImage
 
-from studio.errors import StudioError, UsageError
+from studio.catalog.catalog import Catalog, NoPrice, estimate_micro
+from studio.core.errors import StudioError, UsageError
+from studio.core.keys import content_key, derived_seed, sha256_bytes
 from studio.plan.jobs import CHAIN, GenerationSpec, Job, Phase, Plan, RefSpec, Route
-from studio.plan.keys import content_key, derived_seed, sha256_bytes
 from studio.plan.prompts import render_prompt
 from studio.project.loader import Project
 from studio.project.models import POSITION_X, Panel, Storyboard
-from studio.providers.catalog import Catalog, NoPrice, estimate_micro
-from studio.render.keys import KEYS, choose_key
+from studio.render.key_colours import KEYS, choose_key
 from studio.review.takes import APPROVED, RETAKE, TakeState
 
 DRAFT_MODEL = "draft:draft"
@@ -653,6 +653,6 @@ def _pixels(size: tuple[int, int]) -> int:
 
 
 def _target_micro(usd: float) -> int:
-    from studio.ledger.money import usd_to_micro
+    from studio.core.money import usd_to_micro
 
     return usd_to_micro(usd)

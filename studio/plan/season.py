@@ -10,10 +10,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from studio.catalog.catalog import Catalog, NoPrice, estimate_micro
 from studio.plan.jobs import Phase
 from studio.plan.planner import PlanOptions, plan_episode
 from studio.project.loader import Project
-from studio.providers.catalog import Catalog, NoPrice, estimate_micro
 
 ASSET_PHASES = {Phase.CHARACTER_SHEET, Phase.STYLE_FRAME, Phase.LOCATION_PLATE}
 PANEL_PHASES = {Phase.PANEL, Phase.CUTOUT}

@@ -17,11 +17,11 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from studio.errors import Diagnostic, ProjectInvalid, ProjectNotFound
+from studio.catalog.catalog import Catalog, load_catalog, unknown_model_message
+from studio.catalog.prices import read_refreshed_prices
+from studio.core.errors import Diagnostic, ProjectInvalid, ProjectNotFound
 from studio.project.models import CHAIN_PHASES, ID_PATTERN, Character, Location, Storyboard, StudioConfig, Style
 from studio.project.yamlsource import Source, load_toml, load_yaml, locate, locate_key
-from studio.providers.catalog import Catalog, load_catalog, unknown_model_message
-from studio.providers.prices import read_refreshed_prices
 
 CONFIG_FILE = "studio.toml"
 EPISODE_DIR = re.compile(r"^ep(\d{3,4})$")

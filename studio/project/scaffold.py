@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from studio.errors import UsageError
-from studio.run.files import write_atomic
+from studio.core.errors import UsageError
+from studio.core.files import write_atomic
 
 FILES: dict[str, str] = {
     "studio.toml": """\

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from studio.core.files import write_atomic
 from studio.project.models import Character, Location, Storyboard, Style
-from studio.run.files import write_atomic
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "character": Character,

@@ -18,7 +18,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from studio.errors import Diagnostic
+from studio.core.errors import Diagnostic
 
 # A storyboard of the largest allowed size is far below this; a bigger file is a mistake.
 MAX_FILE_BYTES = 4 * 1024 * 1024

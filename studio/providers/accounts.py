@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from studio.errors import ProviderError, StudioError
-from studio.ledger.money import usd_to_micro
+from studio.core.errors import ProviderError, StudioError
+from studio.core.money import usd_to_micro
 from studio.project.models import StudioConfig
 
 DEFAULTS = {

@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 
 import httpx
 
-from studio.errors import AuthFailed, InsufficientCredits, ProviderError, RateLimited, Rejected, SubmissionUnknown
+from studio.catalog.catalog import CatalogEntry
+from studio.core.errors import AuthFailed, InsufficientCredits, ProviderError, RateLimited, Rejected, SubmissionUnknown
 from studio.providers.accounts import api_key, service_url
 from studio.providers.base import (
     Done,
@@ -27,7 +28,6 @@ from studio.providers.base import (
     ProviderContext,
     Submission,
 )
-from studio.providers.catalog import CatalogEntry
 from studio.providers.transfer import ReferenceCache, backoff, download_image, normalise
 
 SUBMIT_ATTEMPTS = 6

@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 from typing import Any, ClassVar
 
-from studio.errors import Rejected
+from studio.core.errors import Rejected
 from studio.providers.base import Done, Failed, GenerationRequest, Image, PollResult, ProviderContext, Submission
 from studio.render.draft_art import render_draft
 

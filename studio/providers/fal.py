@@ -19,7 +19,8 @@ from typing import Any, ClassVar, TypeVar
 
 import httpx
 
-from studio.errors import AuthFailed, InsufficientCredits, ProviderError, RateLimited, Rejected, SubmissionUnknown
+from studio.catalog.catalog import REF_MAX_PIXELS, CatalogEntry, estimate_micro, megapixels_up
+from studio.core.errors import AuthFailed, InsufficientCredits, ProviderError, RateLimited, Rejected, SubmissionUnknown
 from studio.providers.accounts import api_key
 from studio.providers.base import (
     Done,
@@ -31,7 +32,6 @@ from studio.providers.base import (
     ProviderContext,
     Submission,
 )
-from studio.providers.catalog import REF_MAX_PIXELS, CatalogEntry, estimate_micro, megapixels_up
 from studio.providers.transfer import ReferenceCache, backoff, download_image, normalise
 
 SUBMIT_ATTEMPTS = 6

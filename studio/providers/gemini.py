@@ -24,7 +24,8 @@ from typing import Any, ClassVar
 
 import httpx
 
-from studio.errors import (
+from studio.catalog.catalog import REF_MAX_PIXELS, CatalogEntry, estimate_micro
+from studio.core.errors import (
     AuthFailed,
     ProviderError,
     ProviderUnavailable,
@@ -43,7 +44,6 @@ from studio.providers.base import (
     ProviderContext,
     Submission,
 )
-from studio.providers.catalog import REF_MAX_PIXELS, CatalogEntry, estimate_micro
 from studio.providers.transfer import MAX_IMAGE_BYTES, ReferenceCache, backoff, normalise
 
 KEY_VARIABLE = "GEMINI_API_KEY"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from importlib import import_module
 from importlib.metadata import entry_points
 
-from studio.errors import ProviderUnavailable
+from studio.core.errors import ProviderUnavailable
 from studio.providers.base import Provider, ProviderContext
 
 BUILT_IN = ("studio.providers.draft", "studio.providers.fal", "studio.providers.bfl", "studio.providers.gemini")

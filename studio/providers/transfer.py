@@ -10,8 +10,8 @@ import httpx
 from PIL import Image as PILImage
 from PIL import ImageOps
 
-from studio.errors import ProviderError
-from studio.providers.catalog import REF_MAX_PIXELS
+from studio.catalog.catalog import REF_MAX_PIXELS
+from studio.core.errors import ProviderError
 
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
 DOWNLOAD_ATTEMPTS = 4

@@ -6,7 +6,7 @@ import io
 
 from PIL import Image, ImageDraw, ImageFont
 
-from studio.ledger.money import format_usd
+from studio.core.money import format_usd
 
 WIDTH, HEIGHT = 1200, 640
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 110, 40, 70, 80

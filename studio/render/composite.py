@@ -16,7 +16,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from studio.render.draft_art import PACK_CELL, PAPER, figure_box, pack_cell_box
-from studio.render.keys import KEYS, choose_key  # noqa: F401  (re-exported for callers)
+from studio.render.key_colours import KEYS, choose_key  # noqa: F401  (re-exported for callers)
+
+# Part of the content keys of packed reference sheets and of composites: bump on a change to their pixels.
+PACK_VERSION = 2
+COMPOSITE_VERSION = 2
 
 # Chroma distance (YCbCr, 0..255 scale) below NEAR is the key; above FAR is the figure; a ramp between.
 NEAR, FAR = 38.0, 70.0

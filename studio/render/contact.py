@@ -28,7 +28,10 @@ from urllib.parse import quote
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from PIL import Image, ImageDraw, ImageFont
 
-from studio.ledger.money import format_usd
+from studio.core.money import format_usd
+
+# Part of the contact sheet's content key: bump it when the sheet's look changes.
+CONTACT_VERSION = 3
 
 __all__ = [
     "COLUMNS",

@@ -28,7 +28,11 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from studio.providers.base import GenerationRequest, Reference
+from studio.core.generation import GenerationRequest, Reference
+
+# Part of the content key of everything drawn in a draft run: bump it when the previz art changes,
+# so stored previz is drawn again (paid work never depends on it).
+DRAFT_VERSION = 1
 
 RGB = tuple[int, int, int]
 Point = tuple[float, float]
@@ -1525,7 +1529,7 @@ def _render_harmonise(request: GenerationRequest, previz: Mapping[str, Any]) -> 
 def _render_matte(request: GenerationRequest, previz: Mapping[str, Any]) -> Image.Image:
     """Previz of a background-removal model: the cutout with its key colour made transparent."""
     from studio.render.composite import key_out
-    from studio.render.keys import KEYS
+    from studio.render.key_colours import KEYS
 
     source = next((ref for ref in request.references if ref.role == "image"), None)
     if source is None:

@@ -30,7 +30,7 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-from studio.errors import StudioError
+from studio.core.errors import StudioError
 
 DIALOGUE_FAMILY = "Kalam"
 SFX_FAMILY = "Luckiest Guy"

@@ -49,9 +49,12 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from studio.errors import StudioError
+from studio.core.errors import StudioError
 from studio.render.draft_art import ANGLES, DEPTH_PLACEMENT, DUTCH_DEGREES, FRAMINGS, HEADS, POSES
 from studio.render.fonts import FontSet, font_for_char, font_for_text, has_glyph, is_emoji, needs_glyph
+
+# Part of every lettered panel's content key: bump it when a change here alters the lettered image.
+LETTER_VERSION = 2
 
 RGB = tuple[int, int, int]
 Point = tuple[float, float]

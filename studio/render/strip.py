@@ -24,7 +24,7 @@ from pathlib import Path
 
 from PIL import Image, ImageChops, ImageCms
 
-from studio.errors import StudioError
+from studio.core.errors import StudioError
 
 __all__ = [
     "Cut",

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from studio.errors import UsageError
-from studio.ledger.db import PanelTake, ReviewEvent, now
+from studio.core.errors import UsageError
+from studio.db.tables import PanelTake, ReviewEvent, now
 
 TODO = "todo"
 PENDING = "pending review"

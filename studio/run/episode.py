@@ -12,21 +12,21 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from studio.errors import StudioError
+from studio.catalog.catalog import Catalog
+from studio.core.errors import StudioError
+from studio.core.files import sweep_stale_temps
+from studio.core.money import usd_to_micro
+from studio.db.tables import open_ledger
 from studio.ledger.book import Ledger
 from studio.ledger.budget import Limits
-from studio.ledger.db import open_ledger
-from studio.ledger.money import usd_to_micro
 from studio.ledger.quota import Quota
 from studio.plan.jobs import CHAIN, Job, Phase, Plan
 from studio.plan.planner import PlanOptions, plan_episode
 from studio.project.loader import Project
 from studio.project.models import ProviderSettings
 from studio.providers.base import Provider, ProviderContext
-from studio.providers.catalog import Catalog
 from studio.providers.registry import get_provider
 from studio.review.takes import Reviews, track_of
-from studio.run.files import sweep_stale_temps
 from studio.run.local_jobs import LOCAL_RENDERERS, contact_preparer
 from studio.run.lock import project_run_lock
 from studio.run.routing import ProviderPool, ProviderSetup
@@ -69,7 +69,7 @@ def project_catalog(project: Project) -> Catalog:
 
 
 def check_only(project: Project, number: int, only: frozenset[str] | None) -> None:
-    from studio.errors import UsageError
+    from studio.core.errors import UsageError
 
     if only is None:
         return

@@ -12,9 +12,9 @@ from PIL import Image
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from studio.ledger.db import Generation
+from studio.core.keys import content_key
+from studio.db.tables import Generation
 from studio.plan.jobs import Job, Phase
-from studio.plan.keys import content_key
 from studio.render.composite import compose, pack
 from studio.render.contact import ContactCell, ContactHeader, render_contact_html, render_contact_png
 from studio.review.takes import TODO, Reviews

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from studio.errors import StudioError
+from studio.core.errors import StudioError
 
 
 class RunInProgress(StudioError):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from studio.errors import StudioError
-from studio.ledger.db import ledger_engine
+from studio.core.errors import StudioError
+from studio.db.tables import ledger_engine
 from studio.plan.jobs import Phase
 from studio.project.loader import Project
 from studio.project.models import GAP_PIXELS, Gap

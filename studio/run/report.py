@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from studio.ledger.money import format_usd
+from studio.core.money import format_usd
 from studio.plan.jobs import PHASE_ORDER, Job, Plan
 from studio.run.runner import Outcome, Summary
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from studio.errors import ProviderError, Rejected, SubmissionUnknown
+from studio.core.errors import ProviderError, Rejected, SubmissionUnknown
 from studio.ledger.quota import Quota
 from studio.providers.base import Provider
 

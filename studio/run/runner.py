@@ -21,14 +21,14 @@ from typing import Protocol
 
 from PIL import Image as PILImage
 
-from studio.errors import ProviderError, Rejected, StorageError, StudioError, SubmissionUnknown
+from studio.catalog.catalog import Catalog
+from studio.core.errors import ProviderError, Rejected, StorageError, StudioError, SubmissionUnknown
+from studio.db.tables import Generation
 from studio.ledger.book import Cost, Ledger
 from studio.ledger.budget import BudgetExceeded, Limits
-from studio.ledger.db import Generation
 from studio.ledger.quota import QuotaReached
 from studio.plan.jobs import Job, Phase, Plan, Route
 from studio.providers.base import Done, Failed, GenerationRequest, Pending, Provider, Submission
-from studio.providers.catalog import Catalog
 from studio.run.routing import ProviderPool
 from studio.run.store import ArtifactStore, StoredObject, materialise
 

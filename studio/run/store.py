@@ -15,9 +15,9 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from studio.ledger.db import Artifact
-from studio.plan.keys import sha256_bytes
-from studio.run.files import write_atomic
+from studio.core.files import write_atomic
+from studio.core.keys import sha256_bytes
+from studio.db.tables import Artifact
 
 SUFFIXES = {
     "image/png": ".png",

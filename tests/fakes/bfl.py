@@ -232,7 +232,7 @@ def decode_image_size(value: str) -> tuple[int, int] | None:
 def render_png(prompt: str, width: int, height: int, seed: int, label: str, model: str) -> bytes:
     """PNG bytes of exactly width x height: studio's draft art, or a flat colour if unavailable."""
     try:
-        from studio.providers.base import GenerationRequest
+        from studio.core.generation import GenerationRequest
         from studio.render.draft_art import render_draft
 
         request = GenerationRequest(

@@ -188,7 +188,7 @@ def _image_size(raw: bytes) -> tuple[int, int] | None:
 
 def render_png(prompt: str, width: int, height: int, label: str, model: str) -> bytes:
     """PNG bytes of exactly width x height, drawn by studio's draft renderer."""
-    from studio.providers.base import GenerationRequest
+    from studio.core.generation import GenerationRequest
     from studio.render.draft_art import render_draft
 
     seed = int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:4], "big") & 0x7FFFFFFF

@@ -14,8 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from studio.errors import StudioError
-from studio.ledger.money import usd_to_micro
+from studio.core.errors import StudioError
+from studio.core.money import usd_to_micro
 
 PIXELS_PER_MP = 1_000_000
 # References are downscaled to at most 1 MP (1,000,000 px) before they are sent, so each
@@ -114,7 +114,7 @@ class NoPrice(StudioError):
 
 def load_catalog(overrides: dict[str, dict] | None = None, refreshed: dict[str, dict] | None = None) -> Catalog:
     """The shipped catalog, then prices refreshed from the providers, then the user's overrides."""
-    text = resources.files("studio.providers").joinpath("catalog.toml").read_text(encoding="utf-8")
+    text = resources.files("studio.catalog").joinpath("catalog.toml").read_text(encoding="utf-8")
     shipped = tomllib.loads(text)
     raw = shipped["models"]
     for model_id, price in (refreshed or {}).items():

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel, create_engine
 
-from studio.errors import StorageError
+from studio.core.errors import StorageError
 
 
 def now() -> datetime:

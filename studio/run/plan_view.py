@@ -80,7 +80,7 @@ def _budget(store: ArtifactStore) -> dict[str, int | None]:
 
 
 def _totals(project: Project, plan: Plan, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    from studio.ledger.money import usd_to_micro
+    from studio.core.money import usd_to_micro
 
     panel_count = sum(1 for r in rows if r["phase"] == "panel")
     estimate = sum(r["estimate_micro"] or 0 for r in rows)

@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from studio.errors import StorageError
+from studio.core.errors import StorageError
 
 
 def write_atomic(path: Path, data: bytes) -> None:
