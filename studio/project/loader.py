@@ -8,6 +8,8 @@ a whole batch per round trip instead of one error at a time.
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import difflib
 import re
 from collections.abc import Sequence
@@ -118,10 +120,23 @@ def _load_catalog(root: Path, config: StudioConfig, problems: list[Diagnostic]) 
     try:
         catalog = load_catalog(config.catalog.models, refreshed)
     except ValidationError as exc:
-        for error in exc.errors(include_url=False):
-            line, col = _toml_locate(text, ("catalog",))
-            where = ".".join(str(part) for part in error["loc"])
-            problems.append(Diagnostic(CONFIG_FILE, line, col, f"catalog.models: {where}: {error['msg']}"))
+        # The error does not say which override it is in: validate them one at a time to place it.
+        failures = []
+        for model_id, fields in config.catalog.models.items():
+            try:
+                load_catalog({model_id: fields}, refreshed)
+            except ValidationError as one:
+                failures.append((model_id, one))
+        for model_id, failure in failures or [(None, exc)]:
+            for error in failure.errors(include_url=False):
+                where = ".".join(str(part) for part in error["loc"])
+                if model_id is None:
+                    line, col = _toml_locate(text, ("catalog", "models"))
+                    message = f"catalog.models: {where}: {error['msg']}"
+                else:
+                    line, col = _toml_locate(text, ("catalog", "models", model_id, *error["loc"]))
+                    message = f'catalog.models."{model_id}": {where}: {error["msg"]}'
+                problems.append(Diagnostic(CONFIG_FILE, line, col, message))
         return load_catalog()
     for phase in (*CHAIN_PHASES, "background_removal"):
         value = getattr(config.models, phase)
@@ -382,20 +397,250 @@ def _inner_model(annotation: Any) -> Any:
 
 
 def _toml_locate(text: str, loc: Sequence[str | int]) -> tuple[int, int]:
-    """tomllib keeps no positions; find `key =` under its `[table]` header instead."""
-    *tables, key = [str(p) for p in loc] or [""]
-    current: list[str] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if line.startswith("[") and line.endswith("]"):
-            current = [part.strip() for part in line.strip("[]").split(".")]
-            if current == [*tables, key]:
-                return number, 1
-            continue
-        name = line.split("=", 1)[0].strip()
-        if current == tables and "=" in line and name == key:
-            return number, raw.index(name) + 1
+    """Where `loc` (a pydantic error location) is written in TOML text, as (line, col), 1-based.
+
+    tomllib keeps no positions, so `_toml_positions` scans the text once more, parsing keys the
+    way TOML does (bare, "basic" with escapes, 'literal', dotted with spaces, `[table]`,
+    `[[array]]`, keys of inline tables, elements of arrays). The longest part of `loc` that
+    is written in the file wins: a missing key points at its table; nothing found is 1:1.
+    """
+    positions = _toml_positions(text)
+    path = tuple(part if isinstance(part, int) else str(part) for part in loc)
+    for end in range(len(path), 0, -1):
+        if path[:end] in positions:
+            return positions[path[:end]]
     return 1, 1
+
+
+_TomlPath = tuple[str | int, ...]
+_BARE_KEY = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", "e": "\x1b", '"': '"', "\\": "\\"}
+_HEX_ESCAPES = {"x": 2, "u": 4, "U": 8}
+
+
+class _TomlScanError(Exception):
+    pass
+
+
+def _toml_positions(text: str) -> dict[_TomlPath, tuple[int, int]]:
+    """Every table, key and array element the text writes, with where it is first written.
+
+    A path written explicitly (its own `[header]` or `key =`) keeps that place; a path only
+    implied (the `a` of `[a.b]`) keeps its first mention. Text that stops parsing keeps what
+    was found before the problem.
+    """
+    scanner = _TomlScanner(text)
+    with contextlib.suppress(_TomlScanError, IndexError, ValueError):
+        scanner.document()
+    return scanner.positions
+
+
+class _TomlScanner:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.i = 0
+        self.positions: dict[_TomlPath, tuple[int, int]] = {}
+        self.explicit: set[_TomlPath] = set()
+        self.array_counts: dict[_TomlPath, int] = {}
+        self.line_starts = [0] + [n + 1 for n, char in enumerate(text) if char == "\n"]
+
+    # -- positions
+
+    def where(self, index: int) -> tuple[int, int]:
+        line = bisect.bisect_right(self.line_starts, index)
+        return line, index - self.line_starts[line - 1] + 1
+
+    def record(self, path: _TomlPath, index: int, explicit: bool = True) -> None:
+        for end in range(1, len(path)):
+            self.positions.setdefault(path[:end], self.where(index))
+        if explicit and path not in self.explicit:
+            self.explicit.add(path)
+            self.positions[path] = self.where(index)
+        else:
+            self.positions.setdefault(path, self.where(index))
+
+    # -- characters
+
+    def peek(self, ahead: int = 0) -> str:
+        at = self.i + ahead
+        return self.text[at] if at < len(self.text) else ""
+
+    def expect(self, token: str) -> None:
+        if not self.text.startswith(token, self.i):
+            raise _TomlScanError(f"expected {token!r} at {self.i}")
+        self.i += len(token)
+
+    def skip_blanks(self, newlines: bool = False) -> None:
+        """Spaces and tabs, a comment; with `newlines`, as many lines of those as there are."""
+        while self.i < len(self.text):
+            char = self.text[self.i]
+            if char in " \t" or (newlines and char in "\r\n"):
+                self.i += 1
+            elif char == "#":
+                end = self.text.find("\n", self.i)
+                self.i = len(self.text) if end < 0 else end
+            else:
+                return
+
+    # -- the document
+
+    def document(self) -> None:
+        table: _TomlPath = ()
+        while True:
+            self.skip_blanks(newlines=True)
+            if self.i >= len(self.text):
+                return
+            start = self.i
+            if self.text.startswith("[[", self.i):
+                self.i += 2
+                name = self.key()
+                self.expect("]]")
+                count = self.array_counts.get(name, 0)
+                self.array_counts[name] = count + 1
+                table = (*name, count)
+                self.record(name, start, explicit=False)
+                self.record(table, start)
+            elif self.peek() == "[":
+                self.i += 1
+                table = self.key()
+                self.expect("]")
+                self.record(table, start)
+            else:
+                self.key_value(table)
+
+    def key_value(self, table: _TomlPath) -> None:
+        start = self.i
+        name = self.key()
+        self.record((*table, *name), start)
+        self.expect("=")
+        self.skip_blanks()
+        self.value((*table, *name))
+
+    def key(self) -> tuple[str, ...]:
+        """A dotted key (`a . "b.c" . 'd'`), stopping after the blanks that follow it."""
+        parts = []
+        while True:
+            self.skip_blanks()
+            parts.append(self.simple_key())
+            self.skip_blanks()
+            if self.peek() != ".":
+                return tuple(parts)
+            self.i += 1
+
+    def simple_key(self) -> str:
+        char = self.peek()
+        if char == '"':
+            return self.basic_string()
+        if char == "'":
+            return self.literal_string()
+        start = self.i
+        while self.peek() and self.peek() in _BARE_KEY:
+            self.i += 1
+        if self.i == start:
+            raise _TomlScanError(f"no key at {start}")
+        return self.text[start : self.i]
+
+    def basic_string(self) -> str:
+        self.expect('"')
+        out = []
+        while True:
+            char = self.peek()
+            if char in {"", "\n"}:
+                raise _TomlScanError("unterminated string")
+            self.i += 1
+            if char == '"':
+                return "".join(out)
+            if char != "\\":
+                out.append(char)
+                continue
+            escape = self.peek()
+            self.i += 1
+            if escape in _ESCAPES:
+                out.append(_ESCAPES[escape])
+            elif escape in _HEX_ESCAPES:
+                digits = self.text[self.i : self.i + _HEX_ESCAPES[escape]]
+                self.i += len(digits)
+                out.append(chr(int(digits, 16)))
+            else:
+                raise _TomlScanError(f"bad escape at {self.i}")
+
+    def literal_string(self) -> str:
+        self.expect("'")
+        end = self.text.find("'", self.i)
+        if end < 0 or "\n" in self.text[self.i : end]:
+            raise _TomlScanError("unterminated string")
+        value, self.i = self.text[self.i : end], end + 1
+        return value
+
+    # -- values: only skipped over, noting where arrays' elements and inline tables' keys are
+
+    def value(self, path: _TomlPath) -> None:
+        char = self.peek()
+        if self.text.startswith(('"""', "'''"), self.i):
+            self.multiline_string()
+        elif char == '"':
+            self.basic_string()
+        elif char == "'":
+            self.literal_string()
+        elif char == "[":
+            self.array(path)
+        elif char == "{":
+            self.inline_table(path)
+        else:  # a number, boolean or date (a date may hold one space)
+            start = self.i
+            while self.peek() and self.peek() not in ",]}#\r\n":
+                self.i += 1
+            if not self.text[start : self.i].strip():
+                raise _TomlScanError(f"no value at {start}")
+
+    def multiline_string(self) -> None:
+        quotes = self.text[self.i : self.i + 3]
+        self.i += 3
+        while True:
+            end = self.text.find(quotes, self.i)
+            if end < 0:
+                raise _TomlScanError("unterminated string")
+            backslashes = 0
+            while quotes == '"""' and end - 1 - backslashes >= self.i and self.text[end - 1 - backslashes] == "\\":
+                backslashes += 1
+            if backslashes % 2:
+                self.i = end + 1
+                continue
+            self.i = end + 3
+            while self.peek() == quotes[0]:  # up to two quotes may end the content
+                self.i += 1
+            return
+
+    def array(self, path: _TomlPath) -> None:
+        self.expect("[")
+        index = 0
+        while True:
+            self.skip_blanks(newlines=True)
+            if self.peek() == "]":
+                self.i += 1
+                return
+            self.record((*path, index), self.i)
+            self.value((*path, index))
+            index += 1
+            self.skip_blanks(newlines=True)
+            if self.peek() == ",":
+                self.i += 1
+            elif self.peek() != "]":
+                raise _TomlScanError(f"expected ',' or ']' at {self.i}")
+
+    def inline_table(self, path: _TomlPath) -> None:
+        self.expect("{")
+        while True:
+            self.skip_blanks(newlines=True)
+            if self.peek() == "}":
+                self.i += 1
+                return
+            self.key_value(path)
+            self.skip_blanks(newlines=True)
+            if self.peek() == ",":
+                self.i += 1
+            elif self.peek() != "}":
+                raise _TomlScanError(f"expected ',' or '}}' at {self.i}")
 
 
 # ---------------------------------------------------------------- across files
