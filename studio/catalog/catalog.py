@@ -8,9 +8,10 @@ undershoot what the provider charges for the same request.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -112,18 +113,27 @@ class NoPrice(StudioError):
         )
 
 
-def load_catalog(overrides: dict[str, dict] | None = None, refreshed: dict[str, dict] | None = None) -> Catalog:
-    """The shipped catalog, then prices refreshed from the providers, then the user's overrides."""
+def load_catalog(
+    overrides: dict[str, dict] | None = None,
+    refreshed: dict[str, dict] | None = None,
+    extra: Sequence[Mapping[str, Any]] = (),
+) -> Catalog:
+    """The shipped catalog and the models plugins register (`extra`, in catalog.toml's shape),
+    then prices refreshed from the providers, then the user's overrides."""
     text = resources.files("studio.catalog").joinpath("catalog.toml").read_text(encoding="utf-8")
     shipped = tomllib.loads(text)
     raw = shipped["models"]
+    defaults = shipped.get("defaults", {})
+    for table in extra:  # a plugin adds its own models; it cannot redefine another's
+        raw.update({k: dict(v) for k, v in table.get("models", {}).items() if k not in raw})
+        defaults.update({k: dict(v) for k, v in table.get("defaults", {}).items() if k not in defaults})
     for model_id, price in (refreshed or {}).items():
         if model_id in raw:
             raw[model_id] = {**raw[model_id], "price": price}
     for model_id, fields in (overrides or {}).items():
         raw[model_id] = {**raw.get(model_id, {}), **fields}
     entries = {model_id: CatalogEntry.model_validate(fields) for model_id, fields in raw.items()}
-    return Catalog(entries, shipped.get("defaults", {}))
+    return Catalog(entries, defaults)
 
 
 def typical_panel_micro(entry: CatalogEntry, model_id: str) -> int | None:

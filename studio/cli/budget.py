@@ -78,33 +78,33 @@ def set_(amount: Annotated[str, typer.Argument(help="Your balance in USD, e.g. 1
 @friendly
 def sync(
     provider: Annotated[
-        list[str] | None, typer.Option(help="Read only these providers (fal, bfl). Default: every one with a key.")
+        list[str] | None,
+        typer.Option(help="Read only these providers (fal, bfl, …). Default: each with a balance API and a key."),
     ] = None,
 ) -> None:
-    """Read your balance from the providers' APIs (fal's billing API, BFL's credits) and record their sum."""
-    import os
-
+    """Read your balance from the providers' APIs (fal's billing, BFL's credits, a plugin's) and record their sum."""
     import httpx
     from sqlmodel import Session
 
     from studio.core.money import format_usd
     from studio.db.tables import ledger_engine
     from studio.ledger.budget import set_balance
-    from studio.providers.accounts import KEY_VARIABLES, api_key, bfl_balance_micro, fal_balance_micro, service_url
+    from studio.providers.registry import installed_plugins
 
     project = open_project()
-    chosen = provider or [name for name, variable in KEY_VARIABLES.items() if os.environ.get(variable)]
+    plugins = installed_plugins()
+    readers = {name: plugin for name, plugin in plugins.items() if plugin.balance is not None}
+    chosen = provider or [name for name, plugin in readers.items() if plugin.key_present()]
     if not chosen:
-        raise UsageError("no provider key in the environment (FAL_KEY, BFL_API_KEY); use 'studio budget set' instead")
+        variables = ", ".join(p.key_env_var for p in readers.values() if p.key_env_var)
+        raise UsageError(f"no provider key in the environment ({variables}); use 'studio budget set' instead")
     total = 0
     with httpx.Client() as client:
         for name in chosen:
-            if name == "fal":
-                amount = fal_balance_micro(client, service_url(project.config, "fal", "platform_url"), api_key("fal"))
-            elif name == "bfl":
-                amount = bfl_balance_micro(client, service_url(project.config, "bfl", "base_url"), api_key("bfl"))
-            else:
-                raise UsageError(f"cannot read a balance from '{name}' (known: fal, bfl)")
+            if name not in readers:
+                known = ", ".join(sorted(readers))
+                raise UsageError(f"cannot read a balance from '{name}' (known: {known})")
+            amount = readers[name].balance(project.config, client)  # type: ignore[misc]
             out.print(f"{name}: {format_usd(amount, 2)}")
             total += amount
     with ledger_engine(project.state_dir) as engine, Session(engine) as session:

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from studio.cli.common import friendly, out, project_root
+from studio.cli.common import friendly, open_project, out, project_root
 
 if TYPE_CHECKING:
     from studio.project.loader import Project
@@ -18,9 +18,7 @@ if TYPE_CHECKING:
 @friendly
 def check() -> None:
     """Validate every project file; list every error as file:line:col and exit 1 if any."""
-    from studio.project.loader import load_project
-
-    project = load_project(project_root())
+    project = open_project()
     table = Table(title=f"{project.config.title}: all files valid", title_justify="left", show_header=False)
     table.add_column("what")
     table.add_column("count", justify="right")

@@ -35,7 +35,10 @@ def project_root() -> Path:
 
 
 def open_project() -> Project:
-    return load_project(project_root())
+    """The project, validated with what the installed provider plugins add (their models and settings)."""
+    from studio.providers.registry import project_plugins
+
+    return load_project(project_root(), project_plugins())
 
 
 def friendly(func: F) -> F:

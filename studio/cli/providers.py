@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Annotated
 
 import typer
@@ -15,7 +14,7 @@ from studio.cli.common import friendly, open_project, out
 @friendly
 def providers(
     balance: Annotated[
-        bool, typer.Option("--balance", help="Also ask fal and BFL for the balance (a network call each).")
+        bool, typer.Option("--balance", help="Also ask each provider that reports one (fal, BFL) for its balance.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -28,21 +27,21 @@ def providers(
     from studio.db.tables import ledger_engine
     from studio.ledger.quota import usage
     from studio.project.models import ProviderSettings
-    from studio.providers.registry import available_providers
+    from studio.providers.registry import installed_plugins
 
     project = open_project()
-    installed = available_providers()
+    installed = installed_plugins()
     rows = []
     with ledger_engine(project.state_dir) as engine, Session(engine) as session:
         for name in sorted(installed):
-            variable = getattr(installed[name], "key_env_var", None)  # each provider names its own
+            plugin = installed[name]
             settings = project.config.providers.get(name) or ProviderSettings()
             used = usage(session, name)
             rows.append(
                 {
                     "provider": name,
-                    "key_variable": variable,
-                    "key_present": True if variable is None else bool(os.environ.get(variable, "").strip()),
+                    "key_variable": plugin.key_env_var,
+                    "key_present": plugin.key_present(),
                     "today_generations": used.today,
                     "today_spent_micro": used.spent_today_micro,
                     "quota": {
@@ -52,7 +51,7 @@ def providers(
                         "on_quota": settings.on_quota,
                     },
                     "models": sorted(m for m, e in project.catalog.entries.items() if e.provider == name),
-                    "balance_micro": _balance(project, name) if balance else None,
+                    "balance_micro": _balance(project, plugin) if balance else None,
                 }
             )
     if as_json:
@@ -96,18 +95,16 @@ def _quota_text(quota: dict, today: int, spent_micro: int) -> str:
     return ", ".join(parts) + f"; then {quota['on_quota']}"
 
 
-def _balance(project, name: str) -> int | None:  # type: ignore[no-untyped-def]
+def _balance(project, plugin) -> int | None:  # type: ignore[no-untyped-def]
+    """The balance a provider's plugin reads from its API; None when it reports none or has no key here."""
     import httpx
 
     from studio.core.errors import StudioError
-    from studio.providers.accounts import KEY_VARIABLES, api_key, bfl_balance_micro, fal_balance_micro, service_url
 
-    if name not in KEY_VARIABLES or not os.environ.get(KEY_VARIABLES[name], "").strip():
+    if plugin.balance is None or not plugin.key_present():
         return None
     try:
         with httpx.Client() as client:
-            if name == "fal":
-                return fal_balance_micro(client, service_url(project.config, "fal", "platform_url"), api_key("fal"))
-            return bfl_balance_micro(client, service_url(project.config, "bfl", "base_url"), api_key("bfl"))
+            return plugin.balance(project.config, client)
     except StudioError:
         return None

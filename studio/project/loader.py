@@ -22,7 +22,17 @@ from pydantic import BaseModel, ValidationError
 from studio.catalog.catalog import Catalog, load_catalog, unknown_model_message
 from studio.catalog.prices import read_refreshed_prices
 from studio.core.errors import Diagnostic, ProjectInvalid, ProjectNotFound
-from studio.project.models import CHAIN_PHASES, ID_PATTERN, Character, Location, Storyboard, StudioConfig, Style
+from studio.project.models import (
+    CHAIN_PHASES,
+    ID_PATTERN,
+    Character,
+    Location,
+    Storyboard,
+    StudioConfig,
+    Style,
+    config_model,
+)
+from studio.project.plugins import ProjectPlugins
 from studio.project.yamlsource import Source, load_toml, load_yaml, locate, locate_key
 
 CONFIG_FILE = "studio.toml"
@@ -76,15 +86,17 @@ def find_project_root(start: Path) -> Path:
     )
 
 
-def load_project(root: Path) -> Project:
+def load_project(root: Path, plugins: ProjectPlugins | None = None) -> Project:
+    """Load and validate every file; `plugins` (from the provider registry) adds plugins' models and settings."""
+    plugins = plugins or ProjectPlugins()
     root = root.resolve()
     if not (root / CONFIG_FILE).is_file():
         raise ProjectNotFound(f"{root} has no {CONFIG_FILE}; create a project with 'studio init {root}'")
     problems: list[Diagnostic] = []
-    config = _load_config(root, problems)
+    config = _load_config(root, problems, plugins)
     project = Project(root=root, config=config or StudioConfig(title="(invalid studio.toml)"))
     if config is not None:
-        project.catalog = _load_catalog(root, config, problems)
+        project.catalog = _load_catalog(root, config, problems, plugins)
     sources: dict[int, Source] = {}
     _load_characters(project, problems)
     project.styles = _load_flat(root, "styles", Style, problems, project.broken)
@@ -105,26 +117,26 @@ def load_project(root: Path) -> Project:
 # ---------------------------------------------------------------- one file at a time
 
 
-def _load_config(root: Path, problems: list[Diagnostic]) -> StudioConfig | None:
+def _load_config(root: Path, problems: list[Diagnostic], plugins: ProjectPlugins) -> StudioConfig | None:
     source, errors = load_toml(root / CONFIG_FILE, CONFIG_FILE)
     problems.extend(errors)
     if source is None:
         return None
     text = (root / CONFIG_FILE).read_text(encoding="utf-8")
-    return validate(source, StudioConfig, problems, toml_text=text)
+    return validate(source, config_model(plugins.settings), problems, toml_text=text)
 
 
-def _load_catalog(root: Path, config: StudioConfig, problems: list[Diagnostic]) -> Catalog:
+def _load_catalog(root: Path, config: StudioConfig, problems: list[Diagnostic], plugins: ProjectPlugins) -> Catalog:
     text = (root / CONFIG_FILE).read_text(encoding="utf-8")
     refreshed = read_refreshed_prices(root / ".studio")
     try:
-        catalog = load_catalog(config.catalog.models, refreshed)
+        catalog = load_catalog(config.catalog.models, refreshed, plugins.catalogs)
     except ValidationError as exc:
         # The error does not say which override it is in: validate them one at a time to place it.
         failures = []
         for model_id, fields in config.catalog.models.items():
             try:
-                load_catalog({model_id: fields}, refreshed)
+                load_catalog({model_id: fields}, refreshed, plugins.catalogs)
             except ValidationError as one:
                 failures.append((model_id, one))
         for model_id, failure in failures or [(None, exc)]:
@@ -137,7 +149,7 @@ def _load_catalog(root: Path, config: StudioConfig, problems: list[Diagnostic]) 
                     line, col = _toml_locate(text, ("catalog", "models", model_id, *error["loc"]))
                     message = f'catalog.models."{model_id}": {where}: {error["msg"]}'
                 problems.append(Diagnostic(CONFIG_FILE, line, col, message))
-        return load_catalog()
+        return load_catalog(extra=plugins.catalogs)
     for phase in (*CHAIN_PHASES, "background_removal"):
         value = getattr(config.models, phase)
         if value is None:

@@ -7,10 +7,12 @@ safe slug so that no id can ever name a path outside the project.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+from typing_extensions import TypedDict
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
@@ -269,3 +271,16 @@ class StudioConfig(Strict):
     @property
     def master_width(self) -> int:
         return self.canvas_width * self.master_scale
+
+
+def config_model(settings: Mapping[str, type[ProviderSettings]]) -> type[StudioConfig]:
+    """StudioConfig whose `[providers.NAME]` tables follow each installed plugin's own settings schema.
+
+    A table for a provider no plugin registers is refused, so a misspelt provider name is reported.
+    """
+    if not settings:
+        return StudioConfig
+    # The functional form: provider names need not be identifiers ("my-provider").
+    table = TypedDict("ProvidersTable", dict(settings), total=False)  # type: ignore[misc]  # noqa: UP013
+    table.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
+    return create_model("StudioConfig", __base__=StudioConfig, providers=(table, {}))  # type: ignore[call-overload]

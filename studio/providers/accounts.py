@@ -112,6 +112,16 @@ def fal_balance_micro(client: httpx.Client, base_url: str, key: str) -> int:
     raise ProviderError("fal's billing API answered without a balance this key may read; use 'studio budget set'")
 
 
+def fal_balance(config: StudioConfig, client: httpx.Client) -> int:
+    """fal's plugin capability: the balance its billing API reports for FAL_KEY."""
+    return fal_balance_micro(client, service_url(config, "fal", "platform_url"), api_key("fal"))
+
+
+def bfl_balance(config: StudioConfig, client: httpx.Client) -> int:
+    """BFL's plugin capability: the credits its API reports for BFL_API_KEY."""
+    return bfl_balance_micro(client, service_url(config, "bfl", "base_url"), api_key("bfl"))
+
+
 def bfl_balance_micro(client: httpx.Client, base_url: str, key: str) -> int:
     body = _get(client, f"{base_url}/v1/credits", {"x-key": key}, params={})
     credits = body.get("credits")

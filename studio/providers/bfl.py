@@ -192,4 +192,6 @@ def _submit_error(response: httpx.Response, endpoint: str) -> ProviderError:
 
 
 def register_providers(register: Callable[..., None]) -> None:
-    register("bfl", BflProvider)
+    from studio.providers.accounts import bfl_balance
+
+    register("bfl", BflProvider, balance=bfl_balance)

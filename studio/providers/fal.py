@@ -271,4 +271,6 @@ def _closest_ratio(width: int, height: int) -> str:
 
 
 def register_providers(register: Callable[..., None]) -> None:
-    register("fal", FalProvider)
+    from studio.providers.accounts import fal_balance
+
+    register("fal", FalProvider, balance=fal_balance)
