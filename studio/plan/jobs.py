@@ -132,6 +132,9 @@ class Job:
     # Later entries of the phase's fallback chain. Not part of the key: whichever entry serves it,
     # the artifact is this job's, so adding a fallback never makes finished work be paid for again.
     fallbacks: tuple[Route, ...] = ()
+    # The named inputs behind `key` (studio/plan/keys.py), stored when a run makes or reuses the job
+    # so that `studio plan --why` can say which of them changed since the last build.
+    inputs: dict[str, Any] = field(default_factory=dict)
 
     def routes(self) -> tuple[Route, ...]:
         """Every way this generation may be served, in the order to try them."""

@@ -12,33 +12,27 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import SimpleNamespace
 
 from PIL import Image as PILImage
 
 from studio.catalog.catalog import Catalog, NoPrice, estimate_micro
 from studio.core.errors import StudioError, UsageError
-from studio.core.keys import content_key, derived_seed, sha256_bytes
+from studio.core.keys import derived_seed, sha256_bytes
+from studio.plan import keys
 from studio.plan.jobs import CHAIN, GenerationSpec, Job, Phase, Plan, RefSpec, Route
-from studio.plan.prompts import render_prompt
+from studio.plan.keys import DRAFT_MODEL, Keyed, Target
 from studio.project.loader import Project
 from studio.project.models import POSITION_X, Panel, Storyboard
 from studio.render.key_colours import KEYS, choose_key
 from studio.review.takes import APPROVED, RETAKE, TakeState
 
-DRAFT_MODEL = "draft:draft"
 SHEET_SIZE = (1536, 1024)
 STYLE_SIZE = (1024, 1024)
 PLATE_SIZE = (1536, 1536)
-CONTACT_VERSION = 3
-CROP_VERSION = 1
 CROP_SIZE = (460, 940)
 # Where the character sheet prompt (and the draft sheet) puts the front view and the face close-up.
 SHEET_CROPS = {"body": (0.0, 0.08, 0.2, 1.0), "face": (0.69, 0.05, 1.0, 0.5)}
 CLOSE_SHOTS = {"close-up", "extreme-close-up", "medium-close-up"}
-LETTER_VERSION = 2
-PACK_VERSION = 2
-COMPOSITE_VERSION = 2
 CUTOUT_SIZE = (768, 1280)
 PACK_PIXELS = 1_000_000
 
@@ -46,7 +40,6 @@ PACK_PIXELS = 1_000_000
 @dataclass(frozen=True)
 class _PanelInputs:
     panel: Panel
-    prompt: str
     size: tuple[int, int]
     figures: list[dict]
     characters: list[RefSpec]
@@ -130,33 +123,27 @@ class _Planner:
 
     def character_sheet(self, character_id: str) -> Job:
         character = self.project.characters[character_id]
-        prompt = render_prompt("character_sheet", character=character, style=self.style)
-        previz = {
-            "subject": "character_sheet",
-            "label": character_id,
-            "palette": character.palette.model_dump(),
-            "stature": character.stature,
-        }
-        spec = self._spec(Phase.CHARACTER_SHEET, prompt, SHEET_SIZE, derived_seed("sheet", character_id), (), previz)
+        target = self._target(Phase.CHARACTER_SHEET, SHEET_SIZE)
         return self._job(
             Phase.CHARACTER_SHEET,
             character_id,
-            spec,
+            keys.character_sheet(character_id, character, self.style, target),
             # Sheets are drawn in the episode's style: one per style, side by side.
             outputs={"image": f"build/characters/{character_id}/{self.storyboard.style}.png"},
         )
 
     def crop(self, sheet: Job, part: str) -> Job:
         """The full figure or the face of a model sheet: what panels take as a character's reference."""
-        local = {"version": CROP_VERSION, "sheet": sheet.key, "part": part, "box": list(SHEET_CROPS[part])}
+        keyed = keys.crop(RefSpec("sheet", sheet.name, job_key=sheet.key), part, SHEET_CROPS[part])
         return Job(
-            key=content_key(Phase.CROP.value, local),
+            key=keyed.key,
             phase=Phase.CROP,
             name=f"{sheet.name} {part}",
             outputs={"image": f"build/characters/{sheet.name}/{self.storyboard.style}-{part}.png"},
             deps=(sheet.key,),
-            local=local,
+            local=keyed.local or {},
             episode=self.storyboard.episode,
+            inputs=keyed.inputs,
         )
 
     def style_reference(self, style_id: str) -> RefSpec:
@@ -168,27 +155,16 @@ class _Planner:
         return RefSpec("style", style_id, job_key=self.style_frame(style_id).key, pixels=_pixels(STYLE_SIZE))
 
     def style_frame(self, style_id: str) -> Job:
-        prompt = render_prompt("style_frame", style=self.style)
-        previz = {"subject": "style_frame", "label": style_id, "colours": list(self.style.palette)}
-        spec = self._spec(Phase.STYLE_FRAME, prompt, STYLE_SIZE, derived_seed("style", style_id), (), previz)
-        return self._job(Phase.STYLE_FRAME, style_id, spec, outputs={"image": f"build/styles/{style_id}.png"})
+        keyed = keys.style_frame(style_id, self.style, self._target(Phase.STYLE_FRAME, STYLE_SIZE))
+        return self._job(Phase.STYLE_FRAME, style_id, keyed, outputs={"image": f"build/styles/{style_id}.png"})
 
     def location_plate(self, location_id: str, time: str) -> Job:
         location = self.project.locations[location_id]
-        prompt = render_prompt("location_plate", location=location, time=time, style=self.style)
-        previz = {
-            "subject": "location_plate",
-            "label": f"{location_id}@{time}",
-            "setting": location.setting,
-            "time": time,
-            "seed_text": location_id,
-        }
-        seed = derived_seed("plate", location_id)  # the same place keeps its layout at every hour
-        spec = self._spec(Phase.LOCATION_PLATE, prompt, PLATE_SIZE, seed, (), previz)
+        target = self._target(Phase.LOCATION_PLATE, PLATE_SIZE)
         return self._job(
             Phase.LOCATION_PLATE,
             f"{location_id}@{time}",
-            spec,
+            keys.location_plate(location_id, location, time, self.style, target),
             outputs={"image": f"build/locations/{location_id}/{self.storyboard.style}/{time}.png"},
         )
 
@@ -208,15 +184,9 @@ class _Planner:
         """The jobs that make one panel's raw take: the panel job last, its supporting jobs before it."""
         width = self.config.master_width
         height = _multiple_of_16(width * panel.height)
-        members = [SimpleNamespace(**m.model_dump(), character=self.project.characters[m.id]) for m in panel.characters]
-        location = self.project.locations[panel.location]
-        prompt = render_prompt(
-            "panel", panel=panel, members=members, location=location, style=self.style, width=width, height=height
-        )
         figures = self._staging(panel)
         inputs = _PanelInputs(
             panel,
-            prompt,
             (width, height),
             figures,
             # Close shots take the face crop of each sheet, others the full figure.
@@ -286,28 +256,40 @@ class _Planner:
             previz = {"subject": "harmonise", "label": label}
         else:
             refs = [*inputs.characters, inputs.location, inputs.style]
-        spec = self._spec(
-            Phase.PANEL, inputs.prompt, inputs.size, seed, tuple(refs[: max(limit, 1)]), previz, panel.model
-        )
         folder = f"build/episodes/ep{episode:03d}"
         raw_path = f"{folder}/raw/{panel.id}_t{take}.png"
         if strategy == "composite" and not self.config.harmonise:
             # No edit pass: the composite itself is the take (free, local).
             composite = support[-1]
+            keyed = keys.panel_from_composite(RefSpec("composite", panel.id, job_key=composite.key), take, inputs.size)
             final = replace(
                 composite,
                 phase=Phase.PANEL,
                 name=panel.id,
                 outputs={"image": raw_path},
                 strategy=strategy,
-                key=content_key(Phase.PANEL.value, {"composite": composite.key, "take": take}),
+                key=keyed.key,
                 local={**composite.local, "figures": inputs.figures, "size": list(inputs.size)},
+                inputs=keyed.inputs,
             )
             return [*support[:-1], final]
+        keyed = keys.panel(
+            panel,
+            {m.id: self.project.characters[m.id] for m in panel.characters},
+            self.project.locations[panel.location],
+            self.style,
+            self._target(Phase.PANEL, inputs.size, panel.model),
+            seed,
+            take,
+            tuple(refs[: max(limit, 1)]),
+            inputs.figures,
+            previz,
+            strategy,
+        )
         final = self._job(
             Phase.PANEL,
             panel.id,
-            spec,
+            keyed,
             outputs={"image": raw_path},
             panel=panel.id,
             strategy=strategy,
@@ -317,72 +299,69 @@ class _Planner:
         return [*support, final]
 
     def _pack(self, panel: Panel, characters: list[RefSpec]) -> Job:
-        local = {
-            "version": PACK_VERSION,
-            "refs": [[r.label, r.identity] for r in characters],
-            "names": [self.project.characters[r.label].name for r in characters],
-        }
+        keyed = keys.pack(characters, [self.project.characters[r.label].name for r in characters])
         folder = f"build/episodes/ep{self.storyboard.episode:03d}"
         return Job(
-            key=content_key(Phase.PACK.value, local),
+            key=keyed.key,
             phase=Phase.PACK,
             name=f"{panel.id} pack",
             outputs={"image": f"{folder}/refs/{panel.id}_pack.png"},
             deps=tuple(r.job_key for r in characters if r.job_key),
-            local={**local, "files": {r.label: str(r.file) for r in characters if r.file}},
+            # Where the user's own images are is not part of the key: their content is.
+            local={**(keyed.local or {}), "files": {r.label: str(r.file) for r in characters if r.file}},
             episode=self.storyboard.episode,
             panel=panel.id,
+            inputs=keyed.inputs,
         )
 
     def _composite(self, inputs: _PanelInputs, take: int, seed: int) -> list[Job]:
         """Each character alone on key green, then keyed and placed on the plate by the staging."""
         panel, folder = inputs.panel, f"build/episodes/ep{self.storyboard.episode:03d}"
-        cutouts, keys = [], []
+        cutouts, key_colours = [], []
         for index, (ref, figure) in enumerate(zip(inputs.characters, inputs.figures, strict=True)):
             character = self.project.characters[ref.label]
             key = choose_key(list(character.palette.model_dump().values()))
-            keys.append(key)
+            key_colours.append(key)
             key_hex = "#{:02X}{:02X}{:02X}".format(*KEYS[key])
-            prompt = render_prompt("cutout", character=character, figure=figure, style=self.style, key=key_hex)
-            previz = {"subject": "cutout", **figure, "key_hex": key_hex}
-            spec = self._spec(Phase.CUTOUT, prompt, CUTOUT_SIZE, seed + index, (ref, inputs.style), previz, panel.model)
+            target = self._target(Phase.CUTOUT, CUTOUT_SIZE, panel.model)
+            keyed = keys.cutout(character, figure, key_hex, self.style, target, seed + index, (ref, inputs.style), take)
             cutouts.append(
                 self._job(
                     Phase.CUTOUT,
                     f"{panel.id} {ref.label}",
-                    spec,
+                    keyed,
                     outputs={"image": f"{folder}/cutouts/{panel.id}_{ref.label}_t{take}.png"},
                     panel=panel.id,
                     model_override=panel.model,
                     take=take,
                 )
             )
-        mattes = self._mattes(panel, cutouts, keys, take)
+        mattes = self._mattes(panel, cutouts, key_colours, take)
         figures_from = mattes or cutouts  # a model's transparency, when there is one, replaces local keying
-        local = {
-            "version": COMPOSITE_VERSION,
-            "plate": inputs.location.identity,
-            "shot": panel.shot,
-            "angle": panel.angle,
-            "size": list(inputs.size),
-            "figures": inputs.figures,
-            "cutouts": [job.key for job in figures_from],
-            "keys": keys,
-        }
+        keyed = keys.composite(
+            inputs.location,
+            [RefSpec(job.phase.value, job.name, job_key=job.key) for job in figures_from],
+            key_colours,
+            panel.shot,
+            panel.angle,
+            inputs.size,
+            inputs.figures,
+        )
         composite = Job(
-            key=content_key(Phase.COMPOSITE.value, local),
+            key=keyed.key,
             phase=Phase.COMPOSITE,
             name=f"{panel.id} composite",
             outputs={"image": f"{folder}/composites/{panel.id}_t{take}.png"},
             deps=(inputs.location.job_key or "", *(job.key for job in figures_from)),
-            local=local,
+            local=keyed.local or {},
             episode=self.storyboard.episode,
             panel=panel.id,
             take=take,
+            inputs=keyed.inputs,
         )
         return [*cutouts, *mattes, composite]
 
-    def _mattes(self, panel: Panel, cutouts: list[Job], keys: list[str], take: int) -> list[Job]:
+    def _mattes(self, panel: Panel, cutouts: list[Job], key_colours: list[str], take: int) -> list[Job]:
         """Background removal by a model, when studio.toml names one this run's provider serves."""
         configured = self.config.models.background_removal
         model = self.catalog.resolve(configured) if configured else None
@@ -393,28 +372,21 @@ class _Planner:
             return []  # another provider's model cannot run in this run: key locally
         folder = f"build/episodes/ep{self.storyboard.episode:03d}"
         mattes = []
-        for cutout, key in zip(cutouts, keys, strict=True):
+        for cutout, key in zip(cutouts, key_colours, strict=True):
             assert cutout.generation is not None
             ref = RefSpec("image", cutout.name, job_key=cutout.key, pixels=_pixels(CUTOUT_SIZE))
             key_hex = "#{:02X}{:02X}{:02X}".format(*KEYS[key])
-            spec = GenerationSpec(
-                model=model if provider != "draft" else DRAFT_MODEL,
-                prompt="",
-                width=CUTOUT_SIZE[0],
-                height=CUTOUT_SIZE[1],
-                seed=0,
-                refs=(ref,),
-                previz={"subject": "remove_background", "key_hex": key_hex},
-            )
+            keyed = keys.matte(ref, key_hex, model if provider != "draft" else DRAFT_MODEL, CUTOUT_SIZE, take)
             name = cutout.name.replace(" ", "_")
             mattes.append(
                 Job(
-                    key=content_key(Phase.MATTE.value, {**spec.key_spec(), "take": take}),
+                    key=keyed.key,
                     phase=Phase.MATTE,
                     name=f"{cutout.name} matte",
                     outputs={"image": f"{folder}/cutouts/{name}_t{take}_matte.png"},
                     deps=(cutout.key,),
-                    generation=spec,
+                    generation=keyed.spec,
+                    inputs=keyed.inputs,
                     episode=self.storyboard.episode,
                     panel=panel.id,
                     take=take,
@@ -451,35 +423,26 @@ class _Planner:
     def letter(self, panel: Panel, raw: Job) -> Job:
         """Lettering is local and free: changing dialogue re-letters one panel and calls no provider."""
         width = self.config.master_width
-        figures = self._staging(panel)
-        local = {
-            "version": LETTER_VERSION,
-            "raw": raw.key,
-            "width": width,
-            "height": _multiple_of_16(width * panel.height),
-            "dialogue": [line.model_dump() for line in panel.dialogue],
-            "caption": panel.caption,
-            "sfx": panel.sfx,
-            "figures": figures,
-            "shot": panel.shot,
-            "angle": panel.angle,
-            "characters": [m.id for m in panel.characters],
-            "scale": self.config.master_scale,
-        }
-        fonts = self._fonts()
-        local["fonts"] = {name: sha for name, (_, sha) in fonts.items()}  # a new font re-letters
+        keyed = keys.letter(
+            panel,
+            RefSpec("raw", panel.id, job_key=raw.key),
+            (width, _multiple_of_16(width * panel.height)),
+            self._staging(panel),
+            self.config.master_scale,
+            self._fonts(),
+        )
         folder = f"build/episodes/ep{self.storyboard.episode:03d}"
         return Job(
-            key=content_key(Phase.LETTER.value, local),
+            key=keyed.key,
             phase=Phase.LETTER,
             name=panel.id,
             outputs={"image": f"{folder}/panels/{panel.id}.png"},
             deps=(raw.key,),
-            # Where the fonts are is not part of the key: moving the project keeps its letters.
-            local={**local, "font_paths": {name: path for name, (path, _) in fonts.items()}},
+            local=keyed.local or {},
             episode=self.storyboard.episode,
             panel=panel.id,
             take=raw.take,
+            inputs=keyed.inputs,
         )
 
     def _fonts(self) -> dict[str, tuple[str, str]]:
@@ -505,25 +468,25 @@ class _Planner:
             }
             for raw, letter in zip(panel_jobs, letter_jobs, strict=True)
         ]
-        local = {
-            "version": CONTACT_VERSION,
+        header = {
             "project_title": self.config.title,
             "episode": storyboard.episode,
             "episode_title": storyboard.title,
             "style": style_name,
             "track": "draft" if self.options.provider == "draft" else "final",
             "target_per_panel_micro": _target_micro(self.config.target_cost_per_panel),
-            "cells": cells,
         }
+        keyed = keys.contact_sheet(header, cells)
         folder = f"build/episodes/ep{storyboard.episode:03d}"
         return Job(
-            key=content_key(Phase.CONTACT_SHEET.value, local),
+            key=keyed.key,
             phase=Phase.CONTACT_SHEET,
             name=f"ep{storyboard.episode:03d}",
             outputs={"png": f"{folder}/contact.png", "html": f"{folder}/contact.html"},
             deps=tuple(job.key for job in letter_jobs),
-            local=local,
+            local=keyed.local or {},
             episode=storyboard.episode,
+            inputs=keyed.inputs,
         )
 
     # ------------------------------------------------------------ helpers
@@ -575,42 +538,25 @@ class _Planner:
             routes.append(Route(alternative, estimate))
         return tuple(routes)
 
-    def _spec(
-        self,
-        phase: Phase,
-        prompt: str,
-        size: tuple[int, int],
-        seed: int,
-        refs: tuple[RefSpec, ...],
-        previz: dict,
-        override: str | None = None,
-    ) -> GenerationSpec:
-        negative = ", ".join(self.style.negative_prompt)
+    def _target(self, phase: Phase, size: tuple[int, int], override: str | None = None) -> Target:
+        """The model this run makes the phase's image with, and the size that model can make."""
         model = self._run_model(phase, override)
         made = self.catalog.get(model).fit(*size) if model != DRAFT_MODEL else size
-        return GenerationSpec(
-            model=model,
-            final_size=size if made != size else None,
-            prompt=prompt,
-            width=made[0],
-            height=made[1],
-            seed=seed,
-            refs=refs,
-            negative_prompt=negative,
-            previz=previz,
-        )
+        return Target(model, size, made)
 
     def _job(
         self,
         phase: Phase,
         name: str,
-        spec: GenerationSpec,
+        keyed: Keyed,
         outputs: dict[str, str],
         panel: str | None = None,
         strategy: str | None = None,
         model_override: str | None = None,
         take: int = 1,
     ) -> Job:
+        spec = keyed.spec
+        assert spec is not None
         estimate_model = spec.model if spec.model != DRAFT_MODEL else self._paid_model(phase, model_override)
         self.catalog.get(estimate_model)  # an unknown model is an error even in a draft run
         entry = self.catalog.get(spec.model if spec.model != DRAFT_MODEL else estimate_model)
@@ -623,7 +569,7 @@ class _Planner:
         # Shared assets (sheets, plates) are booked to the episode whose run first made them.
         episode = self.storyboard.episode
         return Job(
-            key=content_key(phase.value, {**spec.key_spec(), "take": take}),
+            key=keyed.key,
             phase=phase,
             name=name,
             outputs=outputs,
@@ -636,6 +582,7 @@ class _Planner:
             strategy=strategy,
             take=take,
             fallbacks=self._fallbacks(phase, spec, model_override) if spec.model != DRAFT_MODEL else (),
+            inputs=keyed.inputs,
         )
 
 

@@ -12,11 +12,12 @@ from PIL import Image
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from studio.core.keys import content_key
 from studio.db.tables import Generation
+from studio.plan import keys
 from studio.plan.jobs import Job, Phase
 from studio.render.composite import compose, pack
 from studio.render.contact import ContactCell, ContactHeader, render_contact_html, render_contact_png
+from studio.render.crop import crop
 from studio.review.takes import TODO, Reviews
 from studio.run.runner import LocalRenderer
 from studio.run.store import StoredObject
@@ -60,12 +61,7 @@ def letter_panel(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[b
 def crop_sheet(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[bytes, str]]:
     (sheet,) = inputs.values()
     x0, y0, x1, y1 = job.local["box"]
-    with Image.open(sheet.path) as image:
-        w, h = image.size
-        part = image.convert("RGB").crop((round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h)))
-    buffer = io.BytesIO()
-    part.save(buffer, format="PNG", compress_level=6)
-    return {"image": (buffer.getvalue(), "image/png")}
+    return {"image": (crop(Path(sheet.path), (x0, y0, x1, y1)), "image/png")}
 
 
 def pack_references(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[bytes, str]]:
@@ -135,8 +131,8 @@ def contact_preparer(engine: Engine, track: str):  # type: ignore[no-untyped-def
             cells.append(
                 {**cell, "status": state.status if state is not None else TODO, "note": note, "cost_micro": cost}
             )
-        local = {**job.local, "cells": cells}
-        return replace(job, local=local, key=content_key(Phase.CONTACT_SHEET.value, local))
+        keyed = keys.contact_sheet({name: job.local[name] for name in keys.CONTACT_HEADER}, cells)
+        return replace(job, local=keyed.local or {}, key=keyed.key, inputs=keyed.inputs)
 
     return prepare
 

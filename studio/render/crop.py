@@ -1,0 +1,22 @@
+"""Crops of a character model sheet: the full figure or the face, what panels take as references."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from PIL import Image
+
+# Part of the content key of every crop: bump it when the crop's pixels change.
+CROP_VERSION = 1
+
+
+def crop(sheet: Path, box: tuple[float, float, float, float]) -> bytes:
+    """The part of the sheet inside `box` (fractions of its width and height: x0, y0, x1, y1), as PNG."""
+    x0, y0, x1, y1 = box
+    with Image.open(sheet) as image:
+        w, h = image.size
+        part = image.convert("RGB").crop((round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h)))
+    buffer = io.BytesIO()
+    part.save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()
