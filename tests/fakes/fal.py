@@ -1,6 +1,6 @@
 """A protocol-faithful fake of fal.ai's queue API, good enough for the real `fal-client`.
 
-The fake is an HTTPS server on 127.0.0.1 (throwaway CA from `tests.fakes.tls`). Point the
+The fake is an HTTPS server on 127.0.0.1 (throwaway CA from `tests.fakes.server`). Point the
 real client at it by setting, *before* `fal_client` is imported (it reads the host once):
 
     FAL_KEY=test-key  FAL_QUEUE_RUN_HOST=127.0.0.1:<port>  SSL_CERT_FILE=<fal.ca_file>
@@ -44,43 +44,26 @@ Choices where real fal's behaviour is not documented (all deliberate, all harsh-
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
-import contextlib
 import copy
 import functools
-import hashlib
-import hmac
-import io
-import json
-import logging
-import random
-import socket
-import ssl
-import struct
-import sys
-import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import trustme
 
-try:  # the package form (python -m tests.fakes.fal, `from tests.fakes.fal import ...`)
-    from . import tls as _tls
+try:  # the package form (python -m tests.fakes.fal, `from tests.fakes.fal import ...`, `fakes.fal`)
+    from . import server as base
 except ImportError:  # pragma: no cover - loaded as a top-level module
-    import tls as _tls  # type: ignore[no-redef]
+    import server as base  # type: ignore[no-redef]
 
-log = logging.getLogger("fake_fal")
+Response, Route, _json = base.Response, base.Route, base.json_response
 
 # ---------------------------------------------------------------- catalogue
 
-MP = 1_000_000
+MP = base.MP
 
 # fal's image_size presets (width, height).
 PRESETS: dict[str, tuple[int, int]] = {
@@ -107,11 +90,11 @@ class Endpoint:
     num_images: bool = True  # accepts num_images 1..4 (else always one image)
 
 
-def _flux2_family(base: str, price: int, *, first_mp: int | None = None, max_refs: int | None = 4,
+def _flux2_family(name: str, price: int, *, first_mp: int | None = None, max_refs: int | None = 4,
                   num_images: bool = True) -> dict[str, Endpoint]:
     return {
-        base: Endpoint(price, first_mp, num_images=num_images),
-        f"{base}/edit": Endpoint(price, first_mp, edit=True, max_image_urls=max_refs, num_images=num_images),
+        name: Endpoint(price, first_mp, num_images=num_images),
+        f"{name}/edit": Endpoint(price, first_mp, edit=True, max_image_urls=max_refs, num_images=num_images),
     }
 
 
@@ -149,119 +132,6 @@ NGINX_503 = (
 )
 
 
-def _fault_applies(kind: str, category: str) -> bool:
-    only = _ONLY_ON.get(kind)
-    return only is None or only == category
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def _ceil_mp(pixels: int) -> int:
-    return -(-pixels // MP)
-
-
-def _redact(headers: dict[str, str]) -> dict[str, str]:
-    """Header names lower-cased; credentials replaced (`Key ***`), never stored in full."""
-    out = {}
-    for name, value in headers.items():
-        lower = name.lower()
-        if lower in ("authorization", "proxy-authorization"):
-            scheme = value.split(" ", 1)[0] if " " in value else ""
-            out[lower] = f"{scheme} ***".strip()
-        elif lower in ("cookie", "x-fal-cdn-token"):
-            out[lower] = "***"
-        else:
-            out[lower] = value
-    return out
-
-
-def _seed_from(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFFFFFF
-
-
-def _decode_data_uri(uri: str) -> tuple[int, int] | None:
-    """(width, height) of a base64 image data URI, or None if it does not decode."""
-    header, sep, payload = uri.partition(",")
-    if not sep or not header.startswith("data:") or not header.endswith(";base64"):
-        return None
-    try:
-        raw = base64.b64decode(payload, validate=False)
-        from PIL import Image
-
-        with Image.open(io.BytesIO(raw)) as image:
-            return image.size
-    except (binascii.Error, ValueError, OSError):
-        return None
-    except Exception:  # Pillow raises a variety of errors on garbage
-        return None
-
-
-def render_png(prompt: str, width: int, height: int, seed: int, label: str, model: str) -> bytes:
-    """PNG bytes of exactly width x height: studio's draft art, or a flat colour if unavailable."""
-    try:
-        from studio.core.generation import GenerationRequest
-        from studio.render.draft_art import render_draft
-
-        request = GenerationRequest(
-            model=model, prompt=prompt, width=width, height=height, seed=seed,
-            previz={"subject": "panel", "label": label},
-        )
-        data = render_draft(request)
-        from PIL import Image
-
-        with Image.open(io.BytesIO(data)) as image:
-            if image.size == (width, height) and image.format == "PNG":
-                return data
-    except Exception:  # the renderer is optional here: any failure falls back to a flat PNG
-        log.debug("draft renderer unavailable, using a flat colour", exc_info=True)
-    from PIL import Image
-
-    rng = random.Random(seed)
-    colour = (rng.randrange(40, 220), rng.randrange(40, 220), rng.randrange(40, 220))
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), colour).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-@functools.lru_cache(maxsize=8)
-def _flat_png_cached(width: int, height: int, colour: tuple[int, int, int]) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), colour).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
-
-
-def _flat_png(width: int, height: int, seed: int) -> bytes:
-    """A flat image of the right size, made once per size: almost free to serve."""
-    return _flat_png_cached(width, height, (90 + seed % 7 * 20, 120, 160))
-
-
-def _convert(png: bytes, fmt: str) -> bytes:
-    if fmt == "png":
-        return png
-    from PIL import Image
-
-    with Image.open(io.BytesIO(png)) as image:
-        buffer = io.BytesIO()
-        image.convert("RGB").save(buffer, format="JPEG" if fmt == "jpeg" else "WEBP")
-        return buffer.getvalue()
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-    action: str | None = None  # None: send; "reset": RST without response; "stall": hang then drop
-
-
-def _json(status: int, payload: Any, **headers: str) -> Response:
-    return Response(status, json.dumps(payload).encode(), "application/json", dict(headers))
-
-
 def _not_found() -> Response:
     return _json(404, {"detail": "Request not found"})
 
@@ -294,18 +164,7 @@ class _Job:
     result: dict[str, Any] | None = None
 
 
-@dataclass
-class _File:
-    job: _Job
-    index: int
-    width: int
-    height: int
-    created: float
-    data: bytes | None = None
-    gone: bool = False
-
-
-class FakeFal:
+class FakeFal(base.FakeServer):
     """The fake queue API. See the module docstring for the protocol and the choices made.
 
     Attributes and methods for tests:
@@ -323,6 +182,12 @@ class FakeFal:
     Fault targets: "submit", "status", "result", "cancel", "file", "any".
     """
 
+    name = "fal"
+    disable_nagle = False
+    fault_kinds, fault_targets, fault_only_on = FAULT_KINDS, FAULT_TARGETS, _ONLY_ON
+    faults_on_unrouted = True
+    secret_headers = ("x-fal-cdn-token",)
+
     def __init__(
         self,
         *,
@@ -331,7 +196,7 @@ class FakeFal:
         expire_after: float = 3600.0,
         image_url_ttl: float = 3600.0,
         concurrency: int | None = None,
-        ca: trustme.CA | _tls.TLSBundle | None = None,
+        ca: trustme.CA | base.TLSBundle | None = None,
         port: int = 0,
         endpoints: dict[str, Endpoint] | None = None,
         validate_on_submit: bool = False,
@@ -339,136 +204,35 @@ class FakeFal:
     ) -> None:
         if concurrency is not None and concurrency < 1:
             raise ValueError("concurrency must be >= 1 or None")
-        self._key = key
-        self.latency = float(latency)
+        super().__init__(key=key, latency=latency, ca=ca, ports=(port,), stall_seconds=stall_seconds)
         self.expire_after = float(expire_after)
         self.image_url_ttl = float(image_url_ttl)
         self.concurrency = concurrency
         self.endpoints: dict[str, Endpoint] = {**ENDPOINTS, **(endpoints or {})}
         self.validate_on_submit = validate_on_submit
-        self.stall_seconds = float(stall_seconds)
         self.flat_images = False  # True: serve flat images made once per size (for benchmarks)
         # A prepaid balance (micro-USD); None: unlimited. A submission whose price no longer fits
         # is refused with 403 "User is locked" and never billed.
         self.balance_micro: int | None = None
         self._committed_micro = 0
-        self._port = port
-        # A TLSBundle (duck-typed: this module may be imported as tests.fakes.fal or fakes.fal),
-        # a bare trustme.CA, or None for a fresh CA.
-        is_bundle = hasattr(ca, "server_context") and hasattr(ca, "ca_file")
-        self._tls: Any = ca if is_bundle else _tls.make_tls(ca=ca)  # type: ignore[arg-type]
-        self._owns_tls = not is_bundle
-        self.ca_file: Path = self._tls.ca_file
-
-        self._lock = threading.RLock()
-        self._stop = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._connections: set[socket.socket] = set()
-
-        self._requests: list[dict[str, Any]] = []
-        self._submissions: list[dict[str, Any]] = []
         self._jobs: dict[str, _Job] = {}
         self._waiting: deque[_Job] = deque()
         self._running: list[_Job] = []
-        self._files: dict[str, _File] = {}
-        self._billed_micro = 0
         self._seq = 0
-        self._faults: list[list[Any]] = []  # [kind, remaining, on]
-        self._fault_rate = 0.0
-        self._fault_kinds: list[str] = []
-        self._rng = random.Random(0)
-        self._clock_offset = 0.0
 
-    def __repr__(self) -> str:  # never shows the key
-        return f"FakeFal(host={self.host if self._server else None!r}, latency={self.latency})"
+    def provider_env(self, key: str) -> dict[str, str]:
+        """fal-client's variables (set them before importing fal_client)."""
+        return {"FAL_KEY": key, "FAL_QUEUE_RUN_HOST": self.host}
 
-    # ------------------------------------------------------------ lifecycle
+    def cli_banner(self, latency: float) -> list[str]:
+        return [f"# fake fal.ai queue API on {self.base_url} (latency {latency}s)",
+                "# set these before fal_client is imported (SSL_CERT_FILE replaces the usual CA bundle):"]
 
-    def start(self) -> FakeFal:
-        if self._server is not None:
-            return self
-        self._stop.clear()
-        self._server = _Server(("127.0.0.1", self._port), _Handler, self, self._tls.server_context)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-fal", daemon=True
-        )
-        self._thread.start()
-        return self
+    @classmethod
+    def add_cli_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--concurrency", type=int, default=None, help="generations in progress at once")
 
-    def stop(self) -> None:
-        self._stop.set()  # wakes stalled handlers
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-            with self._lock:
-                connections = list(self._connections)
-            for conn in connections:
-                with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def close(self) -> None:
-        """Stop and remove the CA file if this fake created it."""
-        self.stop()
-        if self._owns_tls:
-            self._tls.cleanup()
-
-    def __enter__(self) -> FakeFal:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("FakeFal is not started")
-        return self._server.server_address[1]
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        return f"https://{self.host}"
-
-    def client_env(self) -> dict[str, str]:
-        """The variables fal-client needs (set them before importing fal_client)."""
-        return {
-            "FAL_KEY": self._key,
-            "FAL_QUEUE_RUN_HOST": self.host,
-            "SSL_CERT_FILE": str(self.ca_file),
-            "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost",
-        }
-
-    def ssl_context(self) -> ssl.SSLContext:
-        """A client SSLContext trusting the fake's CA (for direct httpx use)."""
-        return self._tls.client_context()
-
-    # ------------------------------------------------------------ inspection
-
-    @property
-    def requests(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return copy.deepcopy(self._requests)
-
-    @property
-    def submissions(self) -> list[dict[str, Any]]:
-        with self._lock:
-            self._advance(self._now())
-            return copy.deepcopy(self._submissions)
-
-    @property
-    def billed_micro(self) -> int:
-        with self._lock:
-            self._advance(self._now())
-            return self._billed_micro
+    # ------------------------------------------------------------ inspection and control
 
     def job_state(self, request_id: str) -> str | None:
         """IN_QUEUE / IN_PROGRESS / COMPLETED / FORGOTTEN, or None if never submitted."""
@@ -485,52 +249,6 @@ class FakeFal:
         """What the fake bills (micro-USD) for a successful generation with these sizes."""
         spec = self.endpoints[endpoint]
         return self._bill(spec, [(width, height)] * num_images, list(input_sizes))[1]
-
-    # ------------------------------------------------------------ control
-
-    def inject(self, kind: str, *, times: int = 1, on: str = "any") -> None:
-        """Queue `times` faults of `kind` for the next matching requests (`on`)."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
-        if on not in FAULT_TARGETS:
-            raise ValueError(f"unknown fault target {on!r}; expected one of {FAULT_TARGETS}")
-        only = _ONLY_ON.get(kind)
-        if only is not None and on not in ("any", only):
-            raise ValueError(f"fault {kind!r} only applies to {only!r} requests")
-        if times < 1:
-            raise ValueError("times must be >= 1")
-        with self._lock:
-            self._faults.append([kind, times, on])
-
-    def set_fault_rate(self, rate: float, kinds: list[str], seed: int = 0) -> None:
-        """Inject one of `kinds` (uniformly, among those that fit the request) into each request
-        with probability `rate`. Deterministic for a given seed and request sequence."""
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError("rate must be within [0, 1]")
-        for kind in kinds:
-            if kind not in FAULT_KINDS:
-                raise ValueError(f"unknown fault kind {kind!r}")
-        with self._lock:
-            self._fault_rate = float(rate)
-            self._fault_kinds = list(kinds)
-            self._rng = random.Random(seed)
-
-    def advance_clock(self, seconds: float) -> None:
-        """Move the fake's clock forward: generations finish, results and image URLs expire as
-        if `seconds` had passed (lets tests use long latencies without sleeping)."""
-        if seconds < 0:
-            raise ValueError("the clock only moves forward")
-        with self._lock:
-            self._clock_offset += seconds
-
-    def _now(self) -> float:
-        return time.monotonic() + self._clock_offset
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-            self._fault_rate = 0.0
-            self._fault_kinds = []
 
     def expire(self, request_id: str) -> None:
         """Forget a request as fal does about an hour after completion (-> 404 everywhere)."""
@@ -554,6 +272,7 @@ class FakeFal:
             self._fill(done_at)
 
     def _fill(self, at: float) -> None:
+        # Account concurrency: excess requests wait in the queue (PROVIDERS.md).
         while self._waiting and (self.concurrency is None or len(self._running) < self.concurrency):
             job = self._waiting.popleft()
             job.state = "IN_PROGRESS"
@@ -570,8 +289,11 @@ class FakeFal:
             return
         images = []
         for index, (width, height) in enumerate(job.outputs):
-            token = uuid.uuid4().hex
-            self._files[token] = _File(job, index, width, height, created=at)
+            render = functools.partial(self._render, job, index, width, height)
+            image = base.StoredImage(width, height, job.fmt, created=at, render=render, owner=job)
+            token = self._store_image(image)
+            # Output shape: {"images": [{url, width, height, content_type}], seed, has_nsfw_concepts, timings}
+            # (PROVIDERS.md, fal image endpoints).
             images.append({
                 "url": f"{self.base_url}/files/{token}.{job.fmt}",
                 "width": width,
@@ -590,7 +312,16 @@ class FakeFal:
         job.record["billed_micro"] = job.billed_micro
         job.record["billed_units"] = job.billed_units
 
+    def _render(self, job: _Job, index: int, width: int, height: int) -> bytes:
+        if self.flat_images:  # benchmarks: the fake must not eat the CPU the client is measured on
+            png = base.flat_png(width, height, job.seed + index)
+        else:
+            png = base.render_png(str(job.body.get("prompt", "")), width, height, job.seed + index,
+                                  job.request_id[:8], job.endpoint)
+        return base.convert_png(png, job.fmt)
+
     def _is_forgotten(self, job: _Job, now: float) -> bool:
+        # Results are kept about 1 hour after completion (PROVIDERS.md): then 404.
         return job.forgotten or (job.finished is not None and now - job.finished >= self.expire_after)
 
     def _queue_position(self, job: _Job) -> int:
@@ -607,30 +338,23 @@ class FakeFal:
         units = 0
         micro = 0
         for width, height in outputs:
-            mp = _ceil_mp(width * height)
+            mp = base.ceil_mp(width * height)
             units += mp
             micro += spec.first_mp + (mp - 1) * spec.price_per_mp if spec.first_mp else mp * spec.price_per_mp
         if spec.edit:
             for size in inputs:
                 pixels = size[0] * size[1] if size else MP  # unknown remote image: 1 MP
-                mp = _ceil_mp(max(MP, pixels))
+                mp = base.ceil_mp(max(MP, pixels))
                 units += mp
                 micro += mp * spec.price_per_mp
         return units, micro
 
     def _input_size(self, url: str) -> tuple[int, int] | str | None:
         """Size of one image_urls entry; None if unknowable (remote); "bad" if it fails to load."""
-        if url.startswith("data:"):
-            size = _decode_data_uri(url)
+        if url.startswith("data:"):  # data URIs are accepted wherever an image URL is (PROVIDERS.md)
+            size = base.decode_image_size(url, bare=False, load=False)
             return size if size is not None else "bad"
-        prefix = f"{self.base_url}/files/" if self._server is not None else None
-        if prefix and url.startswith(prefix):
-            token = url[len(prefix):].rsplit(".", 1)[0]
-            file = self._files.get(token)
-            if file is None or file.gone or self._now() - file.created >= self.image_url_ttl:
-                return "gone"
-            return (file.width, file.height)
-        return None
+        return self._own_image_size(url, self.image_url_ttl)
 
     def _validate(self, spec: Endpoint, body: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """(pydantic-style error list, normalised parameters)."""
@@ -719,97 +443,54 @@ class FakeFal:
 
     # ------------------------------------------------------------ request handling
 
-    def _check_auth(self, headers: dict[str, str]) -> str:
-        value = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
+    def _authenticate(self, request: base.Request, route: Route) -> str:
+        if route.category == "file":  # image URLs need no key
+            return "n/a"
+        value = request.header("authorization")  # `Authorization: Key <FAL_KEY>` (PROVIDERS.md)
         if value is None:
             return "missing"
         scheme, _, token = value.partition(" ")
-        ok = scheme == "Key" and hmac.compare_digest(token.strip().encode(), self._key.encode())
-        return "ok" if ok else "wrong"
+        return "ok" if scheme == "Key" and self._key_is(token.strip()) else "wrong"
 
-    def _pick_fault(self, category: str) -> str | None:
-        for entry in self._faults:
-            kind, _remaining, on = entry
-            if on in ("any", category) and _fault_applies(kind, category):
-                entry[1] -= 1
-                if entry[1] <= 0:
-                    self._faults.remove(entry)
-                return kind
-        if self._fault_rate > 0 and self._fault_kinds and self._rng.random() < self._fault_rate:
-            fitting = [k for k in self._fault_kinds if _fault_applies(k, category)]
-            if fitting:
-                return fitting[self._rng.randrange(len(fitting))]
-        return None
+    def _log_fields(self, request: base.Request, route: Route, auth: str) -> dict[str, Any]:
+        # Header names lower-cased; credentials shown as "Key ***", never stored in full.
+        return {**super()._log_fields(request, route, auth),
+                "headers": base.redact(request.headers, self.secret_headers, ("authorization", "proxy-authorization"))}
 
-    @staticmethod
-    def _route(method: str, parts: list[str]) -> tuple[str, str, str | None, str | None]:
-        """(category, app_root or endpoint, request_id, error) for a queue path."""
+    def _logged(self, entry: dict[str, Any], route: Route, response: Response) -> None:
+        entry["request_id"] = route.id or response.headers.get("x-fal-request-id")
+
+    def _route(self, request: base.Request) -> Route:
+        """(category, app_root or endpoint, request_id, error) for a queue path (PROVIDERS.md: the
+        status/result/cancel URLs use owner/app only, never the sub-path)."""
+        method, parts = request.method, request.parts
         if parts and parts[0] == "files":
-            return "file", "", parts[1] if len(parts) == 2 else None, None
+            return Route("file", None, "", parts[1] if len(parts) == 2 else None)
         root_len = 3 if parts and parts[0] in APP_NAMESPACES else 2
         if len(parts) < root_len:
-            return "other", "", None, "not_found"
+            return Route("other", "not_found")
         root = "/".join(parts[:root_len])
         rest = parts[root_len:]
         if rest and rest[0] == "requests":
             action = rest[2] if len(rest) == 3 else "" if len(rest) == 2 else None
             wanted = {"": ("result", "GET"), "status": ("status", "GET"), "cancel": ("cancel", "PUT")}
             if action not in wanted:
-                return "other", root, None, "not_found"
+                return Route("other", "not_found", root)
             category, verb = wanted[action]
             if method != verb:
-                return "other", root, rest[1], "method"
-            return category, root, rest[1], None
+                return Route("other", "method", root, rest[1])
+            return Route(category, None, root, rest[1])
         if method == "POST":
-            return "submit", "/".join(parts), None, None
+            return Route("submit", None, "/".join(parts))
         if "requests" in rest:  # e.g. the endpoint's sub-path put into a status URL
-            return "other", root, None, "no_request"
-        return "other", root, None, "method"
+            return Route("other", "no_request", root)
+        return Route("other", "method", root)
 
-    def handle(self, method: str, target: str, headers: dict[str, str], raw_body: bytes) -> Response:
-        """Answer one HTTP request (the socket layer lives in _Handler)."""
-        split = urlsplit(target)
-        parts = [unquote(p) for p in split.path.split("/") if p]
-        query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
-        body: Any = None
-        bad_json = False
-        if raw_body:
-            try:
-                body = json.loads(raw_body)
-            except ValueError:
-                bad_json = True
-        category, root, request_id, route_error = self._route(method, parts)
-        auth = self._check_auth(headers) if category != "file" else "n/a"
-        entry: dict[str, Any] = {
-            "time": time.time(),
-            "method": method,
-            "path": split.path,
-            "query": query,
-            "headers": _redact(headers),
-            "auth": auth,
-            "auth_ok": auth == "ok",
-            "json": body,
-            "json_error": bad_json,
-            "category": category,
-            "fault": None,
-            "status": None,
-        }
-        with self._lock:
-            self._requests.append(entry)
-            fault = self._pick_fault(category)
-            entry["fault"] = fault
-        # Each branch takes the lock itself; image rendering happens outside it.
-        response = self._answer(method, category, root, request_id, route_error, auth, fault, body, bad_json, query)
-        with self._lock:
-            entry["status"] = response.action or response.status
-            entry["request_id"] = request_id or response.headers.get("x-fal-request-id")
-        return response
-
-    def _answer(self, method: str, category: str, root: str, request_id: str | None, route_error: str | None,
-                auth: str, fault: str | None, body: Any, bad_json: bool, query: dict[str, str]) -> Response:
-        rid_header = request_id or str(uuid.uuid4())
-        if fault in ("stall", "reset"):
-            return Response(0, action=fault)
+    def _answer(self, request: base.Request, route: Route, auth: str, fault: str | None,
+                entry: dict[str, Any]) -> Response:
+        # Error bodies `{"detail", "error_type"}`; 503 runner_*, 500 internal_error, 422 validation;
+        # fal-client retries 429 and 502/503/504 without x-fal-request-id (PROVIDERS.md).
+        rid_header = route.id or str(uuid.uuid4())
         if fault == "429":
             return _json(429, {"detail": "Rate limited"}, **{"retry-after": "1"})
         if fault == "503":
@@ -824,28 +505,29 @@ class FakeFal:
             return _json(422, {"detail": [{"loc": ["body"], "msg": "Injected validation error",
                                            "type": "value_error"}]}, **{"x-fal-retryable": "false"})
 
-        if category == "file":
+        root, request_id = route.name, route.id
+        if route.category == "file":
             response = self._serve_file(request_id, expired=fault == "expired-image")
-        elif route_error == "not_found":
+        elif route.error == "not_found":
             response = _json(404, {"detail": "Not Found"})
-        elif route_error == "no_request":
+        elif route.error == "no_request":
             response = _not_found()
-        elif route_error == "method":
+        elif route.error == "method":
             response = _json(405, {"detail": "Method Not Allowed"})
         elif auth == "missing":
             response = _json(401, {"detail": "Missing authorization header"})
         elif auth != "ok":
             response = _json(401, {"detail": "No user found for Key ID and Secret"})
-        elif category == "submit":
+        elif route.category == "submit":
             with self._lock:
-                response = self._submit(root, body, bad_json, moderated=fault == "moderation")
-        elif category == "status":
+                response = self._submit(root, request.body, request.bad_json, moderated=fault == "moderation")
+        elif route.category == "status":
             with self._lock:
-                response = self._status(root, request_id, query)
-        elif category == "result":
+                response = self._status(root, request_id, request.query)
+        elif route.category == "result":
             with self._lock:
                 response = self._result(root, request_id, expired=fault == "expired-result")
-        elif category == "cancel":
+        elif route.category == "cancel":
             with self._lock:
                 response = self._cancel(root, request_id)
         else:
@@ -853,7 +535,6 @@ class FakeFal:
         if fault == "lost-response":
             response.action = "reset"
         return response
-
     def _submit(self, endpoint: str, body: Any, bad_json: bool, *, moderated: bool) -> Response:
         spec = self.endpoints.get(endpoint)
         if spec is None:
@@ -869,7 +550,7 @@ class FakeFal:
         self._seq += 1
         seed = params.get("seed")
         if seed is None:
-            seed = _seed_from(request_id)
+            seed = base.seed_from(request_id)
         outputs = [params["size"]] * params["count"]
         units, micro = self._bill(spec, outputs, params.get("inputs", []))
         if self.balance_micro is not None and self._committed_micro + micro > self.balance_micro:
@@ -905,12 +586,12 @@ class FakeFal:
         self._waiting.append(job)
         self._fill(now)
         self._advance(now)
-        base = f"{self.base_url}/{owner_app}/requests/{request_id}"
+        job_url = f"{self.base_url}/{owner_app}/requests/{request_id}"
         return _json(200, {
             "request_id": request_id,
-            "response_url": base,
-            "status_url": f"{base}/status",
-            "cancel_url": f"{base}/cancel",
+            "response_url": job_url,
+            "status_url": f"{job_url}/status",
+            "cancel_url": f"{job_url}/cancel",
         }, **{"x-fal-request-id": request_id})
 
     def _lookup(self, root: str, request_id: str | None, now: float) -> _Job | None:
@@ -983,134 +664,18 @@ class FakeFal:
         return _json(202, {"status": "CANCELLATION_REQUESTED"})
 
     def _serve_file(self, name: str | None, *, expired: bool) -> Response:
-        token, _, ext = (name or "").partition(".")
         missing = _json(404, {"detail": "File not found"})
         with self._lock:
-            file = self._files.get(token)
-            if file is None or ext != file.job.fmt or file.gone:
+            file = self._find_image(name or "")
+            if file is None:
                 return missing
             if expired or self._now() - file.created >= self.image_url_ttl:
                 file.gone = True
                 return missing
-            data, job = file.data, file.job
-        if data is None:  # render outside the lock; rendering is deterministic, so races are harmless
-            if self.flat_images:  # benchmarks: the fake must not eat the CPU the client is measured on
-                png = _flat_png(file.width, file.height, job.seed + file.index)
-            else:
-                png = render_png(str(job.body.get("prompt", "")), file.width, file.height, job.seed + file.index,
-                                 job.request_id[:8], job.endpoint)
-            data = _convert(png, job.fmt)
-            with self._lock:
-                file.data = data
-        return Response(200, data, OUTPUT_FORMATS[job.fmt], {"cache-control": "max-age=3600"})
+        return Response(200, self._image_bytes(file), OUTPUT_FORMATS[file.fmt], {"cache-control": "max-age=3600"})
 
 
-# ---------------------------------------------------------------- socket layer
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], fake: FakeFal,
-                 context: ssl.SSLContext) -> None:
-        self.fake = fake
-        self.context = context
-        super().__init__(address, handler)
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, address = self.socket.accept()
-        # The TLS handshake happens in the handler thread, so a slow client cannot block accept().
-        wrapped = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        with self.fake._lock:
-            self.fake._connections.add(wrapped)
-        return wrapped, address
-
-    def shutdown_request(self, request: Any) -> None:
-        with self.fake._lock:
-            self.fake._connections.discard(request)
-        super().shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("connection error from %s", client_address, exc_info=True)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "fake-fal/1.0"
-    timeout = 30  # idle keep-alive connections are closed after this
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.request.do_handshake()
-
-    def log_message(self, format: str, *args: Any) -> None:  # silence stderr; never log headers
-        log.debug("%s %s", self.address_string(), format % args)
-
-    def _dispatch(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        fake = self.server.fake
-        response = fake.handle(self.command, self.path, dict(self.headers.items()), raw)
-        if response.action == "stall":
-            fake._stop.wait(fake.stall_seconds)
-            response.action = "reset"
-        if response.action == "reset":
-            self._reset()
-            return
-        self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
-
-    def _reset(self) -> None:
-        """Drop the connection with a TCP RST and no HTTP response at all."""
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        with contextlib.suppress(OSError):
-            self.request.close()
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _dispatch
-
-
-# ---------------------------------------------------------------- command line
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.fal", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, default=8443, help="port on 127.0.0.1 (0: any free port)")
-    parser.add_argument("--latency", type=float, default=1.0, help="seconds per generation")
-    parser.add_argument("--key", default="test-key", help="the API key the fake accepts")
-    parser.add_argument("--concurrency", type=int, default=None, help="generations in progress at once")
-    parser.add_argument("--ca-dir", default=None, help="where to write the CA PEM (default: a temp dir)")
-    args = parser.parse_args(argv)
-
-    bundle = _tls.make_tls(args.ca_dir)
-    fake = FakeFal(key=args.key, latency=args.latency, concurrency=args.concurrency, ca=bundle, port=args.port)
-    fake.start()
-    shown_key = args.key if args.key == "test-key" else "<the value you passed to --key>"
-    print(f"# fake fal.ai queue API on {fake.base_url} (latency {args.latency}s)")
-    print("# set these before fal_client is imported (SSL_CERT_FILE replaces the usual CA bundle):")
-    print(f"export FAL_KEY='{shown_key}'")
-    print(f"export FAL_QUEUE_RUN_HOST='{fake.host}'")
-    print(f"export SSL_CERT_FILE='{fake.ca_file}'")
-    print("# serving; Ctrl-C to stop", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake.stop()
-        bundle.cleanup()
-    return 0
-
+main = FakeFal.main  # python -m tests.fakes.fal --port 8443 [--latency 1.0] [--key KEY] [--concurrency N]
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())
