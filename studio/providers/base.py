@@ -9,8 +9,12 @@ at once but go through the same two steps.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from pathlib import Path
+from typing import ClassVar, Protocol, runtime_checkable
 
+import httpx
+
+from studio.catalog.catalog import Catalog
 from studio.core.generation import (  # noqa: F401  (re-exported: a plugin's one import)
     Done,
     Failed,
@@ -21,26 +25,34 @@ from studio.core.generation import (  # noqa: F401  (re-exported: a plugin's one
     Reference,
     Submission,
 )
+from studio.project.models import StudioConfig
 
 
 @dataclass(frozen=True)
 class ProviderContext:
-    """What a provider may need to build itself: the catalog, studio.toml, the .studio folder."""
+    """What a provider may need to build itself: the catalog, studio.toml, the .studio folder, and
+    the HTTP transport to use (None: the network; an `httpx.MockTransport` in unit tests)."""
 
-    catalog: Any
-    config: Any
-    state_dir: Any
+    catalog: Catalog
+    config: StudioConfig
+    state_dir: Path
+    transport: httpx.AsyncBaseTransport | None = None
 
 
 @runtime_checkable
 class Provider(Protocol):
-    """What the runner needs from a provider. Capabilities are data, not subclasses."""
+    """What the runner needs from a provider, and nothing else. Capabilities are data, not subclasses.
+
+    Reference limits are per model, in the catalog; a key is the provider's own business (its
+    constructor raises when it is missing), `key_env_var` only names it for messages and checks.
+    """
 
     name: ClassVar[str]
-    needs_key: ClassVar[bool]
-    key_env_var: ClassVar[str | None]
-    max_refs: ClassVar[int | None]  # None: no limit
-    paid: ClassVar[bool]
+    key_env_var: ClassVar[str | None]  # the environment variable holding its key; None: it needs none
+    paid: ClassVar[bool]  # reserved, held and settled in the ledger; False: local and free
+    # True: the provider queues what exceeds the account's concurrency (fal), so a few requests
+    # are sent ahead; False: it refuses the excess (BFL's 429), so exactly its concurrency is sent.
+    queues_excess: ClassVar[bool]
 
     async def submit(self, request: GenerationRequest) -> Submission:
         """Send the request once; return the provider's request id.

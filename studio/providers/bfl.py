@@ -28,60 +28,45 @@ from studio.providers.base import (
     ProviderContext,
     Submission,
 )
-from studio.providers.transfer import ReferenceCache, backoff, download_image, normalise
+from studio.providers.http import ProviderHttp, provider_client
+from studio.providers.transfer import ReferenceCache, prompt_text
 
-SUBMIT_ATTEMPTS = 6
-POLL_FAILURES_TOLERATED = 8
 MICRO_PER_CREDIT = 10_000  # 1 credit = $0.01
+# 429: over 24 active tasks; 502-504: the gateway did not pass it on. Neither started a task.
+NOT_PROCESSED = {429, 502, 503, 504}
+PENDING = {"Pending", "Queued", "Processing", ""}
 
 
 class BflProvider:
     name: ClassVar[str] = "bfl"
-    needs_key: ClassVar[bool] = True
     key_env_var: ClassVar[str | None] = "BFL_API_KEY"
-    max_refs: ClassVar[int | None] = None  # per model, from the catalog
     paid: ClassVar[bool] = True
+    queues_excess: ClassVar[bool] = False  # past 24 active tasks BFL answers 429
 
     def __init__(self, context: ProviderContext):
         self._key = api_key("bfl")
         self._base = service_url(context.config, "bfl", "base_url")
-        settings = context.config.providers.get("bfl")
-        timeout = float(getattr(settings, "request_timeout", None) or 60.0)
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=15.0), follow_redirects=False)
+        self._http = ProviderHttp(
+            provider_client(context, "bfl"),
+            label="BFL",
+            where=f"BFL at {self._base}",
+            key_variable="BFL_API_KEY",
+            consequence="BFL may have accepted (and charged) it",
+            not_processed=lambda response: response.status_code in NOT_PROCESSED,
+        )
         self._entries = {entry.endpoint: entry for entry in context.catalog.entries.values() if entry.provider == "bfl"}
         self._references = ReferenceCache()
-        self._poll_failures: dict[str, int] = {}
 
     async def submit(self, request: GenerationRequest) -> Submission:
         entry = self._entry(request.model)
         body = await asyncio.to_thread(self._body, request, entry)
         url = f"{self._base}{request.model}"
-        for attempt in range(1, SUBMIT_ATTEMPTS + 1):
-            try:
-                response = await self._http.post(url, json=body, headers={"x-key": self._key})
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
-                if attempt == SUBMIT_ATTEMPTS:
-                    raise ProviderError(f"cannot connect to BFL at {self._base}") from None
-                await backoff(attempt)
-                continue
-            except httpx.TransportError as exc:
-                raise SubmissionUnknown(
-                    f"the connection to BFL failed after the request was sent ({type(exc).__name__}); "
-                    "BFL may have accepted (and charged) it"
-                ) from None
-            if response.status_code == 200:
-                return _submission(response)
-            if response.status_code in {429, 502, 503, 504} and attempt < SUBMIT_ATTEMPTS:
-                # 429: over 24 active tasks; 502-504: the gateway did not pass it on. Neither started a task.
-                await backoff(attempt, response.headers.get("retry-after"))
-                continue
-            raise _submit_error(response, request.model)
-        raise RateLimited("BFL kept answering 'too many active tasks'; lower --concurrency or try later")
+        post = self._http.client.build_request("POST", url, json=body, headers={"x-key": self._key})
+        return await self._http.submit(post, _submission, lambda response: _submit_error(response, request.model))
 
     def _body(self, request: GenerationRequest, entry: CatalogEntry) -> dict[str, Any]:
-        prompt = request.prompt + (f"\nAvoid: {request.negative_prompt}" if request.negative_prompt else "")
         body: dict[str, Any] = {
-            "prompt": prompt,
+            "prompt": prompt_text(request),
             "width": request.width,
             "height": request.height,
             "seed": request.seed,
@@ -97,20 +82,10 @@ class BflProvider:
         url = submission.poll_url
         if not url or not url.startswith("https://"):
             return Failed(f"BFL gave no usable polling_url for task {submission.request_id}", charged=True)
-        try:
-            response = await self._http.get(url, headers={"x-key": self._key})
-        except httpx.HTTPError:
-            return self._transient(submission, "BFL did not answer")
-        if response.status_code in {401, 403}:
-            raise AuthFailed(f"BFL refused the key while polling (HTTP {response.status_code}); check BFL_API_KEY")
-        if response.status_code != 200:
-            return self._transient(submission, f"BFL answered HTTP {response.status_code}")
-        try:
-            body = response.json()
-        except ValueError:
-            return self._transient(submission, "BFL answered something that is not JSON")
-        self._poll_failures.pop(submission.request_id, None)
-        return await self._outcome(submission, request, body if isinstance(body, dict) else {})
+        body = await self._http.poll_json(url, {"x-key": self._key}, submission.request_id, "task")
+        if not isinstance(body, dict):
+            return body
+        return await self._outcome(submission, request, body)
 
     async def _outcome(self, submission: Submission, request: GenerationRequest, body: dict[str, Any]) -> PollResult:
         status = str(body.get("status", ""))
@@ -118,15 +93,14 @@ class BflProvider:
         if status == "Ready":
             result = body.get("result") if isinstance(body.get("result"), dict) else {}
             sample = result.get("sample") if isinstance(result, dict) else None
-            data = await download_image(self._http, sample, "BFL") if isinstance(sample, str) else None
+            data = await self._http.download(sample) if isinstance(sample, str) else None
             if data is None:
                 return Failed(f"the image of BFL task {task} expired before it was downloaded", True, "expired")
-            try:
-                data, _ = await asyncio.to_thread(normalise, data, request.width, request.height)
-            except (OSError, ValueError) as exc:
-                return Failed(f"BFL returned an image studio cannot read ({exc})", charged=True)
-            return Done((Image(data),), reported_cost_micro=submission.reported_cost_micro)
-        if status in {"Pending", "Queued", "Processing", ""}:
+            fitted = await self._http.fit(data, request)
+            if isinstance(fitted, Failed):
+                return fitted
+            return Done((Image(fitted[0]),), reported_cost_micro=submission.reported_cost_micro)
+        if status in PENDING:
             return Pending(progress=body.get("progress") if isinstance(body.get("progress"), float) else None)
         if status == "Request Moderated":
             return Failed(f"BFL moderated the request for task {task} (the prompt or an input)", False, "rejected")
@@ -136,14 +110,6 @@ class BflProvider:
             return Failed(f"BFL no longer knows task {task}", charged=True, kind="expired")
         detail = body.get("details") or body.get("result") or status
         return Failed(f"BFL task {task} failed: {str(detail)[:300]}", charged=True)
-
-    def _transient(self, submission: Submission, why: str) -> PollResult:
-        failures = self._poll_failures.get(submission.request_id, 0) + 1
-        self._poll_failures[submission.request_id] = failures
-        if failures > POLL_FAILURES_TOLERATED:
-            self._poll_failures.pop(submission.request_id, None)
-            return Failed(f"{why} {failures} times in a row for task {submission.request_id}; a later run re-attaches")
-        return Pending()
 
     def _entry(self, endpoint: str) -> CatalogEntry:
         if endpoint not in self._entries:

@@ -18,10 +18,9 @@ from studio.render.draft_art import render_draft
 
 class DraftProvider:
     name: ClassVar[str] = "draft"
-    needs_key: ClassVar[bool] = False
     key_env_var: ClassVar[str | None] = None
-    max_refs: ClassVar[int | None] = None
     paid: ClassVar[bool] = False
+    queues_excess: ClassVar[bool] = False
 
     def __init__(self, context: ProviderContext | None = None) -> None:
         self._rendered: dict[str, bytes] = {}

@@ -1,9 +1,11 @@
 """The fal.ai provider: the queue API through the real `fal-client`, images fetched with httpx.
 
-Status, result and their retries go through `fal_client.AsyncClient`. The submit POST is
-ours: fal-client retries a POST after *any* transport error, including one where the
-request reached fal and only the answer was lost, which would start (and bill) the same
-generation twice. Here a POST is resent only when it provably was not processed (no
+Status, result and their retries go through fal-client's own request handles (what
+`fal_client.AsyncClient.status` and `.result` call), on an httpx client built here the way
+fal-client builds its own, so a transport can be passed in. The submit POST is ours
+(`studio.providers.http`): fal-client retries a POST after *any* transport error, including
+one where the request reached fal and only the answer was lost, which would start (and bill)
+the same generation twice. Here a POST is resent only when it provably was not processed (no
 connection, 408/429, an ingress 5xx without `x-fal-request-id`); anything else is
 `SubmissionUnknown`, and the runner keeps its hold for a person to resolve.
 
@@ -32,20 +34,17 @@ from studio.providers.base import (
     ProviderContext,
     Submission,
 )
-from studio.providers.transfer import ReferenceCache, backoff, download_image, normalise
+from studio.providers.http import ProviderHttp, provider_client
+from studio.providers.transfer import ReferenceCache, closest_ratio, prompt_text
 
-SUBMIT_ATTEMPTS = 6
-POLL_FAILURES_TOLERATED = 8
-ASPECT_RATIOS = ["21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16"]
 REJECTION_TYPES = {"content_policy_violation", "validation_error", "image_too_large", "unprocessable_entity"}
+QUEUE_CLIENT_TIMEOUT = 120.0  # what fal_client.AsyncClient gives its own client
 T = TypeVar("T")
 
 
 class FalProvider:
     name: ClassVar[str] = "fal"
-    needs_key: ClassVar[bool] = True
     key_env_var: ClassVar[str | None] = "FAL_KEY"
-    max_refs: ClassVar[int | None] = None  # per model, from the catalog
     paid: ClassVar[bool] = True
     # fal runs as many requests at once as the account allows and queues the rest: a few sent
     # ahead start the moment a slot frees, instead of after studio hears of it and sends the next.
@@ -56,17 +55,24 @@ class FalProvider:
         import fal_client  # imported late: it reads FAL_QUEUE_RUN_HOST when first imported
 
         self._fal = fal_client
-        self._client = fal_client.AsyncClient(key=self._key)
-        settings = context.config.providers.get("fal")
-        self._timeout = float(getattr(settings, "request_timeout", None) or 60.0)
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(self._timeout, connect=15.0), follow_redirects=False)
+        self._queue = _queue_client(fal_client, self._key, context.transport)
+        client = provider_client(context, "fal")
+        self._timeout = float(client.timeout.read or 60.0)
+        host = fal_client.client.QUEUE_URL_FORMAT.split("/")[2]
+        self._http = ProviderHttp(
+            client,
+            label="fal",
+            where=f"fal's queue ({host})",
+            key_variable="FAL_KEY",
+            consequence="fal may have started it",
+            not_processed=_not_processed,
+        )
         self._entries = {
             entry.endpoint: (model_id, entry)
             for model_id, entry in context.catalog.entries.items()
             if entry.provider == "fal"
         }
         self._references = ReferenceCache()  # a sheet is encoded once a run
-        self._poll_failures: dict[str, int] = {}
 
     # ------------------------------------------------------------ submit
 
@@ -75,47 +81,22 @@ class FalProvider:
         arguments = await asyncio.to_thread(self._arguments, request, entry)
         url = self._fal.client.QUEUE_URL_FORMAT + request.model
         headers = {"Authorization": f"Key {self._key}"}
-        for attempt in range(1, SUBMIT_ATTEMPTS + 1):
-            try:
-                response = await self._http.post(url, json=arguments, headers=headers)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
-                if attempt == SUBMIT_ATTEMPTS:
-                    raise ProviderError(f"cannot connect to fal's queue ({url.split('/')[2]})") from None
-                await backoff(attempt)
-                continue
-            except httpx.TransportError as exc:
-                raise SubmissionUnknown(
-                    f"the connection to fal failed after the request for {model_id} was sent "
-                    f"({type(exc).__name__}); fal may have started it"
-                ) from None
-            if response.status_code == 200:
-                return Submission(self._request_id(response, model_id))
-            if _not_processed(response) and attempt < SUBMIT_ATTEMPTS:
-                await backoff(attempt, response.headers.get("retry-after"))
-                continue
-            raise _submit_error(response, model_id)
-        raise RateLimited(f"fal kept refusing {model_id} (rate limited); try again later or lower --concurrency")
-
-    def _request_id(self, response: httpx.Response, model_id: str) -> str:
-        try:
-            request_id = response.json()["request_id"]
-        except (ValueError, KeyError, TypeError):
-            raise SubmissionUnknown(f"fal accepted {model_id} but its answer had no request id") from None
-        if not isinstance(request_id, str) or not request_id:
-            raise SubmissionUnknown(f"fal accepted {model_id} but its answer had no request id")
-        return request_id
+        post = self._http.client.build_request("POST", url, json=arguments, headers=headers)
+        return await self._http.submit(
+            post,
+            lambda response: Submission(_request_id(response, model_id)),
+            lambda response: _submit_error(response, model_id),
+            what=f"the request for {model_id}",
+        )
 
     def _arguments(self, request: GenerationRequest, entry: CatalogEntry) -> dict[str, Any]:
         mapping = entry.inputs
-        prompt = request.prompt
-        if request.negative_prompt:
-            prompt += f"\nAvoid: {request.negative_prompt}"
-        arguments: dict[str, Any] = {"prompt": prompt, "output_format": mapping.output_format}
+        arguments: dict[str, Any] = {"prompt": prompt_text(request), "output_format": mapping.output_format}
         if mapping.size == "image_size":
             arguments["image_size"] = {"width": request.width, "height": request.height}
             arguments["num_images"] = 1
         elif mapping.size == "aspect_ratio":
-            arguments["aspect_ratio"] = _closest_ratio(request.width, request.height)
+            arguments["aspect_ratio"] = closest_ratio(request.width, request.height)
             arguments["num_images"] = 1
         if mapping.seed:
             arguments["seed"] = request.seed
@@ -129,20 +110,21 @@ class FalProvider:
 
     async def poll(self, submission: Submission, request: GenerationRequest) -> PollResult:
         request_id = submission.request_id
+        handle = self._handle(request.model, request_id)
         try:
-            status = await self._guard(self._client.status(request.model, request_id, with_logs=False))
+            status = await self._guard(handle.status(with_logs=False))
             if not isinstance(status, self._fal.Completed):
                 return Pending()
             if status.error and status.error_type == "request_cancelled":
                 return Failed(f"fal: {status.error}", charged=False)
             # A failed generation also reports COMPLETED; the result's own answer (422, 5xx)
             # says which kind of failure it was.
-            result = await self._guard(self._client.result(request.model, request_id))
-        except self._fal.client.FalClientHTTPError as exc:
+            result = await self._guard(handle.get())
+        except self._fal.FalClientHTTPError as exc:
             return self._poll_error(request_id, exc)
         except (httpx.HTTPError, TimeoutError):
-            return self._transient(request_id, "fal did not answer")
-        self._poll_failures.pop(request_id, None)
+            return self._http.transient(request_id, "fal did not answer")
+        self._http.answered(request_id)
         return await self._finish(submission, request, result)
 
     async def _finish(self, submission: Submission, request: GenerationRequest, result: Any) -> PollResult:
@@ -150,22 +132,22 @@ class FalProvider:
         url = _first_image_url(result)
         if url is None:
             return Failed(f"fal returned no image for request {submission.request_id}", charged=True)
-        data = await download_image(self._http, url, "fal")
+        data = await self._http.download(url)
         if data is None:  # the image URL expired: the result may hold a fresh one
             try:
-                result = await self._guard(self._client.result(request.model, submission.request_id))
-            except (self._fal.client.FalClientHTTPError, httpx.HTTPError, TimeoutError):
+                result = await self._guard(self._handle(request.model, submission.request_id).get())
+            except (self._fal.FalClientHTTPError, httpx.HTTPError, TimeoutError):
                 result = None
             fresh = _first_image_url(result) if result else None
-            data = await download_image(self._http, fresh, "fal") if fresh else None
+            data = await self._http.download(fresh) if fresh else None
             if data is None:
                 return Failed(
                     f"the image of fal request {submission.request_id} can no longer be downloaded", True, "expired"
                 )
-        try:
-            data, size = await asyncio.to_thread(normalise, data, request.width, request.height)
-        except (OSError, ValueError) as exc:
-            return Failed(f"fal returned an image studio cannot read ({exc})", charged=True)
+        fitted = await self._http.fit(data, request)
+        if isinstance(fitted, Failed):
+            return fitted
+        data, size = fitted
         refs = [REF_MAX_PIXELS] * min(len(request.references), entry.max_refs)
         computed = estimate_micro(entry, model_id, size[0], size[1], refs)
         billed = float(megapixels_up(size[0] * size[1]))
@@ -179,21 +161,16 @@ class FalProvider:
                 f"fal no longer has request {request_id} (results are kept about an hour)", charged=True, kind="expired"
             )
         if code in {401, 403}:
-            raise AuthFailed(f"fal refused the key while polling (HTTP {code}); check FAL_KEY")
+            raise self._http.refused_key(code)
         if code == 422 or (exc.error_type or "") in REJECTION_TYPES:
             return Failed(f"fal rejected the request: {detail}", charged=True, kind="rejected")
         if code >= 500 or code in {408, 409, 429}:
-            return self._transient(request_id, f"fal answered HTTP {code}")
+            return self._http.transient(request_id, f"fal answered HTTP {code}")
         return Failed(f"fal answered HTTP {code}: {detail}", charged=False)
 
-    def _transient(self, request_id: str, why: str) -> PollResult:
-        """Polling is safe to repeat: wait and ask again, up to a bound."""
-        failures = self._poll_failures.get(request_id, 0) + 1
-        self._poll_failures[request_id] = failures
-        if failures > POLL_FAILURES_TOLERATED:
-            self._poll_failures.pop(request_id, None)
-            return Failed(f"{why} {failures} times in a row for request {request_id}; a later run will re-attach")
-        return Pending()
+    def _handle(self, endpoint: str, request_id: str) -> Any:
+        """fal-client's own status and result calls (its parsing and retries), on our httpx client."""
+        return self._fal.AsyncRequestHandle.from_request_id(self._queue, endpoint, request_id)
 
     async def _guard(self, call: Awaitable[T]) -> T:
         """Bound every queue call: a stalled connection must not hold a job forever."""
@@ -208,6 +185,22 @@ class FalProvider:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._queue.aclose()
+
+
+def _queue_client(fal_client: Any, key: str, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+    """The httpx client `fal_client.AsyncClient` would build for itself, but on the given transport.
+
+    `AsyncClient` makes its client privately and takes no transport; its `status` and `result` are
+    `AsyncRequestHandle.from_request_id(client, ...)` then `.status()` / `.get()`, which take any
+    client. Same headers, timeout and backup-domain fallback as fal-client's own.
+    """
+    backup = getattr(fal_client.client, "AsyncBackupDomainTransport", None)
+    return httpx.AsyncClient(
+        transport=backup(transport=transport) if backup is not None else transport,
+        headers={"Authorization": f"Key {key}", "User-Agent": fal_client.client.USER_AGENT},
+        timeout=QUEUE_CLIENT_TIMEOUT,
+    )
 
 
 def _not_processed(response: httpx.Response) -> bool:
@@ -215,6 +208,16 @@ def _not_processed(response: httpx.Response) -> bool:
     if response.status_code in {408, 429}:
         return True
     return response.status_code in {502, 503, 504} and "x-fal-request-id" not in response.headers
+
+
+def _request_id(response: httpx.Response, model_id: str) -> str:
+    try:
+        request_id = response.json()["request_id"]
+    except (ValueError, KeyError, TypeError):
+        raise SubmissionUnknown(f"fal accepted {model_id} but its answer had no request id") from None
+    if not isinstance(request_id, str) or not request_id:
+        raise SubmissionUnknown(f"fal accepted {model_id} but its answer had no request id")
+    return request_id
 
 
 def _submit_error(response: httpx.Response, model_id: str) -> ProviderError:
@@ -260,14 +263,6 @@ def _first_image_url(result: Any) -> str | None:
         url = images[0].get("url")
         return url if isinstance(url, str) else None
     return None
-
-
-def _closest_ratio(width: int, height: int) -> str:
-    def distance(ratio: str) -> float:
-        w, h = (int(part) for part in ratio.split(":"))
-        return abs(w / h - width / height)
-
-    return min(ASPECT_RATIOS, key=distance)
 
 
 def register_providers(register: Callable[..., None]) -> None:

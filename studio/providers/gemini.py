@@ -20,6 +20,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any, ClassVar
 
 import httpx
@@ -32,26 +33,18 @@ from studio.core.errors import (
     RateLimited,
     Rejected,
     StudioError,
-    SubmissionUnknown,
 )
 from studio.providers.accounts import MissingKey
-from studio.providers.base import (
-    Done,
-    Failed,
-    GenerationRequest,
-    Image,
-    PollResult,
-    ProviderContext,
-    Submission,
-)
-from studio.providers.transfer import MAX_IMAGE_BYTES, ReferenceCache, backoff, normalise
+from studio.providers.base import Done, Failed, GenerationRequest, Image, PollResult, ProviderContext, Submission
+from studio.providers.http import MAX_IMAGE_BYTES, SUBMIT_ATTEMPTS, ProviderHttp, backoff, provider_client
+from studio.providers.transfer import ReferenceCache, closest_ratio, prompt_text
 
 KEY_VARIABLE = "GEMINI_API_KEY"
 BASE_URL_VARIABLE = "STUDIO_GEMINI_BASE_URL"
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 DEFAULT_TIMEOUT = 180.0  # the POST lasts as long as the generation
-SUBMIT_ATTEMPTS = 6
-ASPECT_RATIOS = ["21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16"]
+# 429 RESOURCE_EXHAUSTED, 503 UNAVAILABLE (overloaded): refused before any generation.
+NOT_PROCESSED = {429, 503}
 # Models that take imageConfig.imageSize ("1K", "2K", "4K"); 2.5 Flash Image makes ~1 MP only.
 SIZED_MODELS = ("gemini-3",)
 SAFETY_FINISH = {
@@ -92,17 +85,24 @@ def gemini_base_url(config: Any) -> str:
 
 class GeminiProvider:
     name: ClassVar[str] = "gemini"
-    needs_key: ClassVar[bool] = True
     key_env_var: ClassVar[str | None] = KEY_VARIABLE
-    max_refs: ClassVar[int | None] = None  # per model, from the catalog
     paid: ClassVar[bool] = True
+    queues_excess: ClassVar[bool] = False  # one synchronous call per image; nothing waits in a queue
 
     def __init__(self, context: ProviderContext):
         self._key = gemini_key()  # a missing key stops the run before anything is sent
         self._base = gemini_base_url(context.config)
-        settings = context.config.providers.get("gemini")
-        timeout = float(getattr(settings, "request_timeout", None) or DEFAULT_TIMEOUT)
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=15.0), follow_redirects=False)
+        self._http = ProviderHttp(
+            provider_client(context, "gemini", DEFAULT_TIMEOUT),
+            label="Gemini",
+            where=f"Gemini at {self._base}",
+            key_variable=KEY_VARIABLE,
+            consequence="Google may have generated (and charged) the image",
+            not_processed=lambda response: response.status_code in NOT_PROCESSED,
+            retry_after=_retry_after,
+            wait=backoff,  # read here, so a test may make it instant
+            attempts=SUBMIT_ATTEMPTS,
+        )
         self._entries = {
             entry.endpoint: (model_id, entry)
             for model_id, entry in context.catalog.entries.items()
@@ -117,34 +117,18 @@ class GeminiProvider:
         model_id, entry = self._entry(request.model)
         body = await asyncio.to_thread(self._body, request, entry)
         url = f"{self._base}/v1beta/models/{request.model}:generateContent"
-        headers = {"x-goog-api-key": self._key}
-        for attempt in range(1, SUBMIT_ATTEMPTS + 1):
-            try:
-                response = await self._http.post(url, json=body, headers=headers)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
-                if attempt == SUBMIT_ATTEMPTS:
-                    raise ProviderError(f"cannot connect to Gemini at {self._base}") from None
-                await backoff(attempt)
-                continue
-            except httpx.TransportError as exc:
-                raise SubmissionUnknown(
-                    f"the connection to Gemini failed after the request for {model_id} was sent "
-                    f"({type(exc).__name__}); Google may have generated (and charged) the image"
-                ) from None
-            if response.status_code == 200:
-                request_id = f"gemini-{uuid.uuid4()}"
-                self._results[request_id] = answer_outcome(response, model_id)
-                return Submission(request_id)
-            if response.status_code in {429, 503} and attempt < SUBMIT_ATTEMPTS:
-                # 429 RESOURCE_EXHAUSTED, 503 UNAVAILABLE (overloaded): refused before any generation.
-                await backoff(attempt, _retry_after(response))
-                continue
-            raise _submit_error(response, model_id)
-        raise RateLimited(f"Gemini kept refusing {model_id} (rate limited); try again later or lower --concurrency")
+        post = self._http.client.build_request("POST", url, json=body, headers={"x-goog-api-key": self._key})
+
+        def keep(response: httpx.Response) -> Submission:
+            request_id = f"gemini-{uuid.uuid4()}"
+            self._results[request_id] = answer_outcome(response, model_id)
+            return Submission(request_id)
+
+        refused = partial(_submit_error, model_id=model_id)
+        return await self._http.submit(post, keep, refused, what=f"the request for {model_id}")
 
     def _body(self, request: GenerationRequest, entry: CatalogEntry) -> dict[str, Any]:
-        prompt = request.prompt + (f"\nAvoid: {request.negative_prompt}" if request.negative_prompt else "")
-        parts: list[dict[str, Any]] = [{"text": prompt}]
+        parts: list[dict[str, Any]] = [{"text": prompt_text(request)}]
         for ref in request.references[: entry.max_refs]:
             data = self._references.base64(ref.sha256, ref.path)
             parts.append({"inline_data": {"mime_type": "image/jpeg", "data": data}})
@@ -171,13 +155,12 @@ class GeminiProvider:
         if not isinstance(result, Done):
             return result
         model_id, entry = self._entry(request.model)
-        try:
-            data, _ = await asyncio.to_thread(normalise, result.images[0].data, request.width, request.height)
-        except (OSError, ValueError) as exc:
-            return Failed(f"Gemini returned an image studio cannot read ({exc})", charged=True)
+        fitted = await self._http.fit(result.images[0].data, request)
+        if isinstance(fitted, Failed):
+            return fitted
         refs = [REF_MAX_PIXELS] * min(len(request.references), entry.max_refs)
         computed = estimate_micro(entry, model_id, request.width, request.height, refs)
-        return Done((Image(data),), billed_units=1.0, computed_cost_micro=computed)
+        return Done((Image(fitted[0]),), billed_units=1.0, computed_cost_micro=computed)
 
     def _entry(self, endpoint: str) -> tuple[str, CatalogEntry]:
         if endpoint not in self._entries:
@@ -222,14 +205,6 @@ def answer_outcome(response: httpx.Response, model_id: str) -> PollResult:
         return Failed(f"Gemini answered {model_id} with text instead of an image{said}", False, "rejected")
     why = f" (finishReason {finish})" if finish else ""
     return Failed(f"Gemini returned no image for {model_id}{why}", charged=False)
-
-
-def closest_ratio(width: int, height: int) -> str:
-    def distance(ratio: str) -> float:
-        w, h = (int(part) for part in ratio.split(":"))
-        return abs(w / h - width / height)
-
-    return min(ASPECT_RATIOS, key=distance)
 
 
 def _image_and_text(parts: list[Any]) -> tuple[bytes | None, list[str]]:

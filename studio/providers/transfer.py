@@ -1,20 +1,21 @@
-"""What the HTTP providers share: encoding references, fetching result images, backing off."""
+"""What the HTTP providers share to build a request: references encoded once, the prompt, the aspect ratio.
+
+Sending, polling and downloading are in `studio.providers.http`.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 
-import httpx
 from PIL import Image as PILImage
-from PIL import ImageOps
 
 from studio.catalog.catalog import REF_MAX_PIXELS
 from studio.core.errors import ProviderError
+from studio.core.generation import GenerationRequest
 
-MAX_IMAGE_BYTES = 64 * 1024 * 1024
-DOWNLOAD_ATTEMPTS = 4
+# The ratios the aspect-ratio models take (fal's nano-banana, Gemini's imageConfig).
+ASPECT_RATIOS = ["21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16"]
 
 
 class ReferenceCache:
@@ -50,64 +51,16 @@ def _encode(path: str) -> bytes:
     return buffer.getvalue()
 
 
-class _Expired(Exception):
-    pass
+def prompt_text(request: GenerationRequest) -> str:
+    """The prompt, with the negative prompt as a sentence (none of these models takes a negative field)."""
+    return request.prompt + (f"\nAvoid: {request.negative_prompt}" if request.negative_prompt else "")
 
 
-class _Retry(Exception):
-    pass
+def closest_ratio(width: int, height: int) -> str:
+    """The aspect ratio in ASPECT_RATIOS nearest to width:height."""
 
+    def distance(ratio: str) -> float:
+        w, h = (int(part) for part in ratio.split(":"))
+        return abs(w / h - width / height)
 
-async def download_image(
-    client: httpx.AsyncClient, url: str, provider: str, headers: dict | None = None
-) -> bytes | None:
-    """The bytes at an https URL the provider returned; None when it has expired (403/404/410)."""
-    if url.startswith("data:image/"):
-        return base64.b64decode(url.split(",", 1)[1])
-    if not url.startswith("https://"):
-        raise ProviderError(f"{provider} returned an image URL that is not https ({url[:40]}…); refusing to fetch it")
-    for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
-        try:
-            return await _fetch(client, url, headers or {})
-        except _Expired:
-            return None
-        except (httpx.TransportError, _Retry):
-            if attempt == DOWNLOAD_ATTEMPTS:
-                raise ProviderError(f"could not download a {provider} image after {attempt} attempts") from None
-            await backoff(attempt)
-    return None
-
-
-async def _fetch(client: httpx.AsyncClient, url: str, headers: dict) -> bytes:
-    async with client.stream("GET", url, headers=headers) as response:
-        if response.status_code in {403, 404, 410}:
-            raise _Expired()
-        if response.status_code != 200:
-            raise _Retry()
-        chunks, size = [], 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > MAX_IMAGE_BYTES:
-                raise ProviderError(f"an image is larger than {MAX_IMAGE_BYTES // 2**20} MB; refusing it")
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-
-def normalise(data: bytes, width: int, height: int) -> tuple[bytes, tuple[int, int]]:
-    """Decode fully (a truncated download fails here); fit to the requested size when it differs."""
-    with PILImage.open(io.BytesIO(data)) as image:
-        image.load()
-        size = image.size
-        if size == (width, height) and image.format == "PNG":
-            return data, size
-        fitted = ImageOps.fit(image.convert("RGB"), (width, height), PILImage.LANCZOS)
-    buffer = io.BytesIO()
-    fitted.save(buffer, format="PNG")
-    return buffer.getvalue(), size
-
-
-async def backoff(attempt: int, retry_after: str | None = None) -> None:
-    delay = min(0.2 * 2 ** (attempt - 1), 8.0)
-    if retry_after and retry_after.isdigit():
-        delay = min(float(retry_after), 30.0)
-    await asyncio.sleep(delay)
+    return min(ASPECT_RATIOS, key=distance)
