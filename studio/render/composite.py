@@ -1,5 +1,9 @@
 """Multi-character compositing: key out cutouts, place them on the plate by staging, pack references.
 
+Each cutout goes where `staging.stage` puts its figure, the same placement the draft painter
+draws a figure at and the letterer keeps balloons off, so a composite panel has its people
+where a draft panel of the same staging has them.
+
 Keying works on a flat chroma-green background: a pixel's "greenness" (how far green exceeds
 the larger of red and blue) gives its alpha, and green spill on the edge pixels that stay is
 pulled back to the larger of red and blue, so no green fringe survives against a new backdrop.
@@ -15,8 +19,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from studio.render.draft_art import PACK_CELL, PAPER, figure_box, pack_cell_box
 from studio.render.key_colours import KEYS, choose_key  # noqa: F401  (re-exported for callers)
+from studio.render.painters.colour import PAPER
+from studio.render.staging import PACK_CELL, back_to_front, pack_cell_box, stage
 
 # Part of the content keys of packed reference sheets and of composites: bump on a change to their pixels.
 PACK_VERSION = 2
@@ -58,15 +63,18 @@ def compose(
     w, h = size
     with Image.open(plate) as source:
         canvas = ImageOps.fit(source.convert("RGB"), (w, h), Image.Resampling.LANCZOS)
-    ordered = sorted(enumerate(cutouts), key=lambda item: (_depth_rank(item[1][0]), item[0]))
-    for _, (entry, path, key) in ordered:
+    # Upright even at a dutch angle: unlike the draft painter this does not turn the picture, so
+    # there staging's (turned) head boxes are off by the turn. Changing that changes composites.
+    placements = stage(w, h, shot, angle, [entry for entry, _, _ in cutouts])
+    for placement in back_to_front(placements):
+        _, path, key = cutouts[placement.index]
         with Image.open(path) as cut:
             figure = _own_alpha(cut) or key_out(cut, key)
         box = figure.getbbox()  # the alpha bounding box: the figure itself
         if box is None:
             continue
         figure = figure.crop(box)
-        cx, top, height = figure_box(entry, shot, angle, w, h)
+        cx, top, height = placement.cx, placement.top, placement.height
         scale = height / figure.height
         figure = figure.resize((max(1, round(figure.width * scale)), max(1, round(height))), Image.Resampling.LANCZOS)
         canvas.paste(figure, (round(cx - figure.width / 2), round(top)), figure)
@@ -108,7 +116,3 @@ def _own_alpha(image: Image.Image) -> Image.Image | None:
     rgba = image.convert("RGBA")
     low, _ = rgba.getchannel("A").getextrema()
     return rgba if low < 255 else None
-
-
-def _depth_rank(entry: Mapping[str, Any]) -> int:
-    return {"background": 0, "midground": 1, "foreground": 2}.get(str(entry.get("depth", "midground")), 1)

@@ -50,8 +50,8 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 from studio.core.errors import StudioError
-from studio.render.draft_art import ANGLES, DEPTH_PLACEMENT, DUTCH_DEGREES, FRAMINGS, HEADS, POSES
 from studio.render.fonts import FontSet, font_for_char, font_for_text, has_glyph, is_emoji, needs_glyph
+from studio.render.staging import stage
 
 # Part of every lettered panel's content key: bump it when a change here alters the lettered image.
 LETTER_VERSION = 2
@@ -149,81 +149,21 @@ class Placed:
 
 
 def heads_from_previz(previz: Mapping[str, Any], width: int, height: int) -> list[Box]:
-    """Where the figures' heads are, placed as the draft renderer places them (draft_art).
+    """Where the figures' heads are: the head boxes `staging.stage` gives, in whole pixels.
 
-    The boxes cover hair to chin with a small clearance; figures partly outside the panel are
-    clipped to it, and ones wholly outside are left out.
+    The boxes cover hair to chin with a small clearance (after the turn of a dutch angle);
+    figures partly outside the panel are clipped to it, and ones wholly outside are left out.
+    The draft painters draw the heads from the same placements, so balloons that keep off these
+    boxes keep off the faces.
     """
-    shot = str(previz.get("shot") or "medium")
-    framing = FRAMINGS.get(shot, FRAMINGS["medium"])
-    angle = str(previz.get("angle") or "eye-level")
-    _, angle_scale = ANGLES.get(angle, (0.0, 1.0))
-    raw = previz.get("figures")
-    entries = [entry for entry in (raw if isinstance(raw, list) else []) if isinstance(entry, Mapping)]
+    placements = stage(width, height, previz.get("shot"), previz.get("angle"), previz.get("figures"))
     heads = []
-    for entry in entries:
-        cx, top, u = _figure_head(entry, framing, angle_scale, width, height)
-        # Hair reaches 0.09 head heights above the skull and 0.57 to each side (draft_art).
-        x0, y0, x1, y1 = cx - 0.62 * u, top - 0.12 * u, cx + 0.62 * u, top + 1.04 * u
-        if angle == "dutch":
-            x0, y0, x1, y1 = _tilted_box((x0, y0, x1, y1), width, height)
+    for placement in placements:
+        x0, y0, x1, y1 = (placement.head_box.x0, placement.head_box.y0, placement.head_box.x1, placement.head_box.y1)
         box = Box(max(0, math.floor(x0)), max(0, math.floor(y0)), min(width, math.ceil(x1)), min(height, math.ceil(y1)))
         if box.width > 0 and box.height > 0:
             heads.append(box)
     return heads
-
-
-def _figure_head(
-    entry: Mapping[str, Any], framing: Any, angle_scale: float, w: int, h: int
-) -> tuple[float, float, float]:
-    """(centre x, top of the head, one head height) of a figure, as draft_art._place_figure."""
-    depth = str(entry.get("depth") or "midground")
-    scale, shift = DEPTH_PLACEMENT.get(depth, DEPTH_PLACEMENT["midground"])
-    stature = _number(entry.get("stature"), 1.0, 0.4, 1.6)
-    if framing.anchor == "feet":
-        adult = h * framing.figure * scale * angle_scale
-        feet = h * framing.at + shift * adult
-        tall = adult * stature
-    else:
-        frame = min(h, w)
-        mid = frame * framing.figure * angle_scale
-        adult = mid * scale
-        top = framing.at * frame + (h - frame) * 0.25 + 0.5 * (mid - adult) / HEADS
-        tall = adult * stature
-        feet = top + adult - 0.5 * (adult - tall)
-    u = tall / HEADS
-    top = feet - tall + (1.5 * u if _seated(str(entry.get("pose") or "")) else 0.0)
-    return _number(entry.get("x"), 0.5, -0.5, 1.5) * w, top, u
-
-
-def _seated(pose: str) -> bool:
-    words = pose.lower().split()
-    for stems, (_, _, legs) in POSES:
-        if any(word.startswith(stems) for word in words):
-            return legs == "sit"
-    return False
-
-
-def _tilted_box(box: tuple[float, float, float, float], w: int, h: int) -> tuple[float, float, float, float]:
-    """The box after draft_art's dutch tilt: zoom k about the centre, then turn counter-clockwise."""
-    theta = math.radians(DUTCH_DEGREES)
-    k = math.cos(theta) + max(w / h, h / w) * math.sin(theta)
-    (x0, y0, x1, y1), (cx, cy) = box, (w / 2, h / 2)
-    dx, dy = (x0 + x1) / 2 - cx, (y0 + y1) / 2 - cy
-    nx = cx + k * (dx * math.cos(theta) + dy * math.sin(theta))
-    ny = cy + k * (-dx * math.sin(theta) + dy * math.cos(theta))
-    c, s = math.cos(theta), math.sin(theta)
-    half_w = k * ((x1 - x0) / 2 * c + (y1 - y0) / 2 * s)
-    half_h = k * ((x1 - x0) / 2 * s + (y1 - y0) / 2 * c)
-    return nx - half_w, ny - half_h, nx + half_w, ny + half_h
-
-
-def _number(value: Any, default: float, low: float, high: float) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return default
-    return min(max(number, low), high) if math.isfinite(number) else default
 
 
 # ---------------------------------------------------------------- typesetting

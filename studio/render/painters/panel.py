@@ -1,0 +1,160 @@
+"""Panels: the backdrop, the staged figures and the camera, plus the cutout and harmonise previz.
+
+A panel is drawn in three steps: the location plate cropped as the shot frames it (or a plain
+sky when there is no plate yet), the figures back to front exactly where `staging.stage` puts
+them, then the dutch turn of the whole picture. The compositor and the letterer read the same
+`stage()`, so a composite panel puts its cutouts, and lettering its balloons, where this
+painter draws the people.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFilter
+
+from studio.core.generation import GenerationRequest
+from studio.render.painters.colour import RGB, parse_hex
+from studio.render.painters.figure import Figure, draw_figure, figure_at
+from studio.render.painters.looks import Look, character_look, flatten_alpha, open_image, packed_looks
+from studio.render.painters.scenery import light_at, plain_backdrop
+from studio.render.painters.shapes import caption, load_font, seeded_rng
+from studio.render.staging import Framing, back_to_front, camera, facing, keyword, stage, tilt_zoom
+
+
+def render_panel(request: GenerationRequest, previz: Mapping[str, Any]) -> Image.Image:
+    """Backdrop cropped from the location plate, then the figures, then the panel label."""
+    w, h = request.width, request.height
+    cam = camera(previz.get("shot"), previz.get("angle"))
+    light = light_at(keyword(previz.get("time"), "day"))
+    location = next((ref for ref in request.references if ref.role == "location"), None)
+    if location is not None:
+        # The seed moves the camera a little, so a retake (a new seed) is visibly a new take.
+        pan = random.Random(request.seed).uniform(-1.0, 1.0)
+        image = _plate_backdrop(open_image(location.path, (w, h)), cam.framing, cam.view_shift, (w, h), pan)
+    else:
+        image = plain_backdrop((w, h), light, cam.view_shift, seeded_rng(request, previz))
+    draw = ImageDraw.Draw(image)
+    for figure in _panel_figures(request, previz):
+        draw_figure(draw, figure)
+    if cam.tilt:
+        image = _tilt(image, cam.tilt)
+    _label(image, previz)
+    return image
+
+
+def _plate_backdrop(
+    plate: Image.Image, framing: Framing, view_shift: float, size: tuple[int, int], pan: float = 0.0
+) -> Image.Image:
+    """Crop the plate to the panel's aspect: wider shots see more of it, closer shots less."""
+    plate = flatten_alpha(plate)
+    pw, ph = plate.size
+    w, h = size
+    aspect = w / h
+    full_w, full_h = (ph * aspect, float(ph)) if pw / ph > aspect else (float(pw), pw / aspect)
+    crop_w, crop_h = full_w * framing.zoom, full_h * framing.zoom
+    # Close shots aim a little below the middle, where heads meet the set's horizon.
+    cy = ph * (0.5 + (1 - framing.zoom) * 0.12 + view_shift * (1 - framing.zoom * 0.5))
+    left = (pw - crop_w) / 2 * (1 + 0.6 * pan)
+    top = min(max(cy - crop_h / 2, 0.0), ph - crop_h)
+    box = (left, top, left + crop_w, top + crop_h)
+    if framing.blur <= 0:
+        return plate.resize((w, h), Image.Resampling.BILINEAR, box=box)
+    # Soften the set behind close shots; blurring at quarter size keeps this cheap.
+    small = plate.resize((max(1, w // 4), max(1, h // 4)), Image.Resampling.BILINEAR, box=box)
+    return small.filter(ImageFilter.GaussianBlur(framing.blur)).resize((w, h), Image.Resampling.BILINEAR)
+
+
+def _panel_figures(request: GenerationRequest, previz: Mapping[str, Any]) -> list[Figure]:
+    """The staged figures, back to front, each in its character's colours."""
+    w, h = request.width, request.height
+    characters = {ref.label: ref for ref in request.references if ref.role == "character"}
+    looks: dict[str, Look] = packed_looks(request, previz)
+    figures = []
+    for placement in back_to_front(stage(w, h, previz.get("shot"), previz.get("angle"), previz.get("figures"))):
+        if placement.ref not in looks:
+            looks[placement.ref] = character_look(characters.get(placement.ref), placement.ref)
+        figures.append(figure_at(placement, looks[placement.ref], w, h))
+    return figures
+
+
+def _tilt(image: Image.Image, degrees: float) -> Image.Image:
+    """Dutch angle: rotate, scaled up just enough that no empty corner shows (see staging.turn_point)."""
+    w, h = image.size
+    k = tilt_zoom(w, h, degrees)
+    big = image.resize((math.ceil(w * k), math.ceil(h * k)), Image.Resampling.BILINEAR)
+    turned = big.rotate(degrees, resample=Image.Resampling.BILINEAR)
+    left, top = (turned.width - w) // 2, (turned.height - h) // 2
+    return turned.crop((left, top, left + w, top + h))
+
+
+def _label(image: Image.Image, previz: Mapping[str, Any]) -> None:
+    """The panel's id in a small box at the top left, so a draft reads as a draft."""
+    label = previz.get("label")
+    if label:
+        w, h = image.size
+        size = max(8, round(min(w, h) / 45))
+        caption(ImageDraw.Draw(image), (size, size * 0.8), str(label), size, boxed=True)
+
+
+# ---------------------------------------------------------------- the placeholder card, cutouts, harmonise
+
+
+def render_placeholder(request: GenerationRequest, previz: Mapping[str, Any]) -> Image.Image:
+    """Unknown subjects get a neutral card rather than an exception: a draft must not block a run."""
+    w, h = request.width, request.height
+    image = Image.new("RGB", (w, h), (206, 206, 204))
+    draw = ImageDraw.Draw(image)
+    stroke = max(1, min(w, h) // 200)
+    draw.line([(0, 0), (w, h)], fill=(186, 186, 184), width=stroke)
+    draw.line([(0, h), (w, 0)], fill=(186, 186, 184), width=stroke)
+    size = max(8, round(min(w, h) / 24))
+    text = str(previz.get("label") or "draft")
+    subject = str(previz.get("subject") or "no subject")
+    font = load_font(size)
+    for i, line in enumerate((text, f"({subject})")):
+        width = draw.textlength(line, font=font)
+        caption(draw, ((w - width) / 2, h / 2 + (i - 1) * size * 2), line, size, boxed=True)
+    return image
+
+
+KEY_GREEN: RGB = (0, 177, 64)  # the flat key colour cutouts are drawn on (chroma green)
+
+
+def render_cutout(request: GenerationRequest, previz: Mapping[str, Any]) -> Image.Image:
+    """One character, full body, alone on flat key green: what the compositor keys out."""
+    w, h = request.width, request.height
+    key = parse_hex(previz.get("key_hex")) or KEY_GREEN
+    image = Image.new("RGB", (w, h), key)
+    characters = [ref for ref in request.references if ref.role == "character"]
+    label = str(previz.get("ref") or (characters[0].label if characters else "figure"))
+    look = character_look(characters[0] if characters else None, label)
+    view, direction = facing(previz.get("facing"))
+    height = h * 0.9
+    figure = Figure(
+        look=look,
+        cx=w / 2,
+        top=h * 0.05,
+        height=height,
+        view=view,
+        direction=direction,
+        pose=str(previz.get("pose") or "standing"),
+        expression=str(previz.get("expression") or "neutral"),
+        line=max(1, round(height / 90)),
+    )
+    draw_figure(ImageDraw.Draw(image), figure)
+    return image
+
+
+def render_harmonise(request: GenerationRequest, previz: Mapping[str, Any]) -> Image.Image:
+    """The edit pass over a composite: the draft keeps the composite as it is (a paid model repaints it)."""
+    w, h = request.width, request.height
+    composite = next((ref for ref in request.references if ref.role == "composite"), None)
+    if composite is None:
+        return render_panel(request, previz)
+    image = flatten_alpha(open_image(composite.path, (w, h))).resize((w, h), Image.Resampling.LANCZOS)
+    _label(image, previz)
+    return image
