@@ -1,6 +1,6 @@
 """A protocol-faithful fake of the Black Forest Labs (BFL) API, for tests of the `bfl` provider.
 
-Two HTTPS listeners on 127.0.0.1 share one throwaway CA (`tests.fakes.tls`):
+Two HTTPS listeners on 127.0.0.1 share one throwaway CA (`tests.fakes.server`):
 
 * the API host (`base_url`), like `api.bfl.ai`: submissions and credits;
 * the polling/delivery host (`poll_base_url`), like BFL's regional hosts: `polling_url` and
@@ -86,42 +86,26 @@ Choices (deliberate, documented, harsh-side where real BFL is not documented):
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
-import contextlib
 import copy
-import hashlib
-import hmac
-import io
-import json
-import logging
-import random
+import functools
 import re
-import socket
-import ssl
-import struct
-import sys
-import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import trustme
 
 try:  # the package form (python -m tests.fakes.bfl, `from tests.fakes.bfl import ...`, `fakes.bfl`)
-    from . import tls as _tls
+    from . import server as base
 except ImportError:  # pragma: no cover - loaded as a top-level module
-    import tls as _tls  # type: ignore[no-redef]
+    import server as base  # type: ignore[no-redef]
 
-log = logging.getLogger("fake_bfl")
+Response, Route, _json = base.Response, base.Route, base.json_response
 
 # ---------------------------------------------------------------- catalogue
 
-MP = 1_000_000
+MP = base.MP
 MICRO_PER_CREDIT = 10_000  # 1 credit = 1 cent = $0.01
 DEFAULT_SIZE = (1024, 768)
 MIN_SIDE = 64
@@ -140,6 +124,7 @@ class Model:
     flat: int | None = None  # when set: the price of any request (kontext)
 
 
+# Prices and input limits: PROVIDERS.md (BFL: pro/max/flex 8 inputs, klein and kontext 4).
 MODELS: dict[str, Model] = {
     "flux-2-pro": Model(8, 30_000, 15_000),
     "flux-2-max": Model(8, 70_000, 30_000),
@@ -165,6 +150,7 @@ _ONLY_ON = {
 }
 DEFAULT_BILL_ON = {"request-moderated": False, "content-moderated": True, "error": True}
 
+# Poll statuses (PROVIDERS.md): Pending, Ready, Request Moderated, Content Moderated, Error, Task not found.
 STATUS_BY_OUTCOME = {
     "ready": "Ready",
     "request-moderated": "Request Moderated",
@@ -177,109 +163,10 @@ DETAILS_BY_OUTCOME: dict[str, dict[str, Any]] = {
     "error": {"message": "Generation failed: internal error"},
 }
 
-
-def _fault_applies(kind: str, category: str) -> bool:
-    only = _ONLY_ON.get(kind)
-    return only is None or only == category
-
-
 # ---------------------------------------------------------------- helpers
 
-
-def ceil_mp(pixels: int) -> int:
-    """Megapixels as BFL bills them: pixels / 1,000,000 rounded up."""
-    return -(-pixels // MP)
-
-
-def _redact(headers: dict[str, str]) -> dict[str, str]:
-    """Header names lower-cased; credentials replaced by "***", never stored in full."""
-    out = {}
-    for name, value in headers.items():
-        lower = name.lower()
-        out[lower] = "***" if lower in ("x-key", "authorization", "proxy-authorization", "cookie") else value
-    return out
-
-
-def _seed_from(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFFFFFF
-
-
-def _image_size(raw: bytes) -> tuple[int, int] | None:
-    try:
-        from PIL import Image
-
-        with Image.open(io.BytesIO(raw)) as image:
-            image.load()
-            return image.size
-    except Exception:  # Pillow raises a variety of errors on garbage
-        return None
-
-
-def decode_image_size(value: str) -> tuple[int, int] | None:
-    """(width, height) of a base64 string or base64 data URI, or None if it does not decode."""
-    payload = value
-    if value.startswith("data:"):
-        header, sep, payload = value.partition(",")
-        if not sep or not header.endswith(";base64"):
-            return None
-    try:
-        raw = base64.b64decode(payload.strip(), validate=False)
-    except (binascii.Error, ValueError):
-        return None
-    return _image_size(raw) if raw else None
-
-
-def render_png(prompt: str, width: int, height: int, seed: int, label: str, model: str) -> bytes:
-    """PNG bytes of exactly width x height: studio's draft art, or a flat colour if unavailable."""
-    try:
-        from studio.core.generation import GenerationRequest
-        from studio.render.draft_art import render_draft
-
-        request = GenerationRequest(
-            model=model,
-            prompt=prompt,
-            width=width,
-            height=height,
-            seed=seed,
-            previz={"subject": "panel", "label": label},
-        )
-        data = render_draft(request)
-        from PIL import Image
-
-        with Image.open(io.BytesIO(data)) as image:
-            if image.size == (width, height) and image.format == "PNG":
-                return data
-    except Exception:  # the renderer is optional here: any failure falls back to a flat PNG
-        log.debug("draft renderer unavailable, using a flat colour", exc_info=True)
-    from PIL import Image
-
-    rng = random.Random(seed)
-    colour = (rng.randrange(40, 220), rng.randrange(40, 220), rng.randrange(40, 220))
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), colour).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _to_jpeg(png: bytes) -> bytes:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(png)) as image:
-        buffer = io.BytesIO()
-        image.convert("RGB").save(buffer, format="JPEG", quality=90)
-        return buffer.getvalue()
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-    action: str | None = None  # None: send; "reset": RST without response; "stall": hang then RST
-
-
-def _json(status: int, payload: Any, **headers: str) -> Response:
-    return Response(status, json.dumps(payload).encode(), "application/json", dict(headers))
+ceil_mp = base.ceil_mp  # megapixels as BFL bills them: pixels / 1,000,000 rounded up
+decode_image_size = base.decode_image_size  # a base64 string or base64 data URI
 
 
 def _error(loc: list[Any], msg: str, type_: str = "value_error") -> dict[str, Any]:
@@ -317,15 +204,7 @@ class _Task:
         return self.submitted + self.duration
 
 
-@dataclass
-class _Sample:
-    task: _Task
-    ready_at: float
-    data: bytes | None = None
-    gone: bool = False  # `expired-sample` fault: 404 from now on
-
-
-class FakeBfl:
+class FakeBfl(base.FakeServer):
     """The fake BFL API. See the module docstring for the protocol and the choices made.
 
     Attributes and methods for tests:
@@ -346,6 +225,12 @@ class FakeBfl:
         (latency applies to tasks submitted afterwards).
     """
 
+    name = "bfl"
+    roles = ("api", "poll")  # the API host and the regional polling/delivery host
+    fault_kinds, fault_targets, fault_only_on = FAULT_KINDS, FAULT_TARGETS, _ONLY_ON
+    secret_headers = ("x-key",)
+    cli_port_help = "API host port on 127.0.0.1 (0: any free port)"
+
     def __init__(
         self,
         *,
@@ -356,13 +241,11 @@ class FakeBfl:
         credits: float = 10_000.0,
         bill_on: dict[str, bool] | None = None,
         report_cost: bool = True,
-        ca: trustme.CA | _tls.TLSBundle | None = None,
+        ca: trustme.CA | base.TLSBundle | None = None,
         port: int = 0,
         poll_port: int = 0,
         stall_seconds: float = 30.0,
     ) -> None:
-        self._key = key
-        self.latency = float(latency)
         self.sample_ttl = float(sample_ttl)
         self.max_active = int(max_active)
         self.report_cost = report_cost
@@ -370,145 +253,39 @@ class FakeBfl:
         unknown = set(self.bill_on) - set(DEFAULT_BILL_ON)
         if unknown:
             raise ValueError(f"bill_on keys must be among {sorted(DEFAULT_BILL_ON)}, got {sorted(unknown)}")
-        self.stall_seconds = float(stall_seconds)
-        self._ports = (port, poll_port)
-        # A TLSBundle (duck-typed: this module may be imported as tests.fakes.bfl or fakes.bfl),
-        # a bare trustme.CA, or None for a fresh CA.
-        is_bundle = hasattr(ca, "server_context") and hasattr(ca, "ca_file")
-        self._tls: Any = ca if is_bundle else _tls.make_tls(ca=ca)  # type: ignore[arg-type]
-        self._owns_tls = not is_bundle
-        self.ca_file: Path = self._tls.ca_file
-
-        self._lock = threading.RLock()
-        self._stop = threading.Event()
-        self._servers: dict[str, _Server] = {}
-        self._threads: list[threading.Thread] = []
-        self._connections: set[socket.socket] = set()
-
-        self._requests: list[dict[str, Any]] = []
-        self._submissions: list[dict[str, Any]] = []
+        super().__init__(key=key, latency=latency, ca=ca, ports=(port, poll_port), stall_seconds=stall_seconds)
         self._tasks: dict[str, _Task] = {}
         self._unfinished: dict[str, _Task] = {}
-        self._samples: dict[str, _Sample] = {}
-        self._billed_micro = 0
         self._credits_micro = round(credits * MICRO_PER_CREDIT)
-        self._faults: list[list[Any]] = []  # [kind, remaining, on]
-        self._fault_rate = 0.0
-        self._fault_kinds: list[str] = []
-        self._rng = random.Random(0)
-        self._clock_offset = 0.0
         self._wall0 = time.time()
         self._mono0 = time.monotonic()
-
-    def __repr__(self) -> str:  # never shows the key
-        where = self.host if self._servers else None
-        return f"FakeBfl(host={where!r}, latency={self.latency})"
-
-    # ------------------------------------------------------------ lifecycle
-
-    def start(self) -> FakeBfl:
-        if self._servers:
-            return self
-        self._stop.clear()
-        for role, port in zip(("api", "poll"), self._ports, strict=True):
-            server = _Server(("127.0.0.1", port), _Handler, self, self._tls.server_context, role)
-            self._servers[role] = server
-            thread = threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"fake-bfl-{role}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()  # wakes stalled handlers
-        servers, self._servers = list(self._servers.values()), {}
-        for server in servers:
-            server.shutdown()
-            server.server_close()
-        with self._lock:
-            connections = list(self._connections)
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        for thread in self._threads:
-            thread.join(timeout=5)
-        self._threads = []
-
-    def close(self) -> None:
-        """Stop and remove the CA file if this fake created it."""
-        self.stop()
-        if self._owns_tls:
-            self._tls.cleanup()
-
-    def __enter__(self) -> FakeBfl:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _port_of(self, role: str) -> int:
-        server = self._servers.get(role)
-        if server is None:
-            raise RuntimeError("FakeBfl is not started")
-        return server.server_address[1]
-
-    @property
-    def port(self) -> int:
-        return self._port_of("api")
 
     @property
     def poll_port(self) -> int:
         return self._port_of("poll")
 
     @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
     def poll_host(self) -> str:
         return f"127.0.0.1:{self.poll_port}"
-
-    @property
-    def base_url(self) -> str:
-        return f"https://{self.host}"
 
     @property
     def poll_base_url(self) -> str:
         return f"https://{self.poll_host}"
 
-    def client_env(self) -> dict[str, str]:
-        """The variables studio's bfl provider reads (key, base URL, CA bundle for httpx)."""
-        return {
-            "BFL_API_KEY": self._key,
-            "STUDIO_BFL_BASE_URL": self.base_url,
-            "SSL_CERT_FILE": str(self.ca_file),
-            "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost",
-        }
+    def provider_env(self, key: str) -> dict[str, str]:
+        """The variables studio's bfl provider reads (key, base URL)."""
+        return {"BFL_API_KEY": key, "STUDIO_BFL_BASE_URL": self.base_url}
 
-    def ssl_context(self) -> ssl.SSLContext:
-        """A client SSLContext trusting the fake's CA (for direct httpx use)."""
-        return self._tls.client_context()
+    def cli_banner(self, latency: float) -> list[str]:
+        return [f"# fake BFL API on {self.base_url}, polling/delivery on {self.poll_base_url} (latency {latency}s)",
+                "# SSL_CERT_FILE replaces the usual CA bundle for httpx:"]
 
-    # ------------------------------------------------------------ inspection
+    @classmethod
+    def add_cli_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--poll-port", type=int, default=0, help="polling/delivery host port (0: any free port)")
+        parser.add_argument("--credits", type=float, default=10_000.0, help="starting credits (1 credit = $0.01)")
 
-    @property
-    def requests(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return copy.deepcopy(self._requests)
-
-    @property
-    def submissions(self) -> list[dict[str, Any]]:
-        with self._lock:
-            self._advance(self._now())
-            return copy.deepcopy(self._submissions)
-
-    @property
-    def billed_micro(self) -> int:
-        with self._lock:
-            self._advance(self._now())
-            return self._billed_micro
+    # ------------------------------------------------------------ inspection and control
 
     @property
     def credits(self) -> float:
@@ -541,49 +318,6 @@ class FakeBfl:
         """What a successful generation costs, in micro-USD (None in input_sizes: a 1 MP URL)."""
         return self._price(MODELS[model], (width, height), list(input_sizes))[0]
 
-    # ------------------------------------------------------------ control
-
-    def inject(self, kind: str, times: int = 1, on: str = "any") -> None:
-        """Queue `times` faults of `kind` for the next matching requests (`on`)."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
-        if on not in FAULT_TARGETS:
-            raise ValueError(f"unknown fault target {on!r}; expected one of {FAULT_TARGETS}")
-        only = _ONLY_ON.get(kind)
-        if only is not None and on not in ("any", only):
-            raise ValueError(f"fault {kind!r} only applies to {only!r} requests")
-        if times < 1:
-            raise ValueError("times must be >= 1")
-        with self._lock:
-            self._faults.append([kind, times, on])
-
-    def set_fault_rate(self, rate: float, kinds: list[str] | tuple[str, ...], seed: int = 0) -> None:
-        """Inject one of `kinds` (uniformly, among those that fit the request) into each request
-        with probability `rate`. Deterministic for a given seed and request sequence."""
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError("rate must be within [0, 1]")
-        for kind in kinds:
-            if kind not in FAULT_KINDS:
-                raise ValueError(f"unknown fault kind {kind!r}")
-        with self._lock:
-            self._fault_rate = float(rate)
-            self._fault_kinds = list(kinds)
-            self._rng = random.Random(seed)
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-            self._fault_rate = 0.0
-            self._fault_kinds = []
-
-    def advance_clock(self, seconds: float) -> None:
-        """Move the fake's clock forward: tasks finish and samples expire as if `seconds` had
-        passed (BFL's 10-minute sample expiry without sleeping)."""
-        if seconds < 0:
-            raise ValueError("the clock only moves forward")
-        with self._lock:
-            self._clock_offset += seconds
-
     def expire(self, task_id: str) -> None:
         """Forget a task: polls answer `Task not found` from now on."""
         with self._lock:
@@ -591,9 +325,6 @@ class FakeBfl:
             if task is None:
                 raise KeyError(task_id)
             task.forgotten = True
-
-    def _now(self) -> float:
-        return time.monotonic() + self._clock_offset
 
     def _wall(self, at: float) -> float:
         return self._wall0 + (at - self._mono0)
@@ -612,8 +343,10 @@ class FakeBfl:
         task.finished = True
         task.record["status"] = STATUS_BY_OUTCOME[task.outcome]
         if task.outcome == "ready":
-            task.token = uuid.uuid4().hex
-            self._samples[task.token] = _Sample(task, ready_at=task.ends)
+            render = functools.partial(self._render, task)
+            # `result.sample` expires after 10 minutes (PROVIDERS.md): `sample_ttl` from Ready.
+            sample = base.StoredImage(task.width, task.height, task.fmt, created=task.ends, render=render, owner=task)
+            task.token = self._store_image(sample)
             task.record["sample"] = self._sample_url(task)
         elif task.billed_micro and not self.bill_on.get(task.outcome, True):
             refund = task.billed_micro  # generated and failed/withheld: refunded at the end
@@ -622,6 +355,11 @@ class FakeBfl:
             self._credits_micro += refund
             task.record["billed_micro"] = 0
             task.record["refunded_micro"] = refund
+
+    @staticmethod
+    def _render(task: _Task) -> bytes:
+        png = base.render_png(task.prompt, task.width, task.height, task.seed, task.id[:8], f"bfl:{task.model}")
+        return base.convert_png(png, task.fmt, quality=90)
 
     def _active(self) -> int:
         return len(self._unfinished)
@@ -643,15 +381,7 @@ class FakeBfl:
     def _input_size(self, value: str) -> tuple[int, int] | str | None:
         """Size of one input image; None if unknowable (a remote URL); "bad" / "gone" on failure."""
         if value.startswith(("https://", "http://")):
-            prefix = f"{self.poll_base_url}/files/" if self._servers else None
-            if prefix and value.startswith(prefix):
-                token = value[len(prefix) :].split("?", 1)[0].rsplit(".", 1)[0]
-                with self._lock:
-                    sample = self._samples.get(token)
-                    if sample is None or sample.gone or self._now() - sample.ready_at >= self.sample_ttl:
-                        return "gone"
-                    return (sample.task.width, sample.task.height)
-            return None
+            return self._own_image_size(value, self.sample_ttl, "poll")
         size = decode_image_size(value)
         return size if size is not None else "bad"
 
@@ -765,137 +495,80 @@ class FakeBfl:
 
     # ------------------------------------------------------------ request handling
 
-    def _check_auth(self, headers: dict[str, str]) -> str:
-        value = next((v for k, v in headers.items() if k.lower() == "x-key"), None)
+    def _authenticate(self, request: base.Request, route: Route) -> str:
+        # Header `x-key` on submit, poll and credits (PROVIDERS.md); samples are pre-signed URLs.
+        if route.category not in ("submit", "poll", "credits"):
+            return "n/a"
+        value = request.header("x-key")
         if value is None:
             return "missing"
-        return "ok" if hmac.compare_digest(value.strip().encode(), self._key.encode()) else "wrong"
+        return "ok" if self._key_is(value.strip()) else "wrong"
 
-    def _pick_fault(self, category: str) -> str | None:
-        for entry in self._faults:
-            kind, _remaining, on = entry
-            if on in ("any", category) and _fault_applies(kind, category):
-                entry[1] -= 1
-                if entry[1] <= 0:
-                    self._faults.remove(entry)
-                return kind
-        if self._fault_rate > 0 and self._fault_kinds and self._rng.random() < self._fault_rate:
-            fitting = [k for k in self._fault_kinds if _fault_applies(k, category)]
-            if fitting:
-                return fitting[self._rng.randrange(len(fitting))]
-        return None
+    def _log_fields(self, request: base.Request, route: Route, auth: str) -> dict[str, Any]:
+        task_id = request.query.get("id") if route.category == "poll" else None
+        return {"server": request.role, **super()._log_fields(request, route, auth), "task_id": task_id}
 
-    @staticmethod
-    def _route(role: str, method: str, parts: list[str]) -> tuple[str, str | None]:
-        """(category, error) where category is submit | poll | file | credits | other."""
-        if role == "poll":
+    def _route(self, request: base.Request) -> Route:
+        """Category submit | poll | file | credits | other, and an error."""
+        method, parts = request.method, request.parts
+        if request.role == "poll":
             if parts == ["v1", "get_result"]:
-                return "poll", None if method == "GET" else "method"
+                return Route("poll", None if method == "GET" else "method")
             if len(parts) == 2 and parts[0] == "files":
-                return "file", None if method in ("GET", "HEAD") else "method"
-            return "other", "not_found"
+                return Route("file", None if method in ("GET", "HEAD") else "method", parts[1])
+            return Route("other", "not_found")
         if parts == ["v1", "credits"]:
-            return "credits", None if method == "GET" else "method"
+            return Route("credits", None if method == "GET" else "method")
         if parts == ["v1", "get_result"]:  # the wrong host for polls: BFL's tasks live on the regional one
-            return "poll", None if method == "GET" else "method"
+            return Route("poll", None if method == "GET" else "method")
         if len(parts) == 2 and parts[0] == "v1":
             if parts[1] not in MODELS:
-                return "other", "not_found"
-            return "submit", None if method == "POST" else "method"
-        return "other", "not_found"
+                return Route("other", "not_found")
+            return Route("submit", None if method == "POST" else "method", parts[1])
+        return Route("other", "not_found")
 
-    def handle(self, role: str, method: str, target: str, headers: dict[str, str], raw_body: bytes) -> Response:
-        """Answer one HTTP request on server `role` ("api" or "poll"); the socket layer is _Handler."""
-        split = urlsplit(target)
-        parts = [unquote(p) for p in split.path.split("/") if p]
-        query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
-        body: Any = None
-        bad_json = False
-        if raw_body:
-            try:
-                body = json.loads(raw_body)
-            except ValueError:
-                bad_json = True
-        category, route_error = self._route(role, method, parts)
-        auth = self._check_auth(headers) if category in ("submit", "poll", "credits") else "n/a"
-        entry: dict[str, Any] = {
-            "time": time.time(),
-            "server": role,
-            "method": method,
-            "path": split.path,
-            "query": query,
-            "headers": _redact(headers),
-            "auth": auth,
-            "auth_ok": auth == "ok",
-            "json": body,
-            "json_error": bad_json,
-            "category": category,
-            "fault": None,
-            "status": None,
-            "task_id": query.get("id") if category == "poll" else None,
-        }
-        with self._lock:
-            self._requests.append(entry)
-            fault = self._pick_fault(category) if category != "other" else None
-            entry["fault"] = fault
-        response, task_id = self._answer(role, category, route_error, auth, fault, parts, query, body, bad_json)
-        with self._lock:
-            entry["status"] = response.action or response.status
-            if task_id:
-                entry["task_id"] = task_id
-        return response
-
-    def _answer(
-        self,
-        role: str,
-        category: str,
-        route_error: str | None,
-        auth: str,
-        fault: str | None,
-        parts: list[str],
-        query: dict[str, str],
-        body: Any,
-        bad_json: bool,
-    ) -> tuple[Response, str | None]:
-        if fault in ("stall", "reset"):
-            return Response(0, action=fault), None
+    def _answer(self, request: base.Request, route: Route, auth: str, fault: str | None,
+                entry: dict[str, Any]) -> Response:
+        # Errors (PROVIDERS.md): 402 insufficient credits, 429 too many active tasks, 422 {"detail": [...]}.
         if fault == "402":
-            return _json(402, {"detail": "Insufficient credits"}), None
+            return _json(402, {"detail": "Insufficient credits"})
         if fault == "429":
-            return _json(429, {"detail": "Rate limit exceeded: too many requests"}, **{"retry-after": "1"}), None
+            return _json(429, {"detail": "Rate limit exceeded: too many requests"}, **{"retry-after": "1"})
         if fault == "500":
-            return _json(500, {"detail": "Internal Server Error"}), None
+            return _json(500, {"detail": "Internal Server Error"})
         if fault == "503":
-            return _json(503, {"detail": "Service Unavailable"}), None
+            return _json(503, {"detail": "Service Unavailable"})
         if fault == "422":
-            return _json(422, {"detail": [_error(["body"], "Injected validation error")]}), None
+            return _json(422, {"detail": [_error(["body"], "Injected validation error")]})
 
         task_id: str | None = None
-        if route_error == "not_found":
+        if route.error == "not_found":
             response = _json(404, NOT_FOUND)
-        elif route_error == "method":
+        elif route.error == "method":
             response = _json(405, {"detail": "Method Not Allowed"})
-        elif category == "file":
-            response = self._serve_file(parts[1], expired=fault == "expired-sample")
+        elif route.category == "file":
+            response = self._serve_file(route.name, expired=fault == "expired-sample")
         elif auth != "ok":
             response = _json(403, NOT_AUTHENTICATED)
-        elif category == "credits":
+        elif route.category == "credits":
             with self._lock:
                 self._advance(self._now())
                 response = _json(200, {"credits": self._credits_micro / MICRO_PER_CREDIT})
-        elif category == "poll":
-            response = self._poll(role, query, not_found=fault == "not-found")
-        elif category == "submit":
+        elif route.category == "poll":
+            response = self._poll(request.role, request.query, not_found=fault == "not-found")
+        elif route.category == "submit":
             outcome = fault if fault in OUTCOME_FAULTS else "ready"
-            response, task_id = self._submit(parts[1], body, bad_json, outcome, fault)
+            response, task_id = self._submit(route.name, request.body, request.bad_json, outcome, fault)
         else:
             response = _json(404, NOT_FOUND)
-        if fault == "lost-response":
-            response.action = "reset"
+        with self._lock:
             if task_id:
-                with self._lock:
+                entry["task_id"] = task_id
+            if fault == "lost-response":
+                response.action = "reset"
+                if task_id:
                     self._tasks[task_id].record["response_lost"] = True
-        return response, task_id
+        return response
 
     def _submit(
         self, name: str, body: Any, bad_json: bool, outcome: str, fault: str | None
@@ -922,7 +595,7 @@ class FakeBfl:
                 return _json(402, {"detail": "Insufficient credits"}), None
             billed = 0 if outcome == "request-moderated" and not self.bill_on["request-moderated"] else price
             task_id = str(uuid.uuid4())
-            seed = params["seed"] if params["seed"] is not None else _seed_from(task_id)
+            seed = params["seed"] if params["seed"] is not None else base.seed_from(task_id)
             polling_url = f"{self.poll_base_url}/v1/get_result?id={task_id}"
             reported = billed / MICRO_PER_CREDIT
             cost = reported if self.report_cost else None
@@ -1023,147 +696,23 @@ class FakeBfl:
             return _json(200, payload)
 
     def _serve_file(self, name: str, *, expired: bool) -> Response:
-        token, _, ext = name.partition(".")
         with self._lock:
-            sample = self._samples.get(token)
-            if sample is None or ext != sample.task.fmt or sample.gone:
+            sample = self._find_image(name)
+            if sample is None:
                 return _json(404, {"detail": "Not Found"})
             if expired:
                 sample.gone = True
                 return _json(404, {"detail": "Not Found"})
-            if self._now() - sample.ready_at >= self.sample_ttl:
+            if self._now() - sample.created >= self.sample_ttl:
                 return Response(
                     403,
                     b"<Error><Code>AuthenticationFailed</Code><Message>Signed expiry time has passed</Message></Error>",
                     "application/xml",
                 )
-            data, task = sample.data, sample.task
-        if data is None:  # render outside the lock; rendering is deterministic, so races are harmless
-            data = render_png(task.prompt, task.width, task.height, task.seed, task.id[:8], f"bfl:{task.model}")
-            if task.fmt == "jpeg":
-                data = _to_jpeg(data)
-            with self._lock:
-                sample.data = data
-        return Response(200, data, OUTPUT_FORMATS[task.fmt])
+        return Response(200, self._image_bytes(sample), OUTPUT_FORMATS[sample.fmt])
 
 
-# ---------------------------------------------------------------- socket layer
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        handler: type[BaseHTTPRequestHandler],
-        fake: FakeBfl,
-        context: ssl.SSLContext,
-        role: str,
-    ) -> None:
-        self.fake = fake
-        self.context = context
-        self.role = role
-        super().__init__(address, handler)
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, address = self.socket.accept()
-        # The TLS handshake happens in the handler thread, so a slow client cannot block accept().
-        wrapped = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        with self.fake._lock:
-            self.fake._connections.add(wrapped)
-        return wrapped, address
-
-    def shutdown_request(self, request: Any) -> None:
-        with self.fake._lock:
-            self.fake._connections.discard(request)
-        super().shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("connection error from %s", client_address, exc_info=True)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "fake-bfl/1.0"
-    timeout = 30  # idle keep-alive connections are closed after this
-    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stalls
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.request.do_handshake()
-
-    def log_message(self, format: str, *args: Any) -> None:  # silence stderr; never log headers
-        log.debug("%s %s", self.address_string(), format % args)
-
-    def _dispatch(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        fake = self.server.fake
-        response = fake.handle(self.server.role, self.command, self.path, dict(self.headers.items()), raw)
-        if response.action == "stall":
-            fake._stop.wait(fake.stall_seconds)
-            response.action = "reset"
-        if response.action == "reset":
-            self._reset()
-            return
-        self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
-
-    def _reset(self) -> None:
-        """Drop the connection with a TCP RST and no HTTP response at all."""
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        with contextlib.suppress(OSError):
-            self.request.close()
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _dispatch
-
-
-# ---------------------------------------------------------------- command line
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.bfl", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, default=8443, help="API host port on 127.0.0.1 (0: any free port)")
-    parser.add_argument("--poll-port", type=int, default=0, help="polling/delivery host port (0: any free port)")
-    parser.add_argument("--latency", type=float, default=1.0, help="seconds per generation")
-    parser.add_argument("--key", default="test-key", help="the API key the fake accepts")
-    parser.add_argument("--credits", type=float, default=10_000.0, help="starting credits (1 credit = $0.01)")
-    parser.add_argument("--ca-dir", default=None, help="where to write the CA PEM (default: a temp dir)")
-    args = parser.parse_args(argv)
-
-    bundle = _tls.make_tls(args.ca_dir)
-    fake = FakeBfl(
-        key=args.key, latency=args.latency, credits=args.credits, ca=bundle, port=args.port, poll_port=args.poll_port
-    )
-    fake.start()
-    shown_key = args.key if args.key == "test-key" else "<the value you passed to --key>"
-    print(f"# fake BFL API on {fake.base_url}, polling/delivery on {fake.poll_base_url} (latency {args.latency}s)")
-    print("# SSL_CERT_FILE replaces the usual CA bundle for httpx:")
-    print(f"export BFL_API_KEY='{shown_key}'")
-    print(f"export STUDIO_BFL_BASE_URL='{fake.base_url}'")
-    print(f"export SSL_CERT_FILE='{fake.ca_file}'")
-    print("# serving; Ctrl-C to stop", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake.stop()
-        bundle.cleanup()
-    return 0
-
+main = FakeBfl.main  # python -m tests.fakes.bfl --port 8443 [--poll-port 8444] [--latency 1] [--key KEY]
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())
