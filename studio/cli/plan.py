@@ -26,9 +26,40 @@ def episode(
     provider: Annotated[str | None, typer.Option(help=PROVIDER_HELP)] = None,
     only: Annotated[str | None, typer.Option(help="Only these panels, comma-separated: p001,p004.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    why: Annotated[
+        bool,
+        typer.Option(
+            "--why",
+            help="For each job that will run, which of its inputs changed since its last build "
+            "(with --json: a 'why' list per job).",
+        ),
+    ] = False,
+    panel_ids: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[PANEL_IDS]...",
+            help="With --why: explain only the jobs of these panels (p003 p004, or p003,p004).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """List the jobs episode N needs: per panel its location, characters, references,
-    model, strategy, estimated cost, and whether it is already made (cached)."""
+    model, strategy, estimated cost, and whether it is already made (cached).
+
+    With --why, say why each job that will run is not cached: which of its inputs changed
+    since the last run made it (same episode, phase and name), in the words of your files:
+
+    \b
+      p003 letter           dialogue[0].text changed
+      mira character_sheet  character.outfit changed
+      p004 panel            reference mira (character) changed → mira character_sheet: character.outfit changed
+      p005 panel            model changed fal:fal-ai/flux-2/flash/edit → bfl:flux-2-klein-9b
+      p003 letter           renderer version letter 2 → 3
+      p006 panel            new (never built)
+
+    A changed reference is followed to what changed it. Runs store the inputs behind every
+    key they make, so the first run after upgrading studio has nothing to compare with.
+    """
     from studio.db.tables import ledger_engine
     from studio.run.episode import check_only, make_plan, unavailable_providers
     from studio.run.plan_view import plan_rows
@@ -37,14 +68,59 @@ def episode(
     project = open_project()
     ids = parse_ids(only)
     check_only(project, number, ids)
+    explain = _explain_ids(panel_ids) if why else None
+    if explain:
+        check_only(project, number, explain)
+    chosen = provider or project.config.provider
     with ledger_engine(project.state_dir) as engine:
-        plan = make_plan(project, number, provider or project.config.provider, ids, engine)
+        plan = make_plan(project, number, chosen, ids, engine)
         skipped = unavailable_providers(project, plan, engine)
         view = plan_rows(project, plan, ArtifactStore(project.state_dir, engine), skipped)
+        if why:
+            _add_reasons(plan, view, engine, chosen, explain)
     if as_json:
         out.print_json(json.dumps(view))
         return
+    if why:
+        _print_reasons(view)
+        return
     _print_tables(view)
+
+
+def _explain_ids(panel_ids: list[str] | None) -> frozenset[str] | None:
+    if not panel_ids:
+        return None
+    return parse_ids(",".join(panel_ids))
+
+
+def _add_reasons(plan, view: dict, engine, provider: str, panels: frozenset[str] | None) -> None:  # type: ignore[no-untyped-def]
+    """A `why` per job row: the reasons it runs, [] when cached, None outside the panels asked about."""
+    from studio.plan.why import Explainer
+    from studio.review.takes import track_of
+    from studio.run.store import last_builds
+
+    explainer = Explainer(plan.jobs, last_builds(engine, plan.jobs, track_of(provider)))
+    for job, row in zip(plan.jobs, view["jobs"], strict=True):
+        if panels is not None and job.panel not in panels:
+            row["why"] = None
+        else:
+            row["why"] = [] if row["cached"] else explainer.why(job)
+
+
+def _print_reasons(view: dict) -> None:
+    rows = [row for row in view["jobs"] if row.get("why")]
+    if not rows:
+        out.print(f"Nothing to make in episode {view['episode']}: every job asked about is cached.")
+        return
+    table = Table(title=f"Episode {view['episode']}: why these jobs run", title_justify="left")
+    table.add_column("job", no_wrap=True)
+    table.add_column("phase", no_wrap=True)
+    table.add_column("changed since its last build")
+    for row in rows:
+        table.add_row(Text(row["name"]), row["phase"], Text("\n".join(row["why"])))  # [p003] is not markup
+    out.print(table)
+    cached = sum(1 for row in view["jobs"] if row.get("why") == [])
+    out.print(f"{len(rows)} to make, {cached} cached.")
 
 
 def _print_tables(view: dict) -> None:

@@ -120,6 +120,25 @@ class ReviewEvent(SQLModel, table=True):
     at: datetime = Field(default_factory=now)
 
 
+class KeyInputs(SQLModel, table=True):
+    """The named inputs behind a job's content key (studio/plan/keys.py), as of a run that made or
+    reused the job in an episode: what `studio plan --why` compares with the plan's inputs.
+
+    One row per (job key, episode); `at` is the last run that used it, so the latest row of an
+    (episode, phase, name) is that job's last build. `track` is draft or final (paid).
+    """
+
+    __tablename__ = "key_inputs"
+    job_key: str = Field(primary_key=True)
+    episode: int = Field(primary_key=True)
+    phase: str
+    name: str
+    panel: str | None = None
+    track: str
+    inputs: str  # canonical JSON
+    at: datetime = Field(default_factory=now)
+
+
 def m001_initial(conn: Connection) -> None:
     conn.execute(
         text(
@@ -261,6 +280,28 @@ def m006_routes(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_generation_provider_created ON generation (provider, created_at)"))
 
 
+def m007_key_inputs(conn: Connection) -> None:
+    # The inputs behind each key, so `studio plan --why` can say which input changed since a job's last build.
+    conn.execute(
+        text(
+            """
+            CREATE TABLE key_inputs (
+                job_key TEXT NOT NULL,
+                episode INTEGER NOT NULL,
+                phase TEXT NOT NULL,
+                name TEXT NOT NULL,
+                panel TEXT,
+                track TEXT NOT NULL CHECK (track IN ('draft', 'final')),
+                inputs TEXT NOT NULL,
+                at TIMESTAMP NOT NULL,
+                PRIMARY KEY (job_key, episode)
+            )
+            """
+        )
+    )
+    conn.execute(text("CREATE INDEX ix_key_inputs_job ON key_inputs (phase, name, episode, at)"))
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     m001_initial,
     m002_budget,
@@ -268,6 +309,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     m004_review,
     m005_sent_at,
     m006_routes,
+    m007_key_inputs,
 ]
 
 

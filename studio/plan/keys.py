@@ -19,7 +19,7 @@ What is hashed, per kind of job:
   its renderer's version (`CROP_VERSION`, `PACK_VERSION`, ...) beside the renderer's code.
 
 In `inputs`, `refs` lists the references by role and label with their keys; `renderer` holds
-the renderer versions; `prompt` and `previz` are derived from the other inputs (`DERIVED`):
+the renderer versions; `prompt`, `seed`, ... are derived from the other inputs (`DERIVED`):
 `--why` names them only when nothing it could name instead changed (an edited prompt template).
 """
 
@@ -41,8 +41,10 @@ from studio.render.draft_art import DRAFT_VERSION
 from studio.render.lettering import LETTER_VERSION
 
 DRAFT_MODEL = "draft:draft"
-# Inputs computed from the others: a change to them is named only when no other input changed.
-DERIVED = frozenset({"prompt", "previz"})
+# Inputs that follow from others (the prompt from the project files, the seed from the take, the
+# size made from the model, a new take from changed inputs, a contact sheet's cells from its
+# panels): a change to them is named only when no other input changed.
+DERIVED = frozenset({"prompt", "negative_prompt", "previz", "seed", "made_at", "take", "cells"})
 
 
 @dataclass(frozen=True)

@@ -201,7 +201,8 @@ class _Planner:
             return jobs
         if state.status == APPROVED and not self.options.force:
             # Frozen: keep the approved take even though its inputs changed; `studio plan` says so.
-            return [replace(jobs[-1], key=state.job_key, frozen_stale=True, deps=())]
+            # Its inputs are those of the approved take, not these: none are recorded for it.
+            return [replace(jobs[-1], key=state.job_key, frozen_stale=True, deps=(), inputs={})]
         # Inputs changed since this take was made: a new take, never an overwrite.
         return self._panel_take(inputs, state.take + 1)
 

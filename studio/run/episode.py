@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import signal
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -97,12 +98,15 @@ def _run_locked(project: Project, number: int, provider_name: str, options: RunO
     try:
         plan = make_plan(project, number, provider_name, options.only, engine, options.force)
         pool = provider_pool(project, plan, provider_name, options, built)
-        reviews = Reviews(engine, track_of(provider_name))
+        track = track_of(provider_name)
+        reviews = Reviews(engine, track)
+        store = ArtifactStore(project.state_dir, engine)
+        store.expect(plan.jobs, track)  # each job's key inputs are stored with it, for `studio plan --why`
         ctx = RunContext(
             root=project.root,
             pool=pool,
             catalog=project_catalog(project),
-            store=ArtifactStore(project.state_dir, engine),
+            store=store,
             ledger=Ledger(engine),
             reporter=reporter,
             local_renderers=LOCAL_RENDERERS,
@@ -115,11 +119,14 @@ def _run_locked(project: Project, number: int, provider_name: str, options: RunO
             target_per_panel_micro=usd_to_micro(project.config.target_cost_per_panel),
             resubmit_expired=options.resubmit_expired,
             retry_rejected=options.retry_rejected,
-            prepare={Phase.CONTACT_SHEET: contact_preparer(engine, track_of(provider_name))},
+            prepare={Phase.CONTACT_SHEET: _expecting(store, track, contact_preparer(engine, track))},
             after_job=lambda job: _record_take(reviews, job),
             cpu_pool=cpu_pool,
         )
-        return asyncio.run(run_plan(plan, ctx))
+        try:
+            return asyncio.run(run_plan(plan, ctx))
+        finally:
+            store.record_reused()
     finally:
         cpu_pool.shutdown(wait=True, cancel_futures=True)
         engine.dispose()
@@ -201,6 +208,17 @@ def _setup(project: Project, name: str, provider: Provider, options: RunOptions)
         quota=None if quota.empty or not paid else quota,
         on_quota=settings.on_quota,
     )
+
+
+def _expecting(store: ArtifactStore, track: str, prepare: Callable[[Job], Job]) -> Callable[[Job], Job]:
+    """A job keyed again when it runs (the contact sheet) is expected by the store under its new key."""
+
+    def prepared(job: Job) -> Job:
+        job = prepare(job)
+        store.expect([job], track)
+        return job
+
+    return prepared
 
 
 def _record_take(reviews: Reviews, job: Job) -> None:
