@@ -1,6 +1,6 @@
 """A protocol-faithful fake of Google's Gemini API (image models), for tests of the `gemini` provider.
 
-One HTTPS listener on 127.0.0.1 with a throwaway CA (`tests.fakes.tls`), like
+One HTTPS listener on 127.0.0.1 with a throwaway CA (`tests.fakes.server`), like
 `generativelanguage.googleapis.com`. Point studio at it with `client_env()`: GEMINI_API_KEY,
 STUDIO_GEMINI_BASE_URL, SSL_CERT_FILE, NO_PROXY.
 
@@ -55,37 +55,22 @@ Choices (deliberate, harsh-side where Google does not document the behaviour):
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
-import contextlib
-import copy
-import hashlib
-import io
-import json
-import logging
 import re
-import socket
-import ssl
-import struct
-import sys
-import threading
-import time
 import uuid
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import trustme
 
 try:  # the package form (python -m tests.fakes.gemini, `from tests.fakes.gemini import ...`, `fakes.gemini`)
-    from . import tls as _tls
+    from . import server as base
 except ImportError:  # pragma: no cover - loaded as a top-level module
-    import tls as _tls  # type: ignore[no-redef]
+    import server as base  # type: ignore[no-redef]
 
-log = logging.getLogger("fake_gemini")
+Response, Route, _json = base.Response, base.Route, base.json_response
 
 # ---------------------------------------------------------------- catalogue
 
@@ -165,50 +150,8 @@ def _get(obj: dict[str, Any], camel: str, snake: str) -> Any:
     return obj.get(camel, obj.get(snake))
 
 
-def _redact(headers: dict[str, str]) -> dict[str, str]:
-    """Header names lower-cased; credentials replaced by "***", never stored in full."""
-    secret = {"x-goog-api-key", "authorization", "proxy-authorization", "cookie"}
-    return {name.lower(): "***" if name.lower() in secret else value for name, value in headers.items()}
-
-
 def closest_ratio(width: int, height: int) -> str:
     return min(SIZES_1K, key=lambda r: abs(int(r.split(":")[0]) / int(r.split(":")[1]) - width / height))
-
-
-def _image_size(raw: bytes) -> tuple[int, int] | None:
-    try:
-        from PIL import Image
-
-        with Image.open(io.BytesIO(raw)) as image:
-            image.load()
-            return image.size
-    except Exception:  # Pillow raises a variety of errors on garbage
-        return None
-
-
-def render_png(prompt: str, width: int, height: int, label: str, model: str) -> bytes:
-    """PNG bytes of exactly width x height, drawn by studio's draft renderer."""
-    from studio.core.generation import GenerationRequest
-    from studio.render.draft_art import render_draft
-
-    seed = int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:4], "big") & 0x7FFFFFFF
-    request = GenerationRequest(
-        model=model, prompt=prompt, width=width, height=height, seed=seed, previz={"subject": "panel", "label": label}
-    )
-    return render_draft(request)
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-    action: str | None = None  # None: send; "reset": RST without response; "stall": hang then RST
-
-
-def _json(status: int, payload: Any) -> Response:
-    return Response(status, json.dumps(payload).encode())
 
 
 STATUS_NAMES = {
@@ -222,6 +165,7 @@ STATUS_NAMES = {
 
 
 def _error(code: int, message: str, details: list[dict[str, Any]] | None = None) -> Response:
+    """Google's error shape: {"error": {"code", "message", "status", "details"?}} (google.rpc.Status)."""
     error: dict[str, Any] = {"code": code, "message": message, "status": STATUS_NAMES[code]}
     if details:
         error["details"] = details
@@ -234,13 +178,14 @@ class _Invalid(Exception):
         self.message = message
 
 
+# POST /v1beta/models/{model}:generateContent (PROVIDERS.md, Gemini image).
 ROUTE = re.compile(r"^/v1beta/models/([^/:]+):generateContent$")
 
 
 # ---------------------------------------------------------------- the fake
 
 
-class FakeGemini:
+class FakeGemini(base.FakeServer):
     """The fake Gemini API. See the module docstring for the protocol and the choices made.
 
     For tests:
@@ -254,178 +199,63 @@ class FakeGemini:
         inject(kind, times=1); clear_faults(); latency, stall_seconds (may be changed live)
     """
 
+    name = "gemini"
+    fault_kinds = FAULT_KINDS
+    secret_headers = ("x-goog-api-key",)
+    cli_extra_exports = (("NO_PROXY", "127.0.0.1,localhost"),)  # the by-hand command prints it too
+
     def __init__(
         self,
         *,
         key: str = "test-key",
         latency: float = 0.0,
-        ca: trustme.CA | _tls.TLSBundle | None = None,
+        ca: trustme.CA | base.TLSBundle | None = None,
         port: int = 0,
         stall_seconds: float = 30.0,
     ) -> None:
-        self._key = key
-        self.latency = float(latency)
-        self.stall_seconds = float(stall_seconds)
-        self._port = port
-        is_bundle = hasattr(ca, "server_context") and hasattr(ca, "ca_file")
-        self._tls: Any = ca if is_bundle else _tls.make_tls(ca=ca)  # type: ignore[arg-type]
-        self._owns_tls = not is_bundle
-        self.ca_file: Path = self._tls.ca_file
-        self._lock = threading.RLock()
-        self._stop = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._connections: set[socket.socket] = set()
-        self._requests: list[dict[str, Any]] = []
-        self._generations: list[dict[str, Any]] = []
-        self._billed_micro = 0
-        self._faults: list[list[Any]] = []  # [kind, remaining]
+        super().__init__(key=key, latency=latency, ca=ca, ports=(port,), stall_seconds=stall_seconds)
 
-    def __repr__(self) -> str:  # never shows the key
-        return f"FakeGemini(host={self.host if self._server else None!r}, latency={self.latency})"
+    def provider_env(self, key: str) -> dict[str, str]:
+        """The variables studio's gemini provider reads (key, base URL)."""
+        return {"GEMINI_API_KEY": key, "STUDIO_GEMINI_BASE_URL": self.base_url}
 
-    # ------------------------------------------------------------ lifecycle
-
-    def start(self) -> FakeGemini:
-        if self._server is not None:
-            return self
-        self._stop.clear()
-        self._server = _Server(("127.0.0.1", self._port), _Handler, self, self._tls.server_context)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-gemini", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()  # wakes stalled handlers
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        with self._lock:
-            connections = list(self._connections)
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def close(self) -> None:
-        """Stop and remove the CA file if this fake created it."""
-        self.stop()
-        if self._owns_tls:
-            self._tls.cleanup()
-
-    def __enter__(self) -> FakeGemini:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("FakeGemini is not started")
-        return self._server.server_address[1]
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        return f"https://{self.host}"
-
-    def client_env(self) -> dict[str, str]:
-        """The variables studio's gemini provider reads (key, base URL, CA bundle for httpx)."""
-        return {
-            "GEMINI_API_KEY": self._key,
-            "STUDIO_GEMINI_BASE_URL": self.base_url,
-            "SSL_CERT_FILE": str(self.ca_file),
-            "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost",
-        }
-
-    def ssl_context(self) -> ssl.SSLContext:
-        """A client SSLContext trusting the fake's CA (for direct httpx use)."""
-        return self._tls.client_context()
-
-    # ------------------------------------------------------------ inspection and control
-
-    @property
-    def requests(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return copy.deepcopy(self._requests)
+    def cli_banner(self, latency: float) -> list[str]:
+        return [f"# fake Gemini API on {self.base_url} (latency {latency}s)",
+                "# SSL_CERT_FILE replaces the usual CA bundle for httpx:"]
 
     @property
     def generations(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return copy.deepcopy(self._generations)
-
-    @property
-    def billed_micro(self) -> int:
-        with self._lock:
-            return self._billed_micro
-
-    def inject(self, kind: str, times: int = 1) -> None:
-        """Queue `times` faults of `kind` for the next generateContent requests."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
-        if times < 1:
-            raise ValueError("times must be >= 1")
-        with self._lock:
-            self._faults.append([kind, times])
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def _next_fault(self) -> str | None:
-        with self._lock:
-            if not self._faults:
-                return None
-            kind = self._faults[0][0]
-            self._faults[0][1] -= 1
-            if self._faults[0][1] <= 0:
-                self._faults.pop(0)
-            return kind
+        """The ledger: one entry per image made."""
+        return self.submissions
 
     # ------------------------------------------------------------ handling
 
-    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Response:
-        parts = urlsplit(raw_path)
-        query = parse_qs(parts.query)
-        lower = {name.lower(): value for name, value in headers.items()}
-        key = lower.get("x-goog-api-key") or (query.get("key") or [None])[0]
-        auth = "missing" if not key else ("ok" if key == self._key else "wrong")
-        record: dict[str, Any] = {
-            "time": time.time(),
-            "method": method,
-            "path": parts.path,
+    def _authenticate(self, request: base.Request, route: Route) -> str:
+        # Header `x-goog-api-key` (PROVIDERS.md), or the `key` query parameter.
+        key = request.header("x-goog-api-key") or (parse_qs(request.query_string).get("key") or [None])[0]
+        return "missing" if not key else ("ok" if self._key_is(key) else "wrong")
+
+    def _log_fields(self, request: base.Request, route: Route, auth: str) -> dict[str, Any]:
+        query = parse_qs(request.query_string)
+        return {
+            "method": request.method,
+            "path": request.path,
             "query": {name: ("***" if name == "key" else values) for name, values in query.items()},
-            "headers": _redact(headers),
+            "headers": base.redact(request.headers, self.secret_headers),
             "auth": auth,
             "model": None,
-            "fault": None,
-            "status": None,
         }
-        with self._lock:
-            self._requests.append(record)
-        response = self._route(method, parts.path, auth, body, record)
-        with self._lock:
-            record["status"] = response.status if response.action is None else response.action
-        return response
 
-    def _route(self, method: str, path: str, auth: str, body: bytes, record: dict[str, Any]) -> Response:
-        match = ROUTE.match(path)
-        if match is None or method != "POST":
-            return _error(404, f"Method not found: {method} {path}")
-        fault = self._next_fault()
-        record["fault"] = fault
-        if fault in {"reset", "stall"}:
-            return Response(0, action=fault)
+    def _route(self, request: base.Request) -> Route:
+        match = ROUTE.match(request.path)
+        if match is None or request.method != "POST":
+            return Route("other", "not_found")
+        return Route("generate", None, match.group(1))
+
+    def _answer(self, request: base.Request, route: Route, auth: str, fault: str | None,
+                entry: dict[str, Any]) -> Response:
+        if route.error:
+            return _error(404, f"Method not found: {request.method} {request.path}")
         if fault in {"429", "500", "503"}:
             return self._http_fault(int(fault))
         if auth == "missing":
@@ -437,23 +267,22 @@ class FakeGemini:
         if auth == "wrong":
             reason = {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}
             return _error(400, "API key not valid. Please pass a valid API key.", [reason])
-        name = match.group(1)
-        record["model"] = name
+        name = route.name
+        entry["model"] = name
         model = MODELS.get(name)
-        if model is None:
+        if model is None:  # a retired or unknown id answers 404 (PROVIDERS.md)
             return _error(404, f"models/{name} is not found for API version v1beta, or is not supported.")
-        try:
-            payload = json.loads(body or b"null")
-        except (ValueError, UnicodeDecodeError):
+        if request.bad_json:
             return _error(400, "Invalid JSON payload received.")
         try:
-            request = self._parse(payload, model, record)
+            parsed = self._parse(request.body, model, entry)
         except _Invalid as exc:
             return _error(400, exc.message)
         if fault == "too-many-images":
-            return self._too_many(record["image_count"], model)
+            return self._too_many(entry["image_count"], model)
+        # Why there is no image: finishReason / promptFeedback.blockReason (PROVIDERS.md).
         if fault == "text-only":
-            return self._answer(name, [{"text": "I can't draw that, but here is a description of the scene."}])
+            return self._reply(name, [{"text": "I can't draw that, but here is a description of the scene."}])
         if fault == "safety":
             candidate = {"finishReason": "IMAGE_SAFETY", "index": 0}
             return _json(200, {"candidates": [candidate], "modelVersion": name, "responseId": uuid.uuid4().hex})
@@ -462,21 +291,23 @@ class FakeGemini:
             return _json(200, {**blocked, "responseId": uuid.uuid4().hex})
         if self.latency > 0:
             self._stop.wait(self.latency)
-        if "IMAGE" not in request["modalities"]:
-            return self._answer(name, [{"text": "Here is a description instead of an image."}])
-        width, height = SIZES_1K[request["ratio"]]
-        scale = SCALE[request["size"]]
+        if "IMAGE" not in parsed["modalities"]:
+            return self._reply(name, [{"text": "Here is a description instead of an image."}])
+        width, height = SIZES_1K[parsed["ratio"]]
+        scale = SCALE[parsed["size"]]
         width, height = width * scale, height * scale
-        png = render_png(request["prompt"], width, height, uuid.uuid4().hex[:6], f"gemini:{name}")
-        price = model.price_micro[request["size"]]
+        prompt = parsed["prompt"]
+        png = base.render_png(prompt, width, height, base.seed_from(prompt), uuid.uuid4().hex[:6], f"gemini:{name}",
+                              fallback=False)
+        price = model.price_micro[parsed["size"]]
         lost = fault == "lost-response"
         with self._lock:
             self._billed_micro += price
-            self._generations.append(
+            self._submissions.append(
                 {
                     "model": name,
-                    "aspect_ratio": request["ratio"],
-                    "image_size": request["size"],
+                    "aspect_ratio": parsed["ratio"],
+                    "image_size": parsed["size"],
                     "width": width,
                     "height": height,
                     "price_micro": price,
@@ -484,9 +315,10 @@ class FakeGemini:
                 }
             )
         if lost:
-            return Response(0, action="reset")
+            return base.dropped("reset")
+        # The image returns base64 in candidates[0].content.parts[].inlineData (PROVIDERS.md).
         image = {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(png).decode()}}
-        return self._answer(name, [image], image_tokens=IMAGE_TOKENS)
+        return self._reply(name, [image], image_tokens=IMAGE_TOKENS)
 
     def _parse(self, payload: Any, model: Model, record: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(payload, dict):
@@ -558,7 +390,7 @@ class FakeGemini:
             raw = base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError):
             raise _Invalid("Invalid value at 'contents.parts.inline_data.data': invalid base64") from None
-        size = _image_size(raw)
+        size = base.image_size(raw)
         if size is None:
             raise _Invalid("Unable to process input image. Please retry or report the problem.")
         sizes.append(size)
@@ -578,7 +410,7 @@ class FakeGemini:
         return _error(500, "An internal error has occurred. Please retry or report the problem.")
 
     @staticmethod
-    def _answer(model: str, parts: list[dict[str, Any]], image_tokens: int = 0) -> Response:
+    def _reply(model: str, parts: list[dict[str, Any]], image_tokens: int = 0) -> Response:
         candidate = {"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}
         usage = {"promptTokenCount": 20, "candidatesTokenCount": image_tokens or 12}
         usage["totalTokenCount"] = usage["promptTokenCount"] + usage["candidatesTokenCount"]
@@ -597,118 +429,7 @@ def _unknown(obj: dict[str, Any], known: set[str], where: str) -> None:
             raise _Invalid(f'Invalid JSON payload received. Unknown name "{name}"{at}: Cannot find field.')
 
 
-# ---------------------------------------------------------------- socket layer
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        handler: type[BaseHTTPRequestHandler],
-        fake: FakeGemini,
-        context: ssl.SSLContext,
-    ) -> None:
-        self.fake = fake
-        self.context = context
-        super().__init__(address, handler)
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, address = self.socket.accept()
-        # The TLS handshake happens in the handler thread, so a slow client cannot block accept().
-        wrapped = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        with self.fake._lock:
-            self.fake._connections.add(wrapped)
-        return wrapped, address
-
-    def shutdown_request(self, request: Any) -> None:
-        with self.fake._lock:
-            self.fake._connections.discard(request)
-        super().shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("connection error from %s", client_address, exc_info=True)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "fake-gemini/1.0"
-    timeout = 30  # idle keep-alive connections are closed after this
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.request.do_handshake()
-
-    def log_message(self, format: str, *args: Any) -> None:  # silence stderr; never log headers
-        log.debug("%s %s", self.address_string(), format % args)
-
-    def _dispatch(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        fake = self.server.fake
-        response = fake.handle(self.command, self.path, dict(self.headers.items()), raw)
-        if response.action == "stall":
-            fake._stop.wait(fake.stall_seconds)
-            response.action = "reset"
-        if response.action == "reset":
-            self._reset()
-            return
-        self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
-
-    def _reset(self) -> None:
-        """Drop the connection with a TCP RST and no HTTP response at all."""
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        with contextlib.suppress(OSError):
-            self.request.close()
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _dispatch
-
-
-# ---------------------------------------------------------------- command line
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.gemini", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, default=8443, help="port on 127.0.0.1 (0: any free port)")
-    parser.add_argument("--latency", type=float, default=1.0, help="seconds per generation")
-    parser.add_argument("--key", default="test-key", help="the API key the fake accepts")
-    parser.add_argument("--ca-dir", default=None, help="where to write the CA PEM (default: a temp dir)")
-    args = parser.parse_args(argv)
-
-    bundle = _tls.make_tls(args.ca_dir)
-    fake = FakeGemini(key=args.key, latency=args.latency, ca=bundle, port=args.port)
-    fake.start()
-    shown_key = args.key if args.key == "test-key" else "<the value you passed to --key>"
-    print(f"# fake Gemini API on {fake.base_url} (latency {args.latency}s)")
-    print("# SSL_CERT_FILE replaces the usual CA bundle for httpx:")
-    print(f"export GEMINI_API_KEY='{shown_key}'")
-    print(f"export STUDIO_GEMINI_BASE_URL='{fake.base_url}'")
-    print(f"export SSL_CERT_FILE='{fake.ca_file}'")
-    print("export NO_PROXY='127.0.0.1,localhost'")
-    print("# serving; Ctrl-C to stop", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake.stop()
-        bundle.cleanup()
-    return 0
-
+main = FakeGemini.main  # python -m tests.fakes.gemini --port 8443 [--latency 1] [--key KEY]
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

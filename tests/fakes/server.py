@@ -470,7 +470,7 @@ class FakeServer:
     faults_on_unrouted: ClassVar[bool] = False  # pick faults for requests routed to "other" too
     secret_headers: ClassVar[tuple[str, ...]] = ()  # redacted in the request log (besides Authorization)
     cli_port_help: ClassVar[str] = "port on 127.0.0.1 (0: any free port)"
-    cli_extra_exports: ClassVar[dict[str, str]] = {}
+    cli_extra_exports: ClassVar[tuple[tuple[str, str], ...]] = ()  # printed after SSL_CERT_FILE
 
     def __init__(self, *, key: str, latency: float, ca: trustme.CA | TLSBundle | None, ports: Sequence[int],
                  stall_seconds: float) -> None:
@@ -747,7 +747,7 @@ class FakeServer:
         shown_key = key if key == "test-key" else "<the value you passed to --key>"
         for line in fake.cli_banner(options["latency"]):
             print(line)
-        exports = {**fake.provider_env(shown_key), "SSL_CERT_FILE": str(fake.ca_file), **cls.cli_extra_exports}
+        exports = {**fake.provider_env(shown_key), "SSL_CERT_FILE": str(fake.ca_file), **dict(cls.cli_extra_exports)}
         for name, value in exports.items():
             print(f"export {name}='{value}'")
         print("# serving; Ctrl-C to stop", flush=True)
