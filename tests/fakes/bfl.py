@@ -229,6 +229,8 @@ class FakeBfl(base.FakeServer):
     roles = ("api", "poll")  # the API host and the regional polling/delivery host
     fault_kinds, fault_targets, fault_only_on = FAULT_KINDS, FAULT_TARGETS, _ONLY_ON
     secret_headers = ("x-key",)
+    env_key, env_url = "BFL_API_KEY", "STUDIO_BFL_BASE_URL"  # what studio's bfl provider reads
+    cli_title = "fake BFL API"
     cli_port_help = "API host port on 127.0.0.1 (0: any free port)"
 
     def __init__(
@@ -260,25 +262,12 @@ class FakeBfl(base.FakeServer):
         self._wall0 = time.time()
         self._mono0 = time.monotonic()
 
-    @property
-    def poll_port(self) -> int:
-        return self._port_of("poll")
+    poll_port = property(lambda self: self._port_of("poll"))
+    poll_host = property(lambda self: f"127.0.0.1:{self.poll_port}")
+    poll_base_url = property(lambda self: f"https://{self.poll_host}")
 
-    @property
-    def poll_host(self) -> str:
-        return f"127.0.0.1:{self.poll_port}"
-
-    @property
-    def poll_base_url(self) -> str:
-        return f"https://{self.poll_host}"
-
-    def provider_env(self, key: str) -> dict[str, str]:
-        """The variables studio's bfl provider reads (key, base URL)."""
-        return {"BFL_API_KEY": key, "STUDIO_BFL_BASE_URL": self.base_url}
-
-    def cli_banner(self, latency: float) -> list[str]:
-        return [f"# fake BFL API on {self.base_url}, polling/delivery on {self.poll_base_url} (latency {latency}s)",
-                "# SSL_CERT_FILE replaces the usual CA bundle for httpx:"]
+    def cli_where(self) -> str:
+        return f"{self.base_url}, polling/delivery on {self.poll_base_url}"
 
     @classmethod
     def add_cli_arguments(cls, parser: argparse.ArgumentParser) -> None:

@@ -187,6 +187,8 @@ class FakeFal(base.FakeServer):
     fault_kinds, fault_targets, fault_only_on = FAULT_KINDS, FAULT_TARGETS, _ONLY_ON
     faults_on_unrouted = True
     secret_headers = ("x-fal-cdn-token",)
+    cli_title = "fake fal.ai queue API"
+    cli_note = "# set these before fal_client is imported (SSL_CERT_FILE replaces the usual CA bundle):"
 
     def __init__(
         self,
@@ -224,9 +226,6 @@ class FakeFal(base.FakeServer):
         """fal-client's variables (set them before importing fal_client)."""
         return {"FAL_KEY": key, "FAL_QUEUE_RUN_HOST": self.host}
 
-    def cli_banner(self, latency: float) -> list[str]:
-        return [f"# fake fal.ai queue API on {self.base_url} (latency {latency}s)",
-                "# set these before fal_client is imported (SSL_CERT_FILE replaces the usual CA bundle):"]
 
     @classmethod
     def add_cli_arguments(cls, parser: argparse.ArgumentParser) -> None:

@@ -202,6 +202,8 @@ class FakeGemini(base.FakeServer):
     name = "gemini"
     fault_kinds = FAULT_KINDS
     secret_headers = ("x-goog-api-key",)
+    env_key, env_url = "GEMINI_API_KEY", "STUDIO_GEMINI_BASE_URL"  # what studio's gemini provider reads
+    cli_title = "fake Gemini API"
     cli_extra_exports = (("NO_PROXY", "127.0.0.1,localhost"),)  # the by-hand command prints it too
 
     def __init__(
@@ -214,14 +216,6 @@ class FakeGemini(base.FakeServer):
         stall_seconds: float = 30.0,
     ) -> None:
         super().__init__(key=key, latency=latency, ca=ca, ports=(port,), stall_seconds=stall_seconds)
-
-    def provider_env(self, key: str) -> dict[str, str]:
-        """The variables studio's gemini provider reads (key, base URL)."""
-        return {"GEMINI_API_KEY": key, "STUDIO_GEMINI_BASE_URL": self.base_url}
-
-    def cli_banner(self, latency: float) -> list[str]:
-        return [f"# fake Gemini API on {self.base_url} (latency {latency}s)",
-                "# SSL_CERT_FILE replaces the usual CA bundle for httpx:"]
 
     @property
     def generations(self) -> list[dict[str, Any]]:

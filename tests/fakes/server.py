@@ -469,6 +469,10 @@ class FakeServer:
     fault_only_on: ClassVar[dict[str, str]] = {}
     faults_on_unrouted: ClassVar[bool] = False  # pick faults for requests routed to "other" too
     secret_headers: ClassVar[tuple[str, ...]] = ()  # redacted in the request log (besides Authorization)
+    env_key: ClassVar[str] = ""  # the variable a client reads its API key from
+    env_url: ClassVar[str] = ""  # the variable a client reads the provider's base URL from
+    cli_title: ClassVar[str] = ""  # "fake X API": the first line the command prints
+    cli_note: ClassVar[str] = "# SSL_CERT_FILE replaces the usual CA bundle for httpx:"
     cli_port_help: ClassVar[str] = "port on 127.0.0.1 (0: any free port)"
     cli_extra_exports: ClassVar[tuple[tuple[str, str], ...]] = ()  # printed after SSL_CERT_FILE
 
@@ -562,8 +566,8 @@ class FakeServer:
         return f"https://{self.host}"
 
     def provider_env(self, key: str) -> dict[str, str]:
-        """The provider's own variables (key, where the fake is), with `key` as the key."""
-        raise NotImplementedError
+        """The provider's own variables: its key variable (set to `key`) and where the fake is."""
+        return {self.env_key: key, self.env_url: self.base_url}
 
     def client_env(self) -> dict[str, str]:
         """The variables a client needs: the provider's, and the CA bundle for httpx."""
@@ -725,8 +729,8 @@ class FakeServer:
     def add_cli_arguments(cls, parser: argparse.ArgumentParser) -> None:
         """Options besides --port, --latency, --key and --ca-dir (dest = constructor argument)."""
 
-    def cli_banner(self, latency: float) -> list[str]:
-        raise NotImplementedError
+    def cli_where(self) -> str:
+        return self.base_url
 
     @classmethod
     def main(cls, argv: list[str] | None = None) -> int:
@@ -745,8 +749,8 @@ class FakeServer:
         fake.start()
         key = options["key"]
         shown_key = key if key == "test-key" else "<the value you passed to --key>"
-        for line in fake.cli_banner(options["latency"]):
-            print(line)
+        print(f"# {cls.cli_title} on {fake.cli_where()} (latency {options['latency']}s)")
+        print(cls.cli_note)
         exports = {**fake.provider_env(shown_key), "SSL_CERT_FILE": str(fake.ca_file), **dict(cls.cli_extra_exports)}
         for name, value in exports.items():
             print(f"export {name}='{value}'")
