@@ -166,32 +166,38 @@ def _dotted(draw: st.DrawFn, parts: list[tuple[str, str]]) -> str:
     return ".".join(draw(st.sampled_from(["", " "])) + w + draw(st.sampled_from(["", " ", "\t"])) for _, w in parts)
 
 
+def _fresh_key(draw: st.DrawFn, taken: set[tuple[str, ...]], parts: int) -> tuple[tuple[str, ...], str] | None:
+    """A dotted key (its parts, and how it is written) clashing with none taken, or None."""
+    written = draw(st.lists(written_key(), min_size=1, max_size=parts))
+    path = tuple(key for key, _ in written)
+    if any(path == t[: len(path)] or t == path[: len(t)] for t in taken):
+        return None  # the same table, or one inside the other: TOML would refuse it or it would be ambiguous
+    taken.add(path)
+    return path, _dotted(draw, written)
+
+
 @st.composite
 def document(draw: st.DrawFn) -> tuple[str, list[tuple[tuple[str, ...], int, int]]]:
     """A TOML text of tables of keys, with where each table and key is written."""
     lines: list[str] = ["# generated"]
     expected: list[tuple[tuple[str, ...], int, int]] = []
-    used: set[tuple[str, ...]] = set()
+    tables: set[tuple[str, ...]] = set()
     for _ in range(draw(st.integers(1, 4))):
-        header = draw(st.lists(written_key(), min_size=1, max_size=3))
-        path = tuple(k for k, _ in header)
-        if any(path == u[: len(path)] or u == path[: len(u)] for u in used):
+        header = _fresh_key(draw, tables, 3)
+        if header is None:
             continue
-        used.add(path)
-        lines.append("")
-        lines.append("[" + _dotted(draw, header) + "]" + draw(st.sampled_from(["", "  # table"])))
+        path, written = header
+        lines += ["", "[" + written + "]" + draw(st.sampled_from(["", "  # table"]))]
         expected.append((path, len(lines), 1))
-        seen: set[tuple[str, ...]] = set()
+        keys: set[tuple[str, ...]] = set()
         for _ in range(draw(st.integers(0, 4))):
-            key = draw(st.lists(written_key(), min_size=1, max_size=2))
-            sub = tuple(k for k, _ in key)
-            if any(sub == s[: len(sub)] or s == sub[: len(s)] for s in seen):
+            key = _fresh_key(draw, keys, 2)
+            if key is None:
                 continue
-            seen.add(sub)
             indent = draw(st.sampled_from(["", "  ", "\t"]))
             value = draw(st.sampled_from(["1", '"a = b"', "'[x.y]'", "[1, 2]", "{ z = 1 }", "2024-01-01 10:00:00"]))
-            lines.append(f"{indent}{_dotted(draw, key).strip(' ')} = {value}")
-            expected.append(((*path, *sub), len(lines), len(indent) + 1))
+            lines.append(f"{indent}{key[1].strip(' ')} = {value}")
+            expected.append(((*path, *key[0]), len(lines), len(indent) + 1))
     return "\n".join(lines) + "\n", expected
 
 
