@@ -6,12 +6,36 @@ Where the files come from (each package ships its licence beside the fonts):
   `fontpkg` registry (`fontpkg.path("Kalam", weight)`), which reads the package's entry point
   and its `metadata.json`.
 - `fontpkg-luckiest-guy` (Luckiest Guy, Apache-2.0): SFX. Found the same way.
-- `manimgx-fonts` (Noto Sans, Noto Sans Symbols, Noto Emoji and Noto Sans for Arabic, Hebrew,
-  Devanagari, Thai and 15 other scripts, OFL-1.1): fallbacks. The files sit beside the package's
-  `__init__.py`.
-- `noto-cjk-sans-jp-regular` (Noto Sans CJK JP Regular, OFL-1.1): the fallback for Chinese,
-  Japanese and Korean: it has every CJK ideograph, kana and Hangul syllable (44,810 code points).
-  The file sits beside the package's `__init__.py`.
+- `noto-cjk-sans-jp-regular` (Noto Sans CJK JP Regular, OFL-1.1, packaged unmodified from
+  notofonts/noto-cjk by py-noto-cjk): Korean, Japanese and Chinese, in one face, so a Korean
+  line with hanja or a Japanese line with kanji never changes font mid-line. 44,810 code
+  points: Hangul syllables 11,172 of 11,172 (U+AC00-D7A3), compatibility jamo 94 of 94,
+  hiragana 86 of 86, katakana 90 of 90, CJK Unified Ideographs 20,976 of 20,992. Hangul is
+  drawn the same in every regional face of Noto Sans CJK; the JP face is the one installed.
+- `manimgx-fonts` (OFL-1.1, Noto's files unmodified): Noto Sans (Latin 0020-024F 527 of 527,
+  Greek and Cyrillic 377 of 391 assigned), Noto Sans Symbols, Noto Emoji (1,159 of the 1,818
+  pictographs U+1F300-1FAFF) and Noto Sans for Arabic, Hebrew, Devanagari, Thai and 15 other
+  scripts. The files sit beside the package's `__init__.py`.
+
+Why these two packages and not one family (surveyed for issue 16, coverage read from the cmaps):
+no font family we found on PyPI has both a CJK face that Pillow draws at Regular weight and an emoji face.
+
+- fontpkg, the family of the dialogue and SFX fonts, has `fontpkg-noto-sans` (Latin, Greek,
+  Cyrillic) and faces for Arabic, Devanagari, Tamil, Telugu, Thai and Khmer, but no CJK,
+  Korean, emoji or symbols package: it cannot carry the fallbacks alone, and beside the two
+  packages above it would only duplicate Noto Sans.
+- `manimgx-fonts-cjk` (the CJK half of the manimgx family, 33 MB) is a variable collection
+  whose default instance is Thin (wght 100); Pillow draws the default instance, with less
+  than half the ink of Regular, so Korean balloons would come out hairline.
+- `justmytype-intl-cjk` (50 MB) splits Noto Sans JP, KR, SC and TC into regional subsets, also
+  variable with a Thin default: KR has every Hangul syllable but 8,138 of 20,992 ideographs,
+  JP has no Hangul.
+- `noto-cjk-sans-otc` (py-noto-cjk, 19 MB) is the same Pan-CJK Regular as a collection: the
+  same coverage as the JP face, larger.
+- Noto Emoji is on PyPI only in `manimgx-fonts`.
+
+So the smallest set that covers Hangul, kana, ideographs, Latin and the emoji lettering meets is
+`noto-cjk-sans-jp-regular` and `manimgx-fonts`; tests/test_fonts.py checks the figures that matter.
 
 Emoji: Noto Emoji is a monochrome outline font (Pillow draws it like any other font), so emoji
 come out as black line art, not in colour; a colour emoji font (CBDT or COLRv1) is not practical
