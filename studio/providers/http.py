@@ -92,7 +92,7 @@ class ProviderHttp:
         consequence: str,
         not_processed: Callable[[httpx.Response], bool],
         retry_after: Callable[[httpx.Response], str | None] = retry_after_header,
-        wait: Wait = backoff,
+        wait: Wait | None = None,
         attempts: int = SUBMIT_ATTEMPTS,
         tolerated: int = POLL_FAILURES_TOLERATED,
     ) -> None:
@@ -103,10 +103,13 @@ class ProviderHttp:
         self._consequence = consequence
         self._not_processed = not_processed
         self._retry_after = retry_after
-        self._wait = wait
+        self._given_wait = wait  # None: this module's `backoff`, looked up when waiting
         self._attempts = attempts
         self._tolerated = tolerated
         self._poll_failures: dict[str, int] = {}
+
+    async def _wait(self, attempt: int, retry_after: str | None) -> None:
+        await (self._given_wait or backoff)(attempt, retry_after)
 
     # ------------------------------------------------------------ submit
 
