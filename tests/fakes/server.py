@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import trustme
@@ -507,7 +507,7 @@ class FakeServer:
 
     # ------------------------------------------------------------ lifecycle
 
-    def start(self) -> FakeServer:
+    def start(self) -> Self:
         if self._servers:
             return self
         self._stop.clear()
@@ -541,7 +541,7 @@ class FakeServer:
         if self._owns_tls:
             self._tls.cleanup()
 
-    def __enter__(self):  # type: ignore[no-untyped-def]  # the subclass itself
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
