@@ -167,19 +167,18 @@ def unavailable_providers(project: Project, plan: Plan, engine: Engine) -> dict[
     from sqlmodel import Session
 
     from studio.ledger.quota import usage
-    from studio.providers.registry import available_providers
+    from studio.providers.registry import installed_plugins
 
     names = {route.provider for job in plan.jobs if job.fallbacks for route in job.routes()}
-    factories = available_providers()
+    plugins = installed_plugins()
     why: dict[str, str] = {}
     with Session(engine) as session:
         for name in sorted(names):
-            variable = getattr(factories.get(name), "key_env_var", None)
             settings = project.config.providers.get(name) or ProviderSettings()
-            if name not in factories:
+            if name not in plugins:
                 why[name] = "not installed"
-            elif variable and not os.environ.get(variable, "").strip():
-                why[name] = f"{variable} is not set"
+            elif not plugins[name].key_present():
+                why[name] = f"{plugins[name].key_env_var} is not set"
             elif settings.daily_requests is not None and usage(session, name).today >= settings.daily_requests:
                 why[name] = f"its daily quota of {settings.daily_requests} requests is used"
     return why
@@ -192,7 +191,7 @@ QUEUE_AHEAD = 2
 
 def _setup(project: Project, name: str, provider: Provider, options: RunOptions) -> ProviderSetup:
     paid = provider.paid
-    queues_excess = bool(getattr(provider, "queues_excess", False))
+    queues_excess = provider.queues_excess
     settings = project.config.providers.get(name) or ProviderSettings()
     quota = Quota(
         provider=name,
