@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from studio.core.generation import GenerationRequest
+from studio.plan.planner import panel_staging
 from studio.project.loader import load_project
-from studio.project.models import POSITION_X
 from studio.render import composite, staging
 from studio.render.draft_art import DEFAULT_LOOK_HEX, render_draft
 from studio.render.lettering import Box, heads_from_previz
@@ -72,18 +72,7 @@ def sample_panels() -> list[tuple[str, dict, int, int]]:
     panels = []
     for number, storyboard in sorted(project.episodes.items()):
         for panel in storyboard.panels:
-            figures = [
-                {
-                    "ref": m.id,
-                    "x": POSITION_X[m.position],
-                    "depth": m.depth,
-                    "pose": m.pose,
-                    "expression": m.expression,
-                    "facing": m.facing,
-                    "stature": project.characters[m.id].stature,
-                }
-                for m in panel.characters
-            ]
+            figures = panel_staging(project, panel)
             if figures:
                 height = round(1600 * panel.height / 16) * 16
                 previz = {"shot": panel.shot, "angle": panel.angle, "figures": figures}

@@ -407,19 +407,7 @@ class _Planner:
             return None
 
     def _staging(self, panel: Panel) -> list[dict]:
-        """Where each character stands, as the draft renderer, compositor and letterer read it."""
-        return [
-            {
-                "ref": m.id,
-                "x": POSITION_X[m.position],
-                "depth": m.depth,
-                "pose": m.pose,
-                "expression": m.expression,
-                "facing": m.facing,
-                "stature": self.project.characters[m.id].stature,
-            }
-            for m in panel.characters
-        ]
+        return panel_staging(self.project, panel)
 
     def letter(self, panel: Panel, raw: Job) -> Job:
         """Lettering is local and free: changing dialogue re-letters one panel and calls no provider."""
@@ -585,6 +573,23 @@ class _Planner:
             fallbacks=self._fallbacks(phase, spec, model_override) if spec.model != DRAFT_MODEL else (),
             inputs=keyed.inputs,
         )
+
+
+def panel_staging(project: Project, panel: Panel) -> list[dict]:
+    """Where each character stands, as the draft renderer, compositor and letterer read it
+    (render/staging.py turns it into figure, head and face boxes)."""
+    return [
+        {
+            "ref": m.id,
+            "x": POSITION_X[m.position],
+            "depth": m.depth,
+            "pose": m.pose,
+            "expression": m.expression,
+            "facing": m.facing,
+            "stature": project.characters[m.id].stature,
+        }
+        for m in panel.characters
+    ]
 
 
 def _model_phase(phase: Phase) -> Phase:
