@@ -61,12 +61,18 @@ class CatalogEntry(BaseModel):
     inputs: InputMapping = InputMapping()
     max_mp: Annotated[float, Field(gt=0)] | None = None  # largest output it makes, in megapixels
     size_multiple: Annotated[int, Field(ge=1)] = 16  # width and height must be multiples of this
+    min_side: Annotated[int, Field(ge=1)] | None = None  # smallest width or height it accepts, px
+    max_side: Annotated[int, Field(ge=1)] | None = None  # largest width or height it accepts, px
 
-    def fit(self, width: int, height: int) -> tuple[int, int]:
-        """The largest size this model makes with the same aspect, within its limits."""
+    def fit(self, width: int, height: int, max_pixels: int | None = None) -> tuple[int, int]:
+        """The largest size this model makes with the same aspect, within its limits
+        (and within `max_pixels`, when the caller prices a smaller size better)."""
+        caps = [p for p in (max_pixels, int(self.max_mp * PIXELS_PER_MP) if self.max_mp else None) if p]
         scale = 1.0
-        if self.max_mp is not None and width * height > self.max_mp * PIXELS_PER_MP:
-            scale = (self.max_mp * PIXELS_PER_MP / (width * height)) ** 0.5
+        if caps and width * height > min(caps):
+            scale = (min(caps) / (width * height)) ** 0.5
+        if self.max_side is not None:
+            scale = min(scale, self.max_side / max(width, height))
         step = self.size_multiple
         return max(step, int(width * scale) // step * step), max(step, int(height * scale) // step * step)
 
