@@ -52,6 +52,10 @@ class Generation(SQLModel, table=True):
     sent_at: datetime | None = None  # set just before the request leaves: unset means it never did
     route: int | None = None  # the entry of the fallback chain that made this attempt (0: the first)
     skipped: str | None = None  # why the chain's earlier entries did not serve this job
+    # Stored before a reconcilable request is sent (fal): a digest of the exact JSON sent, and the
+    # fields that identify it in the provider's request history however it echoes them (JSON).
+    payload_digest: str | None = None
+    payload_match: str | None = None
     request_id: str | None = None
     error: str | None = None
     output_sha256: str | None = None
@@ -302,6 +306,13 @@ def m007_key_inputs(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_key_inputs_job ON key_inputs (phase, name, episode, at)"))
 
 
+def m008_payload_match(conn: Connection) -> None:
+    # What identifies a sent request in the provider's request history, so a submit whose answer
+    # was lost can be settled from that history (studio/ledger/reconcile.py).
+    conn.execute(text("ALTER TABLE generation ADD COLUMN payload_digest TEXT"))
+    conn.execute(text("ALTER TABLE generation ADD COLUMN payload_match TEXT"))
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     m001_initial,
     m002_budget,
@@ -310,6 +321,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     m005_sent_at,
     m006_routes,
     m007_key_inputs,
+    m008_payload_match,
 ]
 
 
