@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from studio.catalog.catalog import load_catalog
 from studio.project.models import StudioConfig
@@ -66,8 +66,13 @@ class ScriptedServer:
 
 
 def png(width: int, height: int, colour: tuple[int, int, int] = (40, 90, 160)) -> bytes:
+    """An image of `colour` with a lighter band across it: a flat one would be taken for a blank
+    (a safety filter's) image and rejected; tests/test_safety_filters.py makes those on purpose."""
+    image = Image.new("RGB", (width, height), colour)
+    band = tuple(min(255, c + 70) for c in colour)
+    ImageDraw.Draw(image).rectangle((0, height // 3, width, 2 * height // 3), fill=band)
     buffer = io.BytesIO()
-    Image.new("RGB", (width, height), colour).save(buffer, format="PNG")
+    image.save(buffer, format="PNG")
     return buffer.getvalue()
 
 

@@ -173,7 +173,11 @@ def test_ready_downloads_the_sample_and_reports_the_cost_given_at_submit(bfl: Sc
     [
         (state("Request Moderated"),
          Failed("BFL moderated the request for task task-1 (the prompt or an input)", False, "rejected")),
-        (state("Content Moderated"), Failed("BFL moderated the generated image of task task-1", True, "rejected")),
+        (state("Content Moderated"),
+         Failed("BFL moderated the generated image of task task-1 (its safety filter withheld it)", True, "rejected")),
+        (state("Request Moderated", details={"Moderation Reasons": ["Derivative Works Filter"]}),
+         Failed("BFL moderated the request for task task-1 (the prompt or an input); BFL's reason: Derivative Works "
+                "Filter", False, "rejected")),
         (state("Task not found"), Failed("BFL no longer knows task task-1", True, "expired")),
         (state("Error", details={"reason": "boom"}), Failed("BFL task task-1 failed: {'reason': 'boom'}", True)),
         (state("Ready", result={"sample": SAMPLE}),

@@ -120,14 +120,21 @@ def test_interim_thought_images_are_skipped(google: ScriptedServer, tmp_path: Pa
     ("reply", "expected"),
     [
         (httpx.Response(200, json={"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}}),
-         Failed(f"Gemini blocked the request for gemini:{FLASH} before generating (PROHIBITED_CONTENT)", False,
+         Failed(f"Gemini blocked the request for gemini:{FLASH} before generating (PROHIBITED_CONTENT: content "
+                "Google prohibits)", False, "rejected")),
+        (answer(finish="IMAGE_SAFETY"),
+         Failed(f"Gemini withheld the image for gemini:{FLASH} (IMAGE_SAFETY: Google's image safety filter)", False,
                 "rejected")),
-        (answer(finish="IMAGE_SAFETY"), Failed(f"Gemini withheld the image for gemini:{FLASH} (IMAGE_SAFETY)", False,
-                                               "rejected")),
         (answer({"text": "I can't draw that."}),
          Failed(f'Gemini answered gemini:{FLASH} with text instead of an image: "I can\'t draw that."', False,
                 "rejected")),
-        (answer(finish="NO_IMAGE"), Failed(f"Gemini returned no image for gemini:{FLASH} (finishReason NO_IMAGE)")),
+        (answer(finish="NO_IMAGE"),
+         Failed(f"Gemini made no image for gemini:{FLASH} (NO_IMAGE: the model answered without an image (a retake, "
+                "or a plainer action, often helps))", False, "rejected")),
+        (answer(finish="IMAGE_OTHER"),
+         Failed(f"Gemini made no image for gemini:{FLASH} (IMAGE_OTHER: the model stopped for a reason Google does "
+                "not state (often its content filter))", False, "rejected")),
+        (answer(finish="MAX_TOKENS"), Failed(f"Gemini returned no image for gemini:{FLASH} (finishReason MAX_TOKENS)")),
         (httpx.Response(200, json={"candidates": []}), Failed(f"Gemini returned no candidate for gemini:{FLASH}")),
         (httpx.Response(200, text="<html>"), Failed(f"Gemini answered gemini:{FLASH} with something that is not JSON",
                                                     True)),

@@ -376,7 +376,7 @@ def test_fit_makes_a_png_of_the_requested_size_or_a_charged_failure() -> None:
     http = helper(ScriptedServer(ok()))
     request = GenerationRequest(model="m", prompt="p", width=40, height=30, seed=1)
     buffer = io.BytesIO()
-    Image.new("RGB", (80, 60), (1, 2, 3)).save(buffer, format="JPEG")
+    Image.open(io.BytesIO(png(80, 60, (1, 2, 3)))).save(buffer, format="JPEG")  # not blank: it has a band
     data, size = asyncio.run(http.fit(buffer.getvalue(), request))  # type: ignore[misc]
     assert size == (80, 60)
     with Image.open(io.BytesIO(data)) as image:

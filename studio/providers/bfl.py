@@ -102,10 +102,14 @@ class BflProvider:
             return Done((Image(fitted[0]),), reported_cost_micro=submission.reported_cost_micro)
         if status in PENDING:
             return Pending(progress=body.get("progress") if isinstance(body.get("progress"), float) else None)
+        # Moderation (PROVIDERS.md, BFL poll statuses): a refused input is made and billed by no one; a
+        # generated image withheld by the filter was made, and BFL bills it.
         if status == "Request Moderated":
-            return Failed(f"BFL moderated the request for task {task} (the prompt or an input)", False, "rejected")
+            why = f"BFL moderated the request for task {task} (the prompt or an input){_reasons(body)}"
+            return Failed(why, False, "rejected")
         if status == "Content Moderated":
-            return Failed(f"BFL moderated the generated image of task {task}", True, "rejected")
+            why = f"BFL moderated the generated image of task {task} (its safety filter withheld it){_reasons(body)}"
+            return Failed(why, True, "rejected")
         if status == "Task not found":
             return Failed(f"BFL no longer knows task {task}", charged=True, kind="expired")
         detail = body.get("details") or body.get("result") or status
@@ -127,6 +131,15 @@ def _submission(response: httpx.Response) -> Submission:
     except (ValueError, KeyError, TypeError):
         raise SubmissionUnknown("BFL accepted the request but its answer had no task id") from None
     return Submission(str(task), str(poll_url), _credits_to_micro(body.get("cost")))
+
+
+def _reasons(body: dict[str, Any]) -> str:
+    """BFL's own words for a moderation, when it gives them: `details: {"Moderation Reasons": [...]}`."""
+    details = body.get("details")
+    reasons = details.get("Moderation Reasons") if isinstance(details, dict) else None
+    if not isinstance(reasons, list) or not reasons:
+        return ""
+    return "; BFL's reason: " + ", ".join(str(reason)[:100] for reason in reasons[:5])
 
 
 def _credits_to_micro(cost: Any) -> int | None:

@@ -129,6 +129,9 @@ class FalProvider:
 
     async def _finish(self, submission: Submission, request: GenerationRequest, result: Any) -> PollResult:
         model_id, entry = self._entry(request.model)
+        flagged = _flagged(result)
+        if flagged is not None:
+            return flagged
         url = _first_image_url(result)
         if url is None:
             return Failed(f"fal returned no image for request {submission.request_id}", charged=True)
@@ -253,6 +256,20 @@ def _detail(detail: Any) -> str:
                 parts.append(f"{where}: {item.get('msg', '')}" if where else str(item.get("msg", "")))
         return "; ".join(parts) or "invalid input"
     return str(detail)[:500]
+
+
+def _flagged(result: Any) -> Failed | None:
+    """fal's safety checker flagged the output: it sent a black image in its place and billed it
+    (PROVIDERS.md, fal: "Safety"). A rejected take, charged; never downloaded, never a panel."""
+    flags = result.get("has_nsfw_concepts") if isinstance(result, dict) else None
+    if not isinstance(flags, list) or not flags or flags[0] is not True:
+        return None  # only the first image is used: its flag decides
+    return Failed(
+        "fal's safety checker flagged the generated image as not safe for work and sent a black image "
+        "instead (has_nsfw_concepts); fal charges for it",
+        charged=True,
+        kind="rejected",
+    )
 
 
 def _first_image_url(result: Any) -> str | None:

@@ -57,6 +57,24 @@ SAFETY_FINISH = {
     "RECITATION",
     "IMAGE_RECITATION",
 }
+# Answers without an image that are a refusal of this input (a rejected take): no image was
+# made, so none is billed (Google bills the image's output tokens; whether a blocked request's
+# input tokens are billed is unconfirmed, and small). What each code means, in plain words
+# (Gemini API reference: BlockedReason, FinishReason).
+NO_IMAGE_FINISH = {"IMAGE_OTHER", "NO_IMAGE"}
+PLAIN_REASONS = {
+    "SAFETY": "Google's safety filter",
+    "PROHIBITED_CONTENT": "content Google prohibits",
+    "IMAGE_SAFETY": "Google's image safety filter",
+    "IMAGE_PROHIBITED_CONTENT": "an image Google prohibits",
+    "BLOCKLIST": "a term on Google's blocklist",
+    "SPII": "sensitive personal information",
+    "RECITATION": "too close to existing material",
+    "IMAGE_RECITATION": "too close to an existing image",
+    "OTHER": "a reason Google does not state (often a reference image)",
+    "IMAGE_OTHER": "the model stopped for a reason Google does not state (often its content filter)",
+    "NO_IMAGE": "the model answered without an image (a retake, or a plainer action, often helps)",
+}
 TEXT_SHOWN = 300
 
 
@@ -184,7 +202,8 @@ def answer_outcome(response: httpx.Response, model_id: str) -> PollResult:
     block = feedback.get("blockReason") if isinstance(feedback, dict) else None
     candidates = body.get("candidates") if isinstance(body.get("candidates"), list) else []
     if block:
-        return Failed(f"Gemini blocked the request for {model_id} before generating ({block})", False, "rejected")
+        why = _plain(str(block))
+        return Failed(f"Gemini blocked the request for {model_id} before generating ({why})", False, "rejected")
     if not candidates or not isinstance(candidates[0], dict):
         return Failed(f"Gemini returned no candidate for {model_id}", charged=False)
     candidate = candidates[0]
@@ -200,7 +219,9 @@ def answer_outcome(response: httpx.Response, model_id: str) -> PollResult:
     said = " ".join(texts).strip()
     said = f': "{_truncate(said)}"' if said else ""
     if finish in SAFETY_FINISH:
-        return Failed(f"Gemini withheld the image for {model_id} ({finish}){said}", False, "rejected")
+        return Failed(f"Gemini withheld the image for {model_id} ({_plain(finish)}){said}", False, "rejected")
+    if finish in NO_IMAGE_FINISH:
+        return Failed(f"Gemini made no image for {model_id} ({_plain(finish)}){said}", False, "rejected")
     if said:
         return Failed(f"Gemini answered {model_id} with text instead of an image{said}", False, "rejected")
     why = f" (finishReason {finish})" if finish else ""
@@ -229,6 +250,11 @@ def _image_and_text(parts: list[Any]) -> tuple[bytes | None, list[str]]:
         except (binascii.Error, ValueError):
             continue
     return None, texts
+
+
+def _plain(code: str) -> str:
+    """A block or finish reason, its code kept for searching: "IMAGE_SAFETY: Google's image safety filter"."""
+    return f"{code}: {PLAIN_REASONS[code]}" if code in PLAIN_REASONS else code
 
 
 def _truncate(text: str) -> str:

@@ -12,7 +12,8 @@ An adapter only translates. It builds the `httpx.Request`, reads a 200 answer in
 (`accepted`), turns any other answer into the right `ProviderError` (`refused`), and says which
 refusals prove nothing was started (`not_processed`). Polls are safe to repeat: `transient` turns a
 failed poll into Pending a bounded number of times in a row. `download` fetches a result image
-over https only, bounded in size; `fit` decodes it fully and fits it to the requested size.
+over https only, bounded in size; `fit` decodes it fully, fits it to the requested size, and turns
+a blank image (a safety filter's black square) into a charged, rejected take.
 
 The `httpx.AsyncClient` is built from the `ProviderContext`, with its transport when one is given
 (`httpx.MockTransport` in unit tests), so no test needs a socket.
@@ -33,6 +34,7 @@ from PIL import ImageOps
 from studio.core.errors import AuthFailed, ProviderError, SubmissionUnknown
 from studio.core.generation import Failed, GenerationRequest, Pending, PollResult
 from studio.providers.base import ProviderContext
+from studio.providers.safety import blank_colour, blank_message
 
 SUBMIT_ATTEMPTS = 6
 POLL_FAILURES_TOLERATED = 8
@@ -221,11 +223,16 @@ class ProviderHttp:
             return b"".join(chunks)
 
     async def fit(self, data: bytes, request: GenerationRequest) -> tuple[bytes, tuple[int, int]] | Failed:
-        """The image as a PNG of the requested size, and the size it came at; Failed (charged) when unreadable."""
+        """The image as a PNG of the requested size, and the size it came at; Failed (charged) when
+        unreadable, and Failed (charged, rejected) when it is blank: a safety filter's black image
+        is paid for, but it is no take (studio.providers.safety says how blank is measured)."""
         try:
-            return await asyncio.to_thread(normalise, data, request.width, request.height)
+            png, size, blank = await asyncio.to_thread(_normalise_checked, data, request.width, request.height)
         except (OSError, ValueError) as exc:
             return Failed(f"{self.label} returned an image studio cannot read ({exc})", charged=True)
+        if blank is not None:
+            return Failed(blank_message(self.label, blank), charged=True, kind="rejected")
+        return png, size
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -241,12 +248,21 @@ class _Retry(Exception):
 
 def normalise(data: bytes, width: int, height: int) -> tuple[bytes, tuple[int, int]]:
     """Decode fully (a truncated download fails here); fit to the requested size when it differs."""
+    png, size, _ = _normalise_checked(data, width, height, check=False)
+    return png, size
+
+
+def _normalise_checked(
+    data: bytes, width: int, height: int, check: bool = True
+) -> tuple[bytes, tuple[int, int], str | None]:
+    """`normalise`, and (decoded once) whether the image is blank: None, or the word for its flat colour."""
     with PILImage.open(io.BytesIO(data)) as image:
         image.load()
         size = image.size
+        blank = blank_colour(image) if check else None
         if size == (width, height) and image.format == "PNG":
-            return data, size
+            return data, size, blank
         fitted = ImageOps.fit(image.convert("RGB"), (width, height), PILImage.LANCZOS)
     buffer = io.BytesIO()
     fitted.save(buffer, format="PNG")
-    return buffer.getvalue(), size
+    return buffer.getvalue(), size, blank

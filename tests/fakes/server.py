@@ -332,21 +332,31 @@ def render_png(prompt: str, width: int, height: int, seed: int, label: str, mode
     rng = random.Random(seed)
     colour = (rng.randrange(40, 220), rng.randrange(40, 220), rng.randrange(40, 220))
     buffer = io.BytesIO()
-    Image.new("RGB", (width, height), colour).save(buffer, format="PNG")
+    _banded(width, height, colour).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def _banded(width: int, height: int, colour: tuple[int, int, int]) -> Any:
+    """One colour with a lighter band across its middle third: cheap, and not blank. A provider's
+    success is never one flat colour, and studio takes a flat image for a safety filter's (fal's
+    black image, PROVIDERS.md): rejected, not kept."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (width, height), colour)
+    band = tuple(min(255, c + 70) for c in colour)
+    ImageDraw.Draw(image).rectangle((0, height // 3, width, 2 * height // 3), fill=band)
+    return image
 
 
 @functools.lru_cache(maxsize=8)
 def _flat_png_cached(width: int, height: int, colour: tuple[int, int, int]) -> bytes:
-    from PIL import Image
-
     buffer = io.BytesIO()
-    Image.new("RGB", (width, height), colour).save(buffer, format="PNG", compress_level=1)
+    _banded(width, height, colour).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 
 def flat_png(width: int, height: int, seed: int) -> bytes:
-    """A flat image of the right size, made once per size: almost free to serve."""
+    """A plain image of the right size (one colour and a band), made once per size: almost free to serve."""
     return _flat_png_cached(width, height, (90 + seed % 7 * 20, 120, 160))
 
 
