@@ -45,6 +45,16 @@ GOLDEN = {
     ("fal:fal-ai/nano-banana/edit", (1600, 2000), 4): 39_000,
     ("fal:fal-ai/nano-banana/edit", (800, 800), 0): 39_000,
     ("draft:draft", (1600, 2000), 4): 0,
+    # Upscalers: $0.001 per output MP; $0.004 an image; $0.00111 a compute second, bounded at
+    # max(5 s, 3 s per started output MP).
+    ("fal:fal-ai/seedvr/upscale/image", (1600, 2000), 0): 4 * 1_000,
+    ("fal:fal-ai/recraft/upscale/crisp", (1600, 2000), 0): 4_000,
+    ("fal:fal-ai/esrgan", (1600, 2000), 0): 12 * 1_110,
+    ("fal:fal-ai/esrgan", (800, 800), 0): 5 * 1_110,
+    # Gemini's current models, per image.
+    ("gemini:gemini-3.1-flash-image", (1600, 2000), 4): 101_000,
+    ("gemini:gemini-3-pro-image", (1600, 2000), 4): 134_000,
+    ("bfl:flux-kontext-pro", (1600, 2000), 4): 40_000,
 }
 
 
@@ -66,6 +76,9 @@ def exact_charge(model_id: str, width: int, height: int, ref_pixels: list[int]) 
     if price.rule in {"per_image", "per_request"}:
         return unit
     out_mp = Fraction(width * height, 1_000_000)
+    if price.rule == "per_compute_second":  # the bound's own seconds, before rounding up
+        seconds = max(Fraction(Decimal(str(price.min_seconds))), Fraction(Decimal(str(price.seconds_per_mp))) * out_mp)
+        return unit * seconds
     in_mp = Fraction(0)
     if price.input_mp:
         floor = Fraction(Decimal(str(price.min_ref_mp))) * 1_000_000
@@ -89,6 +102,8 @@ def test_every_priced_model_at_three_sizes_and_0_1_4_refs(model_id: str, size, r
     price = entry.price
     assert price is not None
     slack = Fraction(Decimal(str(max(price.usd, price.extra_mp_usd)))) * 1_000_000 * 2
+    if price.rule == "per_compute_second":  # one started MP of seconds, and the last second rounded up
+        slack = Fraction(Decimal(str(price.usd))) * 1_000_000 * (Fraction(Decimal(str(price.seconds_per_mp))) + 1)
     assert estimate - exact_charge(model_id, *size, [REF] * refs) <= slack
 
 
@@ -105,10 +120,18 @@ def test_estimates_never_undershoot(model_id: str, width: int, height: int, refs
     assert estimate_micro(entry, model_id, width, height, refs) >= exact_charge(model_id, width, height, refs)
 
 
-@pytest.mark.parametrize("model_id", UNPRICED)
-def test_models_without_price_are_refused_not_free(model_id: str) -> None:
+def test_every_catalog_model_has_a_price_with_source_and_date() -> None:
+    assert UNPRICED == []
+    for model_id in PRICED:
+        price = CATALOG.get(model_id).price
+        assert price is not None and price.source and price.date, model_id
+
+
+def test_models_without_price_are_refused_not_free() -> None:
+    model_id = "fal:fal-ai/flux-2/turbo"
+    unpriced = load_catalog({model_id: {"price": None}})
     with pytest.raises(NoPrice) as refused:
-        estimate_micro(CATALOG.get(model_id), model_id, 1024, 1024, [])
+        estimate_micro(unpriced.get(model_id), model_id, 1024, 1024, [])
     assert isinstance(refused.value, StudioError)
     assert "refresh-prices" in str(refused.value)
 

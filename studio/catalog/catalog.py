@@ -7,6 +7,7 @@ undershoot what the provider charges for the same request.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,11 +28,15 @@ REF_MAX_PIXELS = 1_000_000
 class PriceRule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    rule: Literal["per_image", "per_request", "per_megapixel", "first_mp_plus_extra"]
+    rule: Literal["per_image", "per_request", "per_megapixel", "first_mp_plus_extra", "per_compute_second"]
     usd: Annotated[float, Field(ge=0)]
     extra_mp_usd: Annotated[float, Field(ge=0)] = 0.0
     input_mp: bool = False
     min_ref_mp: Annotated[float, Field(ge=0)] = 0.0
+    # per_compute_second: the provider bills GPU time, which nobody publishes per image. The estimate
+    # is a bound: max(min_seconds, seconds_per_mp x started output MP) seconds, rounded up.
+    seconds_per_mp: Annotated[float, Field(ge=0)] = 0.0
+    min_seconds: Annotated[float, Field(ge=0)] = 0.0
     source: str
     date: str
 
@@ -52,7 +57,7 @@ class CatalogEntry(BaseModel):
 
     provider: str
     endpoint: str
-    kind: Literal["text-to-image", "edit", "background-removal"]
+    kind: Literal["text-to-image", "edit", "background-removal", "upscale"]
     max_refs: Annotated[int, Field(ge=0)]
     quality: Annotated[int, Field(ge=1, le=5)] = 3
     speed: Annotated[int, Field(ge=1, le=5)] = 3
@@ -63,18 +68,48 @@ class CatalogEntry(BaseModel):
     size_multiple: Annotated[int, Field(ge=1)] = 16  # width and height must be multiples of this
     min_side: Annotated[int, Field(ge=1)] | None = None  # smallest width or height it accepts, px
     max_side: Annotated[int, Field(ge=1)] | None = None  # largest width or height it accepts, px
+    max_scale: Annotated[float, Field(gt=0)] | None = None  # upscalers: the largest factor it takes
+    # The input fields it takes (empty: not stated) and those it refuses; enums: allowed values per field.
+    params: tuple[str, ...] = ()
+    rejects: tuple[str, ...] = ()
+    enums: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    limits_source: str = ""  # where the limits above were read (a URL), and when
+    limits_date: str = ""
+    retired: str | None = None  # the day the provider shut it down: never sent, 'studio check' names the replacement
+    replacement: str | None = None
 
     def fit(self, width: int, height: int, max_pixels: int | None = None) -> tuple[int, int]:
         """The largest size this model makes with the same aspect, within its limits
-        (and within `max_pixels`, when the caller prices a smaller size better)."""
-        caps = [p for p in (max_pixels, int(self.max_mp * PIXELS_PER_MP) if self.max_mp else None) if p]
+        (and within `max_pixels`, when the caller prices a smaller size better).
+
+        Always inside every limit: when the aspect is too narrow for both `min_side` and
+        `max_side` (taller than 1:4 at 512-2048), the closest valid size, and the upscale
+        or crop step restores the aspect. `max_pixels` is a preference; `min_side` wins over it.
+        """
+        step = self.size_multiple
+        model_cap = int(self.max_mp * PIXELS_PER_MP) if self.max_mp else None
+        caps = [p for p in (max_pixels, model_cap) if p]
         scale = 1.0
         if caps and width * height > min(caps):
             scale = (min(caps) / (width * height)) ** 0.5
         if self.max_side is not None:
             scale = min(scale, self.max_side / max(width, height))
-        step = self.size_multiple
-        return max(step, int(width * scale) // step * step), max(step, int(height * scale) // step * step)
+        if self.min_side is not None:
+            scale = max(scale, self.min_side / min(width, height))
+        short, long = sorted((width, height))
+        lo = -(-(self.min_side or step) // step) * step  # the smallest side, as a multiple
+        hi = (self.max_side // step * step) if self.max_side is not None else None
+        if self.min_side is not None and short * scale < lo + step:
+            # At the floor: the short side is exactly the minimum, the long side the nearest multiple.
+            new_short, new_long = lo, max(lo, round(long * lo / short / step) * step)
+        else:
+            new_short = max(lo, int(short * scale) // step * step)
+            new_long = max(lo, int(long * scale) // step * step)
+        if hi is not None:
+            new_short, new_long = min(new_short, hi), min(new_long, hi)
+        if model_cap is not None and new_short * new_long > model_cap:
+            new_long = max(step, model_cap // new_short // step * step)
+        return (new_short, new_long) if width <= height else (new_long, new_short)
 
 
 @dataclass(frozen=True)
@@ -123,9 +158,11 @@ def load_catalog(
     overrides: dict[str, dict] | None = None,
     refreshed: dict[str, dict] | None = None,
     extra: Sequence[Mapping[str, Any]] = (),
+    limits: dict[str, dict] | None = None,
 ) -> Catalog:
     """The shipped catalog and the models plugins register (`extra`, in catalog.toml's shape),
-    then prices refreshed from the providers, then the user's overrides."""
+    then prices and limits refreshed from the providers (`limits`: model id -> the limit fields
+    its published schema states, see studio.catalog.limits), then the user's overrides."""
     text = resources.files("studio.catalog").joinpath("catalog.toml").read_text(encoding="utf-8")
     shipped = tomllib.loads(text)
     raw = shipped["models"]
@@ -136,6 +173,9 @@ def load_catalog(
     for model_id, price in (refreshed or {}).items():
         if model_id in raw:
             raw[model_id] = {**raw[model_id], "price": price}
+    for model_id, stated in (limits or {}).items():
+        if model_id in raw:
+            raw[model_id] = {**raw[model_id], **stated}
     for model_id, fields in (overrides or {}).items():
         raw[model_id] = {**raw.get(model_id, {}), **fields}
     entries = {model_id: CatalogEntry.model_validate(fields) for model_id, fields in raw.items()}
@@ -165,6 +205,9 @@ def estimate_micro(entry: CatalogEntry, model_id: str, width: int, height: int, 
     if price.rule == "per_image":
         return unit
     out_mp = max(1, megapixels_up(width * height))
+    if price.rule == "per_compute_second":
+        seconds = max(price.min_seconds, price.seconds_per_mp * out_mp)
+        return unit * math.ceil(seconds)
     in_mp = _input_megapixels(price, ref_pixels)
     if price.rule == "per_megapixel":
         return unit * (out_mp + in_mp)

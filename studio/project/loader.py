@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from studio.catalog.catalog import Catalog, load_catalog, unknown_model_message
+from studio.catalog.limits import read_refreshed_limits, retired_message
 from studio.catalog.prices import read_refreshed_prices
 from studio.core.errors import Diagnostic, ProjectInvalid, ProjectNotFound
 from studio.project.models import (
@@ -129,14 +130,15 @@ def _load_config(root: Path, problems: list[Diagnostic], plugins: ProjectPlugins
 def _load_catalog(root: Path, config: StudioConfig, problems: list[Diagnostic], plugins: ProjectPlugins) -> Catalog:
     text = (root / CONFIG_FILE).read_text(encoding="utf-8")
     refreshed = read_refreshed_prices(root / ".studio")
+    limits = read_refreshed_limits(root / ".studio")
     try:
-        catalog = load_catalog(config.catalog.models, refreshed, plugins.catalogs)
+        catalog = load_catalog(config.catalog.models, refreshed, plugins.catalogs, limits)
     except ValidationError as exc:
         # The error does not say which override it is in: validate them one at a time to place it.
         failures = []
         for model_id, fields in config.catalog.models.items():
             try:
-                load_catalog({model_id: fields}, refreshed, plugins.catalogs)
+                load_catalog({model_id: fields}, refreshed, plugins.catalogs, limits)
             except ValidationError as one:
                 failures.append((model_id, one))
         for model_id, failure in failures or [(None, exc)]:
@@ -175,6 +177,8 @@ def _chain_entry_problem(catalog: Catalog, phase: str, model_id: str, before: tu
     if any(catalog.resolve(earlier) == resolved for earlier in before):
         return f"'{resolved}' is already earlier in the chain"
     entry = catalog.get(resolved)
+    if entry.retired:
+        return retired_message(resolved, entry)
     wanted = "background-removal" if phase == "background_removal" else None
     if wanted is not None and entry.kind != wanted:
         return f"'{resolved}' is a {entry.kind} model; background_removal needs a background-removal model"
@@ -691,8 +695,11 @@ def check_storyboard_refs(project: Project, storyboard: Storyboard, source: Sour
             if member.id in in_panel:
                 report((*at, "characters", c_index, "id"), f"character '{member.id}' is listed twice in this panel")
             in_panel.add(member.id)
-        if panel.model is not None and project.catalog.resolve(panel.model) is None:
+        resolved = project.catalog.resolve(panel.model) if panel.model is not None else None
+        if panel.model is not None and resolved is None:
             report((*at, "model"), unknown_model_message(panel.model, list(project.catalog.entries)))
+        elif resolved is not None and project.catalog.get(resolved).retired:
+            report((*at, "model"), retired_message(resolved, project.catalog.get(resolved)))
         for d_index, line in enumerate(panel.dialogue):
             where = (*at, "dialogue", d_index, "speaker")
             if line.speaker not in project.characters:

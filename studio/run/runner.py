@@ -22,6 +22,7 @@ from typing import Protocol
 from PIL import Image as PILImage
 
 from studio.catalog.catalog import Catalog
+from studio.catalog.limits import ensure_sendable
 from studio.core.errors import ProviderError, Rejected, StorageError, StudioError, SubmissionUnknown
 from studio.db.tables import Generation
 from studio.ledger.book import Cost, Ledger
@@ -342,6 +343,8 @@ async def _attempt(
         else:
             if row is None:
                 _refuse_repeating(job, provider.name, ctx)
+                # Outside the model's limits (or retired): refused here, before any money is held.
+                ensure_sendable(route.spec.model, entry, request)
                 row = await _reserve(job, provider.name, route, estimate, index, skipped, ctx, stop)
             assert row.id is not None
             submission = await _submit(provider, request, ctx, row.id)
