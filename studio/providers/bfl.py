@@ -29,7 +29,7 @@ from studio.providers.base import (
     Submission,
 )
 from studio.providers.http import ProviderHttp, provider_client
-from studio.providers.transfer import ReferenceCache, prompt_text
+from studio.providers.transfer import ReferenceCache, closest_ratio, prompt_text
 
 MICRO_PER_CREDIT = 10_000  # 1 credit = $0.01
 # 429: over 24 active tasks; 502-504: the gateway did not pass it on. Neither started a task.
@@ -65,14 +65,12 @@ class BflProvider:
         return await self._http.submit(post, _submission, lambda response: _submit_error(response, request.model))
 
     def _body(self, request: GenerationRequest, entry: CatalogEntry) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "prompt": prompt_text(request),
-            "width": request.width,
-            "height": request.height,
-            "seed": request.seed,
-            "output_format": "png",
-            "safety_tolerance": 2,
-        }
+        body: dict[str, Any] = {"prompt": prompt_text(request)}
+        if entry.inputs.size == "aspect_ratio":  # Kontext: an aspect ratio, never width/height (ignored there)
+            body["aspect_ratio"] = closest_ratio(request.width, request.height)
+        else:
+            body["width"], body["height"] = request.width, request.height
+        body.update({"seed": request.seed, "output_format": "png", "safety_tolerance": 2})
         for index, ref in enumerate(request.references[: entry.max_refs]):
             field = "input_image" if index == 0 else f"input_image_{index + 1}"
             body[field] = self._references.base64(ref.sha256, ref.path)
