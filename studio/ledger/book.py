@@ -128,9 +128,12 @@ class Ledger:
             session.refresh(row)
             return row
 
-    def sending(self, row_id: int) -> None:
-        """Committed before the request leaves, so a crash before this line provably sent nothing."""
-        self._update(row_id, sent_at=now())
+    def sending(self, row_id: int, payload_digest: str | None = None, payload_match: str | None = None) -> None:
+        """Committed before the request leaves, so a crash before this line provably sent nothing.
+
+        For a provider that can reconcile, what identifies the request in its history is stored in
+        the same step, so even a run killed mid-send leaves a row its history can settle."""
+        self._update(row_id, sent_at=now(), payload_digest=payload_digest, payload_match=payload_match)
 
     def submitted(
         self, row_id: int, request_id: str, poll_url: str | None = None, reported_micro: int | None = None
@@ -146,7 +149,35 @@ class Ledger:
 
     def unknown(self, row_id: int, why: str) -> None:
         """The request may have reached the provider: keep the hold until someone reconciles it."""
-        self._update(row_id, status="unknown", failure="unknown", error=why[:2000])
+        self._update_open(row_id, status="unknown", failure="unknown", error=why[:2000])
+
+    def found(self, row_id: int, request_id: str, how: str) -> bool:
+        """An unknown submit found in the provider's request history: it becomes 'submitted' with that
+        id (hold kept), so the run re-attaches to it. False when the row was settled meanwhile or the
+        id is already another row's."""
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            return self._update_open(
+                row_id, status="submitted", request_id=request_id, failure=None, error=how[:2000], submitted_at=now()
+            )
+        except IntegrityError:  # the (provider, request_id) index: never two rows for one request
+            return False
+
+    def never_ran(self, row_id: int, how: str) -> bool:
+        """The provider's history proves the request never ran: settled as not charged, hold released.
+        The job may be sent again (a new attempt); `failure` 'not-sent' says why this one ended."""
+        return self._update_open(
+            row_id, status="failed", failure="not-sent", held_micro=0, actual_micro=0, actual_source=None,
+            error=how[:2000], finished_at=now(),
+        )
+
+    def get(self, row_id: int) -> Generation:
+        with Session(self.engine) as session:
+            row = session.get(Generation, row_id)
+        if row is None:
+            raise LookupError(f"ledger row {row_id} vanished")
+        return row
 
     def last_failure(self, job: Job, provider: str) -> Generation | None:
         """The latest attempt at this job and take, when it failed."""
@@ -253,6 +284,21 @@ class Ledger:
             if episode is not None:
                 statement = statement.where(Generation.episode == episode)
             return list(session.exec(statement).all())
+
+    def _update_open(self, row_id: int, **values: object) -> bool:
+        """Update a row only while its outcome is still open (reserved or unknown): a row settled
+        meanwhile (by hand, by another reconcile) is never reopened. True when it was updated."""
+        with Session(self.engine) as session:
+            row = session.get(Generation, row_id)
+            if row is None:
+                raise LookupError(f"ledger row {row_id} vanished")
+            if row.status not in {"reserved", "unknown"}:
+                return False
+            for name, value in values.items():
+                setattr(row, name, value)
+            session.add(row)
+            session.commit()
+            return True
 
     def _update(self, row_id: int, **values: object) -> None:
         with Session(self.engine) as session:

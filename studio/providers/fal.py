@@ -7,7 +7,9 @@ fal-client builds its own, so a transport can be passed in. The submit POST is o
 one where the request reached fal and only the answer was lost, which would start (and bill)
 the same generation twice. Here a POST is resent only when it provably was not processed (no
 connection, 408/429, an ingress 5xx without `x-fal-request-id`); anything else is
-`SubmissionUnknown`, and the runner keeps its hold for a person to resolve.
+`SubmissionUnknown`, and the runner keeps its hold. Every submit carries `X-Fal-Request-Timeout`
+and, before it is sent, `prepare` gives what identifies it in fal's request history, so an unknown
+submit is settled from that history (`reconcile`, studio.providers.fal_history) instead of by hand.
 
 The key is read from FAL_KEY once, sent only in the Authorization header, and never
 put in a message.
@@ -16,14 +18,18 @@ put in a message.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import json
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import httpx
 
 from studio.catalog.catalog import REF_MAX_PIXELS, CatalogEntry, estimate_micro, megapixels_up
 from studio.core.errors import AuthFailed, InsufficientCredits, ProviderError, RateLimited, Rejected, SubmissionUnknown
-from studio.providers.accounts import api_key
+from studio.db.tables import Generation
+from studio.ledger.reconcile import SentRecord, Verdict
+from studio.providers import fal_history
+from studio.providers.accounts import api_key, service_url
 from studio.providers.base import (
     Done,
     Failed,
@@ -73,15 +79,37 @@ class FalProvider:
             if entry.provider == "fal"
         }
         self._references = ReferenceCache()  # a sheet is encoded once a run
+        self._settings = context.config.providers.get("fal")
+        self._start_timeout = fal_history.start_timeout(self._settings)
+        self._platform = service_url(context.config, "fal", "platform_url")
+        self._prepared: dict[int, tuple[GenerationRequest, bytes]] = {}  # by id(request), until submitted
 
     # ------------------------------------------------------------ submit
 
+    async def prepare(self, request: GenerationRequest) -> SentRecord:
+        """The body the next `submit` of this request sends, and what identifies it in fal's request
+        history (stored with the ledger row before sending, so a lost answer can be reconciled)."""
+        _, entry = self._entry(request.model)
+        arguments = await asyncio.to_thread(self._arguments, request, entry)
+        self._prepared[id(request)] = (request, _json_body(arguments))
+        longest = fal_history.longest_run(self._settings, entry.speed)
+        return fal_history.sent_record(request.model, arguments, self._start_timeout, longest)
+
     async def submit(self, request: GenerationRequest) -> Submission:
         model_id, entry = self._entry(request.model)
-        arguments = await asyncio.to_thread(self._arguments, request, entry)
+        prepared = self._prepared.pop(id(request), None)
+        if prepared is not None and prepared[0] is request:
+            body = prepared[1]
+        else:
+            body = _json_body(await asyncio.to_thread(self._arguments, request, entry))
         url = self._fal.client.QUEUE_URL_FORMAT + request.model
-        headers = {"Authorization": f"Key {self._key}"}
-        post = self._http.client.build_request("POST", url, json=arguments, headers=headers)
+        headers = {
+            "Authorization": f"Key {self._key}",
+            "Content-Type": "application/json",
+            # fal drops the request if no runner starts it in time: a lost submit cannot start later.
+            "X-Fal-Request-Timeout": str(self._start_timeout),
+        }
+        post = self._http.client.build_request("POST", url, content=body, headers=headers)
         return await self._http.submit(
             post,
             lambda response: Submission(_request_id(response, model_id)),
@@ -105,6 +133,10 @@ class FalProvider:
             uris = [self._references.data_uri(ref.sha256, ref.path) for ref in references]
             arguments[mapping.images] = uris if mapping.images.endswith("s") else uris[0]
         return arguments
+
+    async def reconcile(self, rows: Sequence[Generation], claimed: Collection[str]) -> dict[int, Verdict]:
+        """Settle unknown submits from fal's request history (studio.providers.fal_history)."""
+        return await fal_history.reconcile(self._http.client, self._platform, self._key, rows, claimed)
 
     # ------------------------------------------------------------ poll
 
@@ -206,6 +238,11 @@ def _queue_client(fal_client: Any, key: str, transport: httpx.AsyncBaseTransport
     )
 
 
+def _json_body(arguments: dict[str, Any]) -> bytes:
+    """The JSON body exactly as sent (as httpx would encode `json=`)."""
+    return json.dumps(arguments, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
 def _not_processed(response: httpx.Response) -> bool:
     """fal did not start this request: safe to send again."""
     if response.status_code in {408, 429}:
@@ -285,4 +322,5 @@ def _first_image_url(result: Any) -> str | None:
 def register_providers(register: Callable[..., None]) -> None:
     from studio.providers.accounts import fal_balance
 
-    register("fal", FalProvider, balance=fal_balance)
+    # fal publishes a request history: its unknown submits are settled from it (capability as data).
+    register("fal", FalProvider, balance=fal_balance, settings=fal_history.FalSettings, reconciles=True)

@@ -11,6 +11,10 @@ which adds a provider with an entry point in the `studio` group whose module def
         settings=AcmeSettings,      # a ProviderSettings subclass: its [providers.acme] keys
         catalog={"models": {...}, "defaults": {...}},   # its models, in catalog.toml's shape
         balance=acme_balance,       # optional: (StudioConfig, httpx.Client) -> micro-USD left
+        reconciles=False,           # True: the provider implements studio.ledger.reconcile.Reconciler
+                                    # (settles unknown submits from its request history, as fal does)
+        dashboard="the Acme console (https://acme.example/usage)",  # where a person checks an
+                                    # unknown request by hand, named in its message
     )
 """
 
@@ -45,6 +49,10 @@ class ProviderPlugin:
     settings: type[ProviderSettings] = ProviderSettings
     catalog: Mapping[str, Any] | None = None
     balance: BalanceReader | None = None
+    # Settles its own unknown submits from a request history: the provider implements
+    # studio.ledger.reconcile.Reconciler (fal). False: those rows wait for `studio ledger resolve`.
+    reconciles: bool = False
+    dashboard: str | None = None  # where a person looks up an unknown request (for its message)
 
     def key_present(self) -> bool:
         return self.key_env_var is None or bool(os.environ.get(self.key_env_var, "").strip())
