@@ -96,7 +96,7 @@ def test_submit_poll_exactly_polling_url_and_download(bfl: FakeBfl) -> None:
         assert response.status_code == 200, response.text
         body = response.json()
         assert set(body) == {"id", "polling_url", "cost", "input_mp", "output_mp"}
-        assert body["cost"] == 3.0 and body["input_mp"] == 0.0 and body["output_mp"] == 1.0
+        assert body["cost"] == 3.0 and body["input_mp"] == 0.0 and body["output_mp"] == 0.79  # two decimals
         poll_url = urlsplit(body["polling_url"])
         assert poll_url.port == bfl.poll_port != bfl.port  # another host, like BFL's regional ones
         assert poll_url.path == "/v1/get_result" and poll_url.query == f"id={body['id']}"
@@ -150,23 +150,23 @@ VGA = png_b64(640, 480, data_uri=True)  # 0.31 MP -> 1
 @pytest.mark.parametrize(
     ("model", "width", "height", "images", "cents", "in_mp", "out_mp"),
     [
-        ("flux-2-pro", 1024, 768, [], 3.0, 0, 1),  # 0.79 MP -> 1
-        ("flux-2-pro", 1440, 1024, [], 4.5, 0, 2),  # 1.47 MP -> 2: 3 + 1.5
-        ("flux-2-pro", 1024, 1024, [SMALL], 6.0, 1, 2),  # 3 + 1.5 + 1 x 1.5
-        ("flux-2-max", 2048, 2048, [SQUARE] * 4, 43.0, 8, 5),  # 4.19 MP -> 5: 7 + 4 x 3 + 8 x 3
-        ("flux-2-flex", 1024, 768, [VGA], 10.0, 1, 1),  # 5 + 0 + 1 x 5
-        ("flux-2-flex", 1024, 768, [SMALL] * 8, 45.0, 8, 1),  # 5 + 8 x 5
-        ("flux-2-klein-4b", 1024, 768, [], 1.4, 0, 1),
-        ("flux-2-klein-4b", 1024, 768, [SQUARE] * 4, 2.2, 8, 1),  # 1.4 + 8 x 0.1
-        ("flux-2-klein-4b", 1024, 1024, [VGA], 1.6, 1, 2),  # 1.4 + 0.1 + 0.1
-        ("flux-2-klein-9b", 2048, 1024, [SMALL] * 4, 2.7, 4, 3),  # 2.1 MP -> 3: 1.5 + 2 x 0.2 + 4 x 0.2
-        ("flux-2-klein-9b", 1024, 768, ["https://example.invalid/ref.png"], 1.7, 1, 1),  # a URL counts as 1 MP
-        ("flux-kontext-pro", 1024, 1024, [SQUARE], 4.0, 2, 2),  # flat
-        ("flux-kontext-max", 1024, 768, [SMALL] * 4, 8.0, 4, 1),  # flat
+        ("flux-2-pro", 1024, 768, [], 3.0, 0.0, 0.79),  # 0.79 MP -> 1
+        ("flux-2-pro", 1440, 1024, [], 4.5, 0.0, 1.47),  # 1.47 MP -> 2: 3 + 1.5
+        ("flux-2-pro", 1024, 1024, [SMALL], 6.0, 0.26, 1.05),  # 3 + 1.5 + 1 x 1.5
+        ("flux-2-max", 2048, 2048, [SQUARE] * 4, 43.0, 4.19, 4.19),  # 4.19 MP -> 5: 7 + 4 x 3 + 8 x 3
+        ("flux-2-flex", 1024, 768, [VGA], 10.0, 0.31, 0.79),  # 5 + 0 + 1 x 5
+        ("flux-2-flex", 1024, 768, [SMALL] * 8, 45.0, 2.1, 0.79),  # 5 + 8 x 5
+        ("flux-2-klein-4b", 1024, 768, [], 1.4, 0.0, 0.79),
+        ("flux-2-klein-4b", 1024, 768, [SQUARE] * 4, 2.2, 4.19, 0.79),  # 1.4 + 8 x 0.1
+        ("flux-2-klein-4b", 1024, 1024, [VGA], 1.6, 0.31, 1.05),  # 1.4 + 0.1 + 0.1
+        ("flux-2-klein-9b", 2048, 1024, [SMALL] * 4, 2.7, 1.05, 2.1),  # 2.1 MP -> 3: 1.5 + 2 x 0.2 + 4 x 0.2
+        ("flux-2-klein-9b", 1024, 768, ["https://example.invalid/ref.png"], 1.7, 1.0, 0.79),  # a URL counts as 1 MP
+        ("flux-kontext-pro", 1024, 1024, [SQUARE], 4.0, 1.05, 1.05),  # flat
+        ("flux-kontext-max", 1024, 768, [SMALL] * 4, 8.0, 1.05, 1.05),  # flat; width/height ignored: 1:1
     ],
 )
 def test_cost_follows_the_bfl_rule(
-    bfl: FakeBfl, model: str, width: int, height: int, images: list[str], cents: float, in_mp: int, out_mp: int
+    bfl: FakeBfl, model: str, width: int, height: int, images: list[str], cents: float, in_mp: float, out_mp: float
 ) -> None:
     with api(bfl) as client:
         before = client.get("/v1/credits").json()["credits"]
@@ -192,7 +192,7 @@ def test_a_sample_url_as_input_has_its_known_size(bfl: FakeBfl) -> None:
         first = submit(client, "flux-2-klein-4b", {"prompt": "x", "width": 1440, "height": 1024}).json()
         sample = poll_until(client, first["polling_url"])[0]["result"]["sample"]
         second = submit(client, "flux-2-klein-4b", with_inputs([sample])).json()
-    assert second["input_mp"] == 2.0 and second["cost"] == 1.6  # 1.4 + 2 x 0.1
+    assert second["input_mp"] == 1.47 and second["cost"] == 1.6  # 1.4 + 2 x 0.1 (1.47 MP billed as 2)
     assert bfl.price("flux-2-klein-4b", 1024, 768, ((1440, 1024),)) == 16_000
 
 

@@ -45,7 +45,10 @@ Choices (deliberate, documented, harsh-side where real BFL is not documented):
 * Megapixels: pixels / 1,000,000 rounded UP, per image (the output, and each input
   separately). Inputs that are URLs cannot be fetched here: the fake's own sample URLs have a
   known size, any other URL counts as 1 MP. `input_mp` / `output_mp` in the submit response
-  are these billed (rounded-up) megapixels, so `cost` can be recomputed from them.
+  are the actual megapixels to two decimals (e.g. 0.79, 1.98), as BFL reports them; the bill
+  rounds each image up, so `cost` is not always recomputable from them.
+* Kontext takes `aspect_ratio` (3:7 to 7:3, default 1:1) and makes about 1 MP at that ratio;
+  `width` / `height` are ignored there.
 * Price (FLUX.2, cents): first MP + (output MP - 1) x per-MP + input MP x per-MP, with
   pro 3 / 1.5, max 7 / 3, flex 5 / 5, klein-4b 1.4 / 0.1, klein-9b 1.5 / 0.2; kontext flat
   4 (pro) / 8 (max) cents whatever the sizes. Kept in integer micro-USD (1 cent = 10,000);
@@ -122,6 +125,7 @@ class Model:
     first_mp: int = 0  # the first output MP
     per_mp: int = 0  # each further output MP and each input MP
     flat: int | None = None  # when set: the price of any request (kontext)
+    aspect: bool = False  # takes aspect_ratio, not width/height (kontext)
 
 
 # Prices and input limits: PROVIDERS.md (BFL: pro/max/flex 8 inputs, klein and kontext 4).
@@ -131,9 +135,24 @@ MODELS: dict[str, Model] = {
     "flux-2-flex": Model(8, 50_000, 50_000),
     "flux-2-klein-4b": Model(4, 14_000, 1_000),
     "flux-2-klein-9b": Model(4, 15_000, 2_000),
-    "flux-kontext-pro": Model(4, flat=40_000),
-    "flux-kontext-max": Model(4, flat=80_000),
+    "flux-kontext-pro": Model(4, flat=40_000, aspect=True),
+    "flux-kontext-max": Model(4, flat=80_000, aspect=True),
 }
+# Kontext: "aspect_ratio" between 3:7 and 7:3, default 1:1, about 1 MP (multiples of 32); width and
+# height are not Kontext fields and are ignored (BFL docs, kontext_image_editing; PROVIDERS.md).
+KONTEXT_RATIOS = (3 / 7, 7 / 3)
+
+
+def kontext_size(ratio: float) -> tuple[int, int]:
+    """About 1 MP (1024 x 1024 pixels) at the ratio, sides multiples of 32."""
+    width = round((MP * 1.048576 * ratio) ** 0.5 / 32) * 32
+    height = round((MP * 1.048576 / ratio) ** 0.5 / 32) * 32
+    return width, height
+
+
+def reported_mp(pixels: int) -> float:
+    """input_mp / output_mp as BFL reports them: megapixels to two decimals (e.g. 1.98)."""
+    return round(pixels / MP, 2)
 
 # ---------------------------------------------------------------- faults
 
@@ -391,9 +410,22 @@ class FakeBfl(base.FakeServer):
         params["prompt"] = prompt if isinstance(prompt, str) else ""
 
         size = list(DEFAULT_SIZE)
+        if model.aspect:
+            size = list(kontext_size(1.0))
+            ratio = body.get("aspect_ratio")
+            parts = ratio.split(":") if isinstance(ratio, str) else []
+            if ratio is None:
+                pass
+            elif len(parts) != 2 or not all(part.isdigit() and int(part) > 0 for part in parts):
+                errors.append(_error(["body", "aspect_ratio"], "aspect_ratio must look like '16:9'", "value_error"))
+            elif not KONTEXT_RATIOS[0] - 1e-9 <= int(parts[0]) / int(parts[1]) <= KONTEXT_RATIOS[1] + 1e-9:
+                message = "aspect_ratio must be between 3:7 and 7:3"
+                errors.append(_error(["body", "aspect_ratio"], message, "value_error"))
+            else:
+                size = list(kontext_size(int(parts[0]) / int(parts[1])))
         for index, name in enumerate(("width", "height")):
             value = body.get(name)
-            if value is None:
+            if value is None or model.aspect:  # not a Kontext field: ignored
                 continue
             if not isinstance(value, int) or isinstance(value, bool):
                 errors.append(_error(["body", name], "Input should be a valid integer", "int_type"))
@@ -635,8 +667,10 @@ class FakeBfl(base.FakeServer):
                 "id": task_id,
                 "polling_url": polling_url,
                 "cost": cost,
-                "input_mp": float(in_mp),
-                "output_mp": float(out_mp),
+                # Two decimals of the actual megapixels, as BFL reports them (PROVIDERS.md); the
+                # bill above rounds each image up, the harsh side of an undocumented rule.
+                "input_mp": reported_mp(sum(size[0] * size[1] if size else MP for size in params["inputs"])),
+                "output_mp": reported_mp(params["size"][0] * params["size"][1]),
             },
         ), task_id
 
