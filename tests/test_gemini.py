@@ -25,8 +25,9 @@ from studio.providers.base import Done, Failed, GenerationRequest, ProviderConte
 from studio.providers.gemini import GeminiProvider, answer_outcome, gemini_base_url, register_providers
 
 KEY = "gemini-test-4f1d2b9e77"  # distinctive, so a leak would be easy to spot
-FLASH = "gemini-2.5-flash-image"
-PRO = "gemini-3-pro-image-preview"
+FLASH = "gemini-3.1-flash-image"
+PRO = "gemini-3-pro-image"
+RETIRED = ("gemini-2.5-flash-image", "gemini-3-pro-image-preview")
 
 
 @pytest.fixture
@@ -94,16 +95,17 @@ def test_image_at_the_requested_size_with_references_inline(fake: FakeGemini, tm
     assert isinstance(result, Done)
     with Image.open(io.BytesIO(result.images[0].data)) as image:
         assert (image.size, image.format) == ((800, 1000), "PNG")
-    assert result.computed_cost_micro == 39_000
+    # The catalog prices 3.1 Flash at its 2K price (one per_image rule never undershoots); 1K bills less.
+    assert result.computed_cost_micro == 101_000
     assert result.billed_units == 1.0
-    assert fake.billed_micro == 39_000
+    assert fake.billed_micro == 67_000
     [sent] = fake.requests
     assert sent["path"] == f"/v1beta/models/{FLASH}:generateContent"
     assert sent["auth"] == "ok" and sent["headers"]["x-goog-api-key"] == "***"
     assert KEY not in repr(fake.requests)
     assert sent["image_count"] == 2 and sent["mime_types"] == ["image/jpeg", "image/jpeg"]
     assert sent["texts"] == ["a lighthouse at dusk"]
-    assert sent["config"] == {"responseModalities": ["IMAGE"], "imageConfig": {"aspectRatio": "4:5"}}
+    assert sent["config"] == {"responseModalities": ["IMAGE"], "imageConfig": {"aspectRatio": "4:5", "imageSize": "1K"}}
     [made] = fake.generations
     assert (made["width"], made["height"], made["aspect_ratio"]) == (896, 1152, "4:5")
 
@@ -114,11 +116,11 @@ def test_references_are_capped_at_the_models_limit(fake: FakeGemini, tmp_path: P
     _, pro = generate(tmp_path, request(PRO, 1600, 2000, refs))
     assert isinstance(flash, Done) and isinstance(pro, Done)
     first, second = fake.requests
-    assert first["image_count"] == 3 and second["image_count"] == 14
-    assert "imageSize" not in first["config"]["imageConfig"]
+    assert first["image_count"] == 14 and second["image_count"] == 14
+    assert first["config"]["imageConfig"] == {"aspectRatio": "4:5", "imageSize": "2K"}
     assert second["config"]["imageConfig"] == {"aspectRatio": "4:5", "imageSize": "2K"}
-    assert pro.computed_cost_micro == 134_000
-    assert fake.billed_micro == 39_000 + 134_000
+    assert flash.computed_cost_micro == 101_000 and pro.computed_cost_micro == 134_000
+    assert fake.billed_micro == 101_000 + 134_000
     with Image.open(io.BytesIO(pro.images[0].data)) as image:
         assert image.size == (1600, 2000)
 
@@ -137,7 +139,7 @@ def test_rate_limits_are_retried_then_succeed(fake: FakeGemini, tmp_path: Path) 
     fake.inject("503")
     _, result = generate(tmp_path, request())
     assert isinstance(result, Done)
-    assert len(fake.requests) == 4 and fake.billed_micro == 39_000
+    assert len(fake.requests) == 4 and fake.billed_micro == 67_000
 
 
 def test_persistent_rate_limit_is_rate_limited(fake: FakeGemini, tmp_path: Path) -> None:
@@ -201,7 +203,7 @@ def test_missing_key_names_the_variable(tmp_path: Path, monkeypatch: pytest.Monk
     assert "GEMINI_API_KEY" in str(caught.value) and "--provider draft" in str(caught.value)
 
 
-@pytest.mark.parametrize(("fault", "billed"), [("lost-response", 39_000), ("reset", 0)])
+@pytest.mark.parametrize(("fault", "billed"), [("lost-response", 67_000), ("reset", 0)])
 def test_connection_lost_after_sending_is_unknown_and_not_resent(
     fake: FakeGemini, tmp_path: Path, fault: str, billed: int
 ) -> None:
@@ -234,7 +236,7 @@ def test_reattach_after_a_restart_is_expired_and_charged(fake: FakeGemini, tmp_p
 
     result = asyncio.run(later())
     assert isinstance(result, Failed) and result.kind == "expired" and result.charged
-    assert fake.billed_micro == 39_000  # polling never calls Google
+    assert fake.billed_micro == 67_000  # polling never calls Google
 
 
 def test_unknown_endpoint_is_refused_before_sending(fake: FakeGemini, tmp_path: Path) -> None:
@@ -252,8 +254,8 @@ def test_registers_and_is_in_the_catalog() -> None:
     assert found == {"gemini": GeminiProvider}
     catalog = load_catalog()
     flash, pro = catalog.get(f"gemini:{FLASH}"), catalog.get(f"gemini:{PRO}")
-    assert (flash.max_refs, pro.max_refs) == (3, 14)
-    assert flash.price is not None and flash.price.rule == "per_image" and flash.price.usd == 0.039
+    assert (flash.max_refs, pro.max_refs) == (14, 14)
+    assert flash.price is not None and flash.price.rule == "per_image" and flash.price.usd == 0.101
     assert pro.price is not None and pro.price.usd == 0.134
     assert not flash.inputs.seed and flash.inputs.size == "aspect_ratio"
     phases = ("character_sheet", "style_frame", "location_plate", "panel")
@@ -287,12 +289,13 @@ def _post(fake: FakeGemini, model: str, body: dict[str, Any], key: str | None = 
 def test_fake_validates_like_google(fake: FakeGemini) -> None:
     image = {"inline_data": {"mime_type": "image/png", "data": _png_b64()}}
     text = {"text": "a cat"}
+    fifteen = {"contents": [{"parts": [text, *[image] * 15]}]}
+    assert "Too many images" in _post(fake, FLASH, fifteen).json()["error"]["message"]
     four = {"contents": [{"parts": [text, image, image, image, image]}]}
-    assert "Too many images" in _post(fake, FLASH, four).json()["error"]["message"]
     assert _post(fake, PRO, four).status_code == 200
     typo = {"contents": [{"parts": [text, {"inlineDatas": {}}]}]}
     assert 'Unknown name "inlineDatas"' in _post(fake, FLASH, typo).json()["error"]["message"]
-    sized = {"contents": [{"parts": [text]}], "generationConfig": {"imageConfig": {"imageSize": "2K"}}}
+    sized = {"contents": [{"parts": [text]}], "generationConfig": {"imageConfig": {"imageSize": "8K"}}}
     assert _post(fake, FLASH, sized).status_code == 400
     bad_ratio = {"contents": [{"parts": [text]}], "generationConfig": {"imageConfig": {"aspectRatio": "3:5"}}}
     assert _post(fake, FLASH, bad_ratio).status_code == 400
@@ -302,6 +305,9 @@ def test_fake_validates_like_google(fake: FakeGemini) -> None:
     wrong = _post(fake, FLASH, {"contents": [{"parts": [text]}]}, key="nope").json()["error"]
     assert wrong["status"] == "INVALID_ARGUMENT" and wrong["details"][0]["reason"] == "API_KEY_INVALID"
     assert _post(fake, "gemini-9-ultra", {"contents": [{"parts": [text]}]}).status_code == 404
+    for retired in RETIRED:  # shut down: Google answers 404 NOT_FOUND, its google.rpc.Status shape
+        gone = _post(fake, retired, {"contents": [{"parts": [text]}]})
+        assert gone.status_code == 404 and gone.json()["error"]["status"] == "NOT_FOUND"
     assert fake.billed_micro == 134_000  # only the one image made
 
 

@@ -28,7 +28,7 @@ def test_episode_on_gemini(sample: Path, fake_gemini) -> None:
     assert result.returncode == 0, result.stderr
     assert panels_made(sample) == panel_ids(sample)
     rows = ledger(sample)
-    price = load_catalog().get("gemini:gemini-2.5-flash-image").price
+    price = load_catalog().get("gemini:gemini-3.1-flash-image").price
     assert price is not None
     assert all(r["actual_micro"] == int(price.usd * 1_000_000) for r in rows)
     assert sum(r["actual_micro"] for r in rows) == fake_gemini.billed_micro

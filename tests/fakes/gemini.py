@@ -21,8 +21,9 @@ Protocol:
                 usageMetadata: {...}, modelVersion, responseId}
     errors: {"error": {"code", "message", "status", "details"?}} (google.rpc.Status)
 
-Models: gemini-2.5-flash-image (at most 3 input images), gemini-3-pro-image-preview (14).
-Unknown model -> 404 NOT_FOUND.
+Models: gemini-3.1-flash-image and gemini-3-pro-image (14 input images each, 1K/2K/4K).
+Retired ids (gemini-2.5-flash-image shut down 2026-10-02, gemini-3-pro-image-preview
+2026-06-25: Google's deprecations page, PROVIDERS.md) and unknown ids -> 404 NOT_FOUND.
 
 Choices (deliberate, harsh-side where Google does not document the behaviour):
 
@@ -82,10 +83,14 @@ class Model:
     sizes: tuple[str, ...] = ()  # imageSize values it takes; empty: imageSize is refused
 
 
+# Prices and reference limits: Google's pricing page as transcribed in PROVIDERS.md (Sept 2026);
+# 3.1 Flash Image's 4K price is not published there: it is priced as 2K.
 MODELS: dict[str, Model] = {
-    "gemini-2.5-flash-image": Model(3, {"1K": 39_000}),
-    "gemini-3-pro-image-preview": Model(14, {"1K": 134_000, "2K": 134_000, "4K": 240_000}, ("1K", "2K", "4K")),
+    "gemini-3.1-flash-image": Model(14, {"1K": 67_000, "2K": 101_000, "4K": 101_000}, ("1K", "2K", "4K")),
+    "gemini-3-pro-image": Model(14, {"1K": 134_000, "2K": 134_000, "4K": 240_000}, ("1K", "2K", "4K")),
 }
+# Shut down (https://ai.google.dev/gemini-api/docs/deprecations): they answer 404 like an unknown id.
+RETIRED = {"gemini-2.5-flash-image": "2026-10-02", "gemini-3-pro-image-preview": "2026-06-25"}
 # Google's published 1K output sizes per aspect ratio (2K doubles, 4K quadruples).
 SIZES_1K: dict[str, tuple[int, int]] = {
     "1:1": (1024, 1024),
