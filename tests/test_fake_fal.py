@@ -553,7 +553,7 @@ def test_billing_is_exact_integer_micro_usd() -> None:
 
 def test_output_format_jpeg_and_num_images(fal: FakeFal) -> None:
     with raw(fal) as client:
-        body = {"prompt": "x", "output_format": "jpeg", "num_images": 2, "image_size": {"width": 320, "height": 240}}
+        body = {"prompt": "x", "output_format": "jpeg", "num_images": 2, "image_size": {"width": 640, "height": 512}}
         rid = client.post("/fal-ai/flux-2/flash", json=body).json()["request_id"]
         assert wait_raw(client, rid).status_code == 200
         result = client.get(f"/{ROOT}/requests/{rid}").json()
@@ -561,7 +561,7 @@ def test_output_format_jpeg_and_num_images(fal: FakeFal) -> None:
         for image in result["images"]:
             assert image["content_type"] == "image/jpeg" and image["url"].endswith(".jpeg")
             with Image.open(io.BytesIO(client.get(image["url"]).content)) as picture:
-                assert picture.format == "JPEG" and picture.size == (320, 240)
+                assert picture.format == "JPEG" and picture.size == (640, 512)
 
 
 # ---------------------------------------------------------------- by hand

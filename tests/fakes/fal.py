@@ -75,7 +75,12 @@ PRESETS: dict[str, tuple[int, int]] = {
     "landscape_16_9": (1024, 576),
 }
 DEFAULT_PRESET = "landscape_4_3"
-MIN_SIDE, MAX_SIDE = 16, 4096
+# Every FLUX.2 endpoint's OpenAPI schema states image_size width and height of 512-2048 px
+# (https://fal.ai/api/openapi/queue/openapi.json?endpoint_id=fal-ai/flux-2/flash/edit, PROVIDERS.md;
+# stored copies in tests/data/fal_openapi/). A side outside them is a 422 at submit, fal's
+# pydantic shape, one error per side: loc ["body", "image_size", "width"], type
+# greater_than_equal / less_than_equal.
+MIN_SIDE, MAX_SIDE = 512, 2048
 OUTPUT_FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 
@@ -90,6 +95,9 @@ class Endpoint:
     num_images: bool = True  # accepts num_images 1..4 (else always one image)
 
 
+# Reference limits: the dev-based FLUX.2 edit endpoints (flash, turbo, dev, klein) take at most 4
+# image_urls (their schemas and pages, PROVIDERS.md); more is a 422 here (real fal may ignore the
+# extras: the harsh side). pro and flex take more (BFL: 8 for the models themselves).
 def _flux2_family(name: str, price: int, *, first_mp: int | None = None, max_refs: int | None = 4,
                   num_images: bool = True) -> dict[str, Endpoint]:
     return {
@@ -130,6 +138,20 @@ NGINX_503 = (
     "<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n<hr><center>nginx</center>\r\n"
     "</body>\r\n</html>\r\n"
 )
+
+
+def _side_error(name: str, value: Any) -> dict[str, Any] | None:
+    """fal's 422 for one image_size side (limits: MIN_SIDE / MAX_SIDE above, from the schemas)."""
+    loc = ["body", "image_size", name]
+    if not isinstance(value, int) or isinstance(value, bool):
+        return {"loc": loc, "msg": "Input should be a valid integer", "type": "int_type"}
+    if value < MIN_SIDE:
+        return {"loc": loc, "msg": f"Input should be greater than or equal to {MIN_SIDE}",
+                "type": "greater_than_equal", "ctx": {"ge": MIN_SIDE}}
+    if value > MAX_SIDE:
+        return {"loc": loc, "msg": f"Input should be less than or equal to {MAX_SIDE}",
+                "type": "less_than_equal", "ctx": {"le": MAX_SIDE}}
+    return None
 
 
 def _not_found() -> Response:
@@ -377,13 +399,12 @@ class FakeFal(base.FakeServer):
             width, height = PRESETS[size]
         elif isinstance(size, dict):
             w, h = size.get("width"), size.get("height")
-            if (isinstance(w, int) and isinstance(h, int) and not isinstance(w, bool) and not isinstance(h, bool)
-                    and MIN_SIDE <= w <= MAX_SIDE and MIN_SIDE <= h <= MAX_SIDE):
-                width, height = w, h
+            side_errors = [_side_error(name, value) for name, value in (("width", w), ("height", h))]
+            side_errors = [error for error in side_errors if error is not None]
+            if side_errors:
+                errors.extend(side_errors)
             else:
-                errors.append({"loc": ["body", "image_size"],
-                               "msg": f"width and height must be integers in [{MIN_SIDE}, {MAX_SIDE}]",
-                               "type": "value_error"})
+                width, height = w, h
         else:
             errors.append({"loc": ["body", "image_size"],
                            "msg": f"Input should be one of {', '.join(PRESETS)} or {{width, height}}",
