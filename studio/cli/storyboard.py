@@ -37,10 +37,7 @@ def draft_episode(
     target = project.root / "episodes" / f"ep{number:03d}" / "storyboard.yaml"
     if target.exists() and not force:
         raise UsageError(f"{target.relative_to(project.root)} exists; pass --force to replace it (nothing was written)")
-    try:
-        script = read_fountain(source)
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{source}: not UTF-8 text ({exc.reason})") from None
+    script = read_fountain(source, project.root)  # FileRefused names the file and why
     text, report = draft_storyboard(script, project, number, style)
     write_atomic(target, text.encode("utf-8"))
     out.print(f"wrote {target.relative_to(project.root)}: {report.panels} panels, every one marked draft: true")

@@ -28,6 +28,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from studio.core.project_files import read_project_text
+
 # ---------------------------------------------------------------- the tree
 
 
@@ -229,8 +231,9 @@ def _is_blank(line: _Line) -> bool:
 # ---------------------------------------------------------------- the parser
 
 
-def read_fountain(path: Path) -> Script:
-    return parse_fountain(path.read_text(encoding="utf-8-sig"))
+def read_fountain(path: Path, root: Path | None = None) -> Script:
+    """A script through the one door for project files: a regular file inside `root`, at most 2 MB."""
+    return parse_fountain(read_project_text(root, path, "script"))
 
 
 def parse_fountain(text: str) -> Script:

@@ -18,6 +18,7 @@ from PIL import Image as PILImage
 from studio.catalog.catalog import Catalog, NoPrice, estimate_micro
 from studio.core.errors import StudioError, UsageError
 from studio.core.keys import derived_seed, sha256_bytes
+from studio.core.project_files import read_project_font, read_project_image
 from studio.plan import keys
 from studio.plan.jobs import CHAIN, GenerationSpec, Job, Phase, Plan, RefSpec, Route
 from studio.plan.keys import DRAFT_MODEL, Keyed, Target
@@ -117,7 +118,7 @@ class _Planner:
         for name, value in self.config.fonts.model_dump().items():
             if value is not None:
                 path = (project.root / value).resolve()
-                self.fonts[name] = (str(path), sha256_bytes(path.read_bytes()))
+                self.fonts[name] = (str(path), sha256_bytes(read_project_font(project.root, project.root / value)))
 
     # ------------------------------------------------------------ phases
 
@@ -150,7 +151,7 @@ class _Planner:
         """The user's own style image when the style names one, else the style frame made for it."""
         if self.style.references:
             path = (self.project.root / "styles" / self.style.references[0]).resolve()
-            data = path.read_bytes()
+            data = read_project_image(self.project.root, self.project.root / "styles" / self.style.references[0])
             return RefSpec("style", style_id, file=path, file_sha256=sha256_bytes(data), pixels=_pixels(STYLE_SIZE))
         return RefSpec("style", style_id, job_key=self.style_frame(style_id).key, pixels=_pixels(STYLE_SIZE))
 
@@ -170,7 +171,7 @@ class _Planner:
 
     def user_reference(self, character_id: str, path: Path) -> RefSpec:
         try:
-            data = path.read_bytes()
+            data = read_project_image(self.project.root, path)  # inside, regular, capped, PNG/JPEG/WebP
             with PILImage.open(io.BytesIO(data)) as image:
                 image.verify()
                 pixels = image.size[0] * image.size[1]

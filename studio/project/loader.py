@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import difflib
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,14 @@ from studio.catalog.catalog import Catalog, load_catalog, unknown_model_message
 from studio.catalog.limits import read_refreshed_limits, retired_message
 from studio.catalog.prices import read_refreshed_prices
 from studio.core.errors import Diagnostic, ProjectInvalid, ProjectNotFound
+from studio.core.project_files import (
+    FileRefused,
+    check_image_bytes,
+    read_project_file,
+    read_project_font,
+    read_project_text,
+    shown_path,
+)
 from studio.project.models import (
     CHAIN_PHASES,
     ID_PATTERN,
@@ -119,16 +128,21 @@ def load_project(root: Path, plugins: ProjectPlugins | None = None) -> Project:
 
 
 def _load_config(root: Path, problems: list[Diagnostic], plugins: ProjectPlugins) -> StudioConfig | None:
-    source, errors = load_toml(root / CONFIG_FILE, CONFIG_FILE)
+    source, errors = load_toml(root / CONFIG_FILE, CONFIG_FILE, root)
     problems.extend(errors)
     if source is None:
         return None
-    text = (root / CONFIG_FILE).read_text(encoding="utf-8")
+    text = _config_text(root)
     return validate(source, config_model(plugins.settings), problems, toml_text=text)
 
 
+def _config_text(root: Path) -> str:
+    """studio.toml's text, read through the one door (it was read and checked once already)."""
+    return read_project_text(root, root / CONFIG_FILE, "toml", CONFIG_FILE)
+
+
 def _load_catalog(root: Path, config: StudioConfig, problems: list[Diagnostic], plugins: ProjectPlugins) -> Catalog:
-    text = (root / CONFIG_FILE).read_text(encoding="utf-8")
+    text = _config_text(root)
     refreshed = read_refreshed_prices(root / ".studio")
     limits = read_refreshed_limits(root / ".studio")
     try:
@@ -192,30 +206,50 @@ def _chain_entry_problem(catalog: Catalog, phase: str, model_id: str, before: tu
     return None
 
 
+def _check_images(root: Path, paths: Sequence[Path], shown: str | None = None, label: str = "") -> list[Diagnostic]:
+    """Each image through the one door: inside the project, a regular file, capped, PNG/JPEG/WebP, sane size."""
+    problems = []
+    for path in paths:
+        try:
+            check_image_bytes(read_project_file(root, path, "image"), shown_path(root, path))
+        except FileRefused as exc:
+            where = f"{label}'{exc.shown}' " if shown else ""
+            problems.append(Diagnostic(shown or exc.shown, 1, 1, f"{where}{exc.why}" if shown else exc.why))
+    return problems
+
+
 def _check_style_references(root: Path, styles: dict[str, Style]) -> list[Diagnostic]:
     problems = []
     for style_id, style in styles.items():
+        shown = f"styles/{style_id}.yaml"
         for index, value in enumerate(style.references):
-            path = (root / "styles" / value).resolve()
-            if not path.is_relative_to(root) or not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
-                shown = f"styles/{style_id}.yaml"
+            path = root / "styles" / value
+            written = Path(os.path.abspath(path))
+            if not written.is_relative_to(root) or path.suffix.lower() not in IMAGE_SUFFIXES:
                 problems.append(
                     Diagnostic(shown, 1, 1, f"references[{index}]: '{value}' must be an image file inside the project")
                 )
+                continue
+            problems.extend(_check_images(root, [path], shown, f"references[{index}]: "))
     return problems
 
 
 def _check_fonts(root: Path, config: StudioConfig) -> list[Diagnostic]:
     problems = []
-    text = (root / CONFIG_FILE).read_text(encoding="utf-8")
+    text = _config_text(root)
     for name, value in config.fonts.model_dump().items():
         if value is None:
             continue
-        path = (root / value).resolve()
-        if not path.is_relative_to(root) or not path.is_file() or path.suffix.lower() not in {".ttf", ".otf"}:
-            line, col = _toml_locate(text, ("fonts", name))
+        path = root / value
+        line, col = _toml_locate(text, ("fonts", name))
+        if not Path(os.path.abspath(path)).is_relative_to(root) or path.suffix.lower() not in {".ttf", ".otf"}:
             why = "must be a .ttf or .otf file inside the project"
             problems.append(Diagnostic(CONFIG_FILE, line, col, f"fonts.{name}: '{value}' {why}"))
+            continue
+        try:
+            read_project_font(root, path)
+        except FileRefused as exc:
+            problems.append(Diagnostic(CONFIG_FILE, line, col, f"fonts.{name}: '{exc.shown}' {exc.why}"))
     return problems
 
 
@@ -225,7 +259,7 @@ def _check_lint_settings(root: Path, config: StudioConfig) -> list[Diagnostic]:
     try:
         LintConfig.from_mapping(config.lint)
     except (ValueError, TypeError) as exc:
-        line, col = _toml_locate((root / CONFIG_FILE).read_text(encoding="utf-8"), ("lint",))
+        line, col = _toml_locate(_config_text(root), ("lint",))
         return [Diagnostic(CONFIG_FILE, line, col, f"lint: {exc}")]
     return []
 
@@ -236,22 +270,22 @@ def _load_characters(project: Project, problems: list[Diagnostic]) -> None:
         if not child.is_dir() or child.name.startswith("."):
             continue
         shown = f"characters/{child.name}/character.yaml"
-        if not re.match(ID_PATTERN, child.name):
+        if not re.fullmatch(ID_PATTERN, child.name):
             problems.append(Diagnostic(f"characters/{child.name}", 1, 1, _bad_id_message(child.name)))
             continue
         if not (child / "character.yaml").is_file():
             problems.append(Diagnostic(shown, 1, 1, "missing: every character folder needs a character.yaml"))
             continue
-        source, errors = load_yaml(child / "character.yaml", shown)
+        source, errors = load_yaml(child / "character.yaml", shown, project.root)
         problems.extend(errors)
         character = validate(source, Character, problems) if source else None
         if character is None:
             project.broken.add(f"character:{child.name}")
         if character:
             project.characters[child.name] = character
-            project.character_refs[child.name] = sorted(
-                p for p in (child / "refs").glob("*") if p.suffix.lower() in IMAGE_SUFFIXES
-            )
+            refs = sorted(p for p in (child / "refs").glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            project.character_refs[child.name] = refs
+            problems.extend(_check_images(project.root, refs))
 
 
 def _load_flat(root: Path, kind: str, model: type[M], problems: list[Diagnostic], broken: set[str]) -> dict[str, M]:
@@ -260,10 +294,10 @@ def _load_flat(root: Path, kind: str, model: type[M], problems: list[Diagnostic]
     files = sorted(p for p in folder.glob("*") if p.suffix in {".yaml", ".yml"}) if folder.is_dir() else []
     for path in files:
         shown = f"{kind}/{path.name}"
-        if not re.match(ID_PATTERN, path.stem):
+        if not re.fullmatch(ID_PATTERN, path.stem):
             problems.append(Diagnostic(shown, 1, 1, _bad_id_message(path.stem)))
             continue
-        source, errors = load_yaml(path, shown)
+        source, errors = load_yaml(path, shown, root)
         problems.extend(errors)
         item = validate(source, model, problems) if source else None
         if item:
@@ -279,7 +313,7 @@ def _load_episodes(project: Project, sources: dict[int, Source], problems: list[
         if not child.is_dir() or child.name.startswith("."):
             continue
         shown = f"episodes/{child.name}/storyboard.yaml"
-        match = EPISODE_DIR.match(child.name)
+        match = EPISODE_DIR.fullmatch(child.name)
         if not match:
             problems.append(Diagnostic(f"episodes/{child.name}", 1, 1, "episode folders are named epNNN, e.g. ep001"))
             continue
@@ -288,7 +322,7 @@ def _load_episodes(project: Project, sources: dict[int, Source], problems: list[
                 continue  # a script not drafted yet: 'studio storyboard draft' makes its storyboard
             problems.append(Diagnostic(shown, 1, 1, "missing: every episode folder needs a storyboard.yaml"))
             continue
-        source, errors = load_yaml(child / "storyboard.yaml", shown)
+        source, errors = load_yaml(child / "storyboard.yaml", shown, project.root)
         problems.extend(errors)
         storyboard = validate(source, Storyboard, problems) if source else None
         if storyboard is None or source is None:

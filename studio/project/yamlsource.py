@@ -19,9 +19,10 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from studio.core.errors import Diagnostic
+from studio.core.project_files import SIZE_CAPS, FileRefused, read_project_text
 
 # A storyboard of the largest allowed size is far below this; a bigger file is a mistake.
-MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_FILE_BYTES = SIZE_CAPS["yaml"]
 
 
 @dataclass(frozen=True)
@@ -43,20 +44,16 @@ def _position_tree(text: str) -> Any:
     return YAML(typ="rt", pure=True).load(text)
 
 
-def _read_text(path: Path, shown: str) -> tuple[str | None, Diagnostic | None]:
+def _read_text(path: Path, shown: str, root: Path | None, kind: str) -> tuple[str | None, Diagnostic | None]:
+    """The file's text through the one door for project files (inside the project, regular, capped)."""
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            return None, Diagnostic(shown, 1, 1, f"file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}")
-        return path.read_text(encoding="utf-8"), None
-    except UnicodeDecodeError as exc:
-        return None, Diagnostic(shown, 1, 1, f"not UTF-8 text ({exc.reason} at byte {exc.start})")
-    except OSError as exc:
-        return None, Diagnostic(shown, 1, 1, f"cannot read file: {exc.strerror or exc}")
+        return read_project_text(root, path, kind, shown), None
+    except FileRefused as exc:
+        return None, Diagnostic(shown, 1, 1, exc.why)
 
 
-def load_yaml(path: Path, shown: str) -> tuple[Source | None, list[Diagnostic]]:
-    text, problem = _read_text(path, shown)
+def load_yaml(path: Path, shown: str, root: Path | None = None) -> tuple[Source | None, list[Diagnostic]]:
+    text, problem = _read_text(path, shown, root, "yaml")
     if problem:
         return None, [problem]
     # The fast safe parse gives the data; positions are looked up only when there is an error.
@@ -74,8 +71,8 @@ def load_yaml(path: Path, shown: str) -> tuple[Source | None, list[Diagnostic]]:
     return Source(shown, data, text), []
 
 
-def load_toml(path: Path, shown: str) -> tuple[Source | None, list[Diagnostic]]:
-    text, problem = _read_text(path, shown)
+def load_toml(path: Path, shown: str, root: Path | None = None) -> tuple[Source | None, list[Diagnostic]]:
+    text, problem = _read_text(path, shown, root, "toml")
     if problem:
         return None, [problem]
     try:

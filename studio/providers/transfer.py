@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 
 from PIL import Image as PILImage
 
 from studio.catalog.catalog import REF_MAX_PIXELS
 from studio.core.errors import ProviderError
 from studio.core.generation import GenerationRequest
+from studio.core.project_files import FileRefused, check_image_bytes, read_project_file
 
 # The ratios the aspect-ratio models take (fal's nano-banana, Gemini's imageConfig).
 ASPECT_RATIOS = ["21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16"]
@@ -38,7 +40,11 @@ class ReferenceCache:
 
 def _encode(path: str) -> bytes:
     try:
-        with PILImage.open(path) as image:
+        # Through the project-file door (a regular file, capped, PNG/JPEG/WebP by content, sane
+        # pixel count) again: the file may have changed since the plan looked at it.
+        data = read_project_file(None, Path(path), "image")
+        fmt = check_image_bytes(data, path).format
+        with PILImage.open(io.BytesIO(data), formats=[fmt]) as image:
             image = image.convert("RGB")
             scale = (REF_MAX_PIXELS / (image.width * image.height)) ** 0.5
             if scale < 1:
@@ -46,7 +52,7 @@ def _encode(path: str) -> bytes:
                 image = image.resize(size, PILImage.LANCZOS)
             buffer = io.BytesIO()
             image.save(buffer, format="JPEG", quality=90)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, FileRefused) as exc:
         raise ProviderError(f"cannot read reference image {path}: {exc}") from None
     return buffer.getvalue()
 

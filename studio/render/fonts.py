@@ -55,6 +55,7 @@ from importlib import metadata
 from pathlib import Path
 
 from studio.core.errors import StudioError
+from studio.core.project_files import FileRefused, check_font_bytes, read_project_file
 
 DIALOGUE_FAMILY = "Kalam"
 SFX_FAMILY = "Luckiest Guy"
@@ -222,7 +223,18 @@ def _existing(value: Path | str) -> Path:
     path = Path(value)
     if not path.is_file():
         raise FontsMissing(f"font file {path} does not exist")
+    stat = path.stat()
+    _check_font(str(path), stat.st_mtime_ns, stat.st_size)
     return path
+
+
+@lru_cache(maxsize=64)
+def _check_font(path: str, mtime_ns: int, size: int) -> None:
+    """A regular file under the cap that FreeType reads, never a FIFO or a renamed PNG (once per version)."""
+    try:
+        check_font_bytes(read_project_file(None, Path(path), "font"), path)
+    except FileRefused as exc:
+        raise FontsMissing(str(exc)) from None
 
 
 @lru_cache(maxsize=64)

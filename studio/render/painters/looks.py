@@ -40,6 +40,9 @@ def dominant_colours(png_path_or_bytes: str | os.PathLike[str] | bytes, count: i
     return [colour for _, colour in merged[: max(0, count)]]
 
 
+REFERENCE_FORMATS = ("PNG", "JPEG", "WEBP")
+
+
 def open_image(source: str | os.PathLike[str] | bytes, draft_size: tuple[int, int]) -> Image.Image:
     """Open and decode a reference, or raise ValueError naming the file."""
     in_memory = isinstance(source, bytes | bytearray)
@@ -47,7 +50,7 @@ def open_image(source: str | os.PathLike[str] | bytes, draft_size: tuple[int, in
     try:
         # Our own handle, so the file is closed however decoding ends.
         with io.BytesIO(source) if in_memory else open(source, "rb") as handle:
-            image = Image.open(handle)
+            image = Image.open(handle, formats=REFERENCE_FORMATS)  # never EPS/PDF: no Ghostscript
             image.draft("RGB", draft_size)  # JPEG only: decode at a reduced size, much faster
             image.load()
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
