@@ -67,8 +67,21 @@ app.command("retake")(review.retake)
 
 
 def main() -> None:
+    import os
+    import sys
+
+    from studio.cli.common import EXIT_INTERRUPTED, last_resort
+
     _fewer_malloc_arenas()
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # not inside a command (option parsing, a callback): still no traceback
+        if os.environ.get("STUDIO_DEBUG"):
+            raise
+        last_resort(exc)
+        sys.exit(1)
 
 
 def _fewer_malloc_arenas() -> None:

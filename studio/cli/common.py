@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.text import Text
@@ -42,7 +43,11 @@ def open_project() -> Project:
 
 
 def friendly(func: F) -> F:
-    """Print a StudioError as a clean message and exit non-zero; STUDIO_DEBUG=1 shows the traceback."""
+    """Print a StudioError as a clean message and exit non-zero; STUDIO_DEBUG=1 shows the traceback.
+
+    Anything else that escapes (a bug, or an input nobody foresaw) ends the same way: one line
+    naming what failed, the details in .studio/logs/, never a traceback on the terminal.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -51,13 +56,54 @@ def friendly(func: F) -> F:
         except StudioError as exc:
             if os.environ.get("STUDIO_DEBUG"):
                 raise
-            message = str(exc)
-            # Diagnostics are already `file:line:col: message` lines; other errors get a prefix.
-            # Never markup: messages quote user text such as `panels[3]`.
-            err.print(Text(message) if "\n" in message else Text.assemble(("error: ", "red"), message))
+            print_error(str(exc))
             raise typer.Exit(exc.exit_code) from None
+        except (typer.Exit, typer.Abort, click.exceptions.ClickException, KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # the last resort
+            if os.environ.get("STUDIO_DEBUG"):
+                raise
+            last_resort(exc)
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def print_error(message: str) -> None:
+    """An error message, stripped of control sequences (it may quote file names and fields)."""
+    from studio.core.terminal import clean
+
+    message = clean(message)
+    # Diagnostics are already `file:line:col: message` lines; other errors get a prefix.
+    # Never markup: messages quote user text such as `panels[3]`.
+    err.print(Text(message) if "\n" in message else Text.assemble(("error: ", "red"), message))
+
+
+def last_resort(exc: BaseException) -> None:
+    """One line naming what failed, the traceback (without secrets) in .studio/logs/."""
+    from studio.core.crashlog import scrub, write_crash_log
+    from studio.core.terminal import clean
+
+    folder = None
+    try:
+        root = project_root()
+        folder = root / ".studio" / "logs"
+        if not folder.resolve().is_relative_to(root.resolve()):  # .studio linked out of the project
+            folder = None
+    except Exception:  # no project: the log goes to the temp folder
+        folder = None
+    log = write_crash_log(exc, folder)
+    filename = getattr(exc, "filename", None)
+    what = f"{filename}: " if filename else ""
+    detail = scrub(clean(str(exc), keep_newlines=False))[:300]
+    where = f"details in {log}" if log else "no log could be written"
+    err.print(
+        Text.assemble(
+            ("error: ", "red"),
+            f"{what}unexpected {type(exc).__name__}" + (f": {detail}" if detail else "") + f" ({where}; "
+            "STUDIO_DEBUG=1 shows the traceback)",
+        )
+    )
 
 
 def parse_ids(value: str | None) -> frozenset[str] | None:
