@@ -171,7 +171,8 @@ def test_an_unreadable_image_is_a_charged_failure(google: ScriptedServer, tmp_pa
         (rpc_error(400, "INVALID_ARGUMENT", "Too many images in the request."), Rejected,
          f"Gemini rejected gemini:{FLASH}: Too many images in the request."),
         (rpc_error(404, "NOT_FOUND", f"models/{FLASH} is not found"), ProviderUnavailable,
-         f"Gemini does not serve gemini:{FLASH} (HTTP 404)"),
+         f"Gemini does not serve gemini:{FLASH} (HTTP 404: models/{FLASH} is not found); use "
+         "'gemini:gemini-3.1-flash-image' instead (Google retired this one)"),
         (rpc_error(500, "INTERNAL", "An internal error has occurred."), ProviderError,
          f"Gemini answered HTTP 500 INTERNAL for gemini:{FLASH}: An internal error has occurred."),
         (httpx.Response(502, text="Bad Gateway"), ProviderError, "Gemini answered HTTP 502"),

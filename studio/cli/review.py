@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from studio.cli.common import friendly, open_project, out
 
@@ -31,9 +32,10 @@ def review(
     provider: Track = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Each panel's status (todo, pending review, approved, retake), its latest take and the note."""
+    """Each panel's status (todo, pending review, approved, retake, or rejected: the provider refused
+    the take, and the note says why), its latest take and the note."""
     from studio.db.tables import ledger_engine
-    from studio.review.takes import TODO, Reviews, track_of
+    from studio.review.takes import REJECTED, TODO, Reviews, retake_command, track_of
 
     project = open_project()
     storyboard = project.episode(number)
@@ -54,19 +56,31 @@ def review(
                 "takes": [{"take": t.take, "status": t.status, "note": t.note} for t in history[panel.id]],
             }
         )
+        if state is not None and state.status == REJECTED:
+            rows[-1]["retake"] = retake_command(number, panel.id)
     if as_json:
         out.print_json(json.dumps({"episode": number, "track": track, "panels": rows}))
         return
     table = Table(title=f"Episode {number} review ({track} takes)", title_justify="left")
     for column in ("panel", "status", "take", "note"):
         table.add_column(column)
-    colours = {"approved": "green", "retake": "red", "pending review": "yellow"}
+    colours = {"approved": "green", "retake": "red", "pending review": "yellow", REJECTED: "magenta"}
     for row in rows:
         colour = colours.get(row["status"], "white")
-        table.add_row(row["panel"], f"[{colour}]{row['status']}[/{colour}]", str(row["take"] or "—"), row["note"] or "")
+        # The note may be a provider's words: never read as markup.
+        note = Text(row["note"] or "")
+        table.add_row(row["panel"], f"[{colour}]{row['status']}[/{colour}]", str(row["take"] or "—"), note)
     out.print(table)
     counts = {status: sum(1 for r in rows if r["status"] == status) for status in colours}
-    out.print(", ".join(f"{n} {status}" for status, n in counts.items()))
+    out.print(", ".join(f"{n} {status}" for status, n in counts.items() if n or status != REJECTED))
+    for row in rows:
+        if row["status"] == REJECTED:
+            out.print(
+                Text(
+                    f"{row['panel']} take {row['take']} was rejected by the provider, so it has no image: "
+                    f"{row['note']}\n  to retake it: {row['retake']}"
+                )
+            )
 
 
 @friendly

@@ -106,7 +106,7 @@ class PanelTake(SQLModel, table=True):
     panel: str = Field(primary_key=True)
     take: int = Field(primary_key=True)
     job_key: str
-    status: str  # pending review, approved, retake
+    status: str  # pending review, approved, retake, rejected (the provider refused it: no image)
     note: str | None = None
     created_at: datetime = Field(default_factory=now)
     updated_at: datetime = Field(default_factory=now)
@@ -313,6 +313,32 @@ def m008_payload_match(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE generation ADD COLUMN payload_match TEXT"))
 
 
+def m009_rejected_takes(conn: Connection) -> None:
+    # A take the provider refused (a safety filter, a moderation, a blank image) is kept as a
+    # 'rejected' take with the reason as its note. SQLite cannot alter a CHECK: rebuild the table.
+    conn.execute(
+        text(
+            """
+            CREATE TABLE panel_take_new (
+                track TEXT NOT NULL CHECK (track IN ('draft', 'final')),
+                episode INTEGER NOT NULL,
+                panel TEXT NOT NULL,
+                take INTEGER NOT NULL CHECK (take >= 1),
+                job_key TEXT NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('pending review', 'approved', 'retake', 'rejected')),
+                note TEXT,
+                created_at TIMESTAMP NOT NULL,
+                updated_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (track, episode, panel, take)
+            )
+            """
+        )
+    )
+    conn.execute(text("INSERT INTO panel_take_new SELECT * FROM panel_take"))
+    conn.execute(text("DROP TABLE panel_take"))
+    conn.execute(text("ALTER TABLE panel_take_new RENAME TO panel_take"))
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     m001_initial,
     m002_budget,
@@ -322,6 +348,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     m006_routes,
     m007_key_inputs,
     m008_payload_match,
+    m009_rejected_takes,
 ]
 
 

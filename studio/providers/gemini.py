@@ -142,7 +142,7 @@ class GeminiProvider:
             self._results[request_id] = answer_outcome(response, model_id)
             return Submission(request_id)
 
-        refused = partial(_submit_error, model_id=model_id)
+        refused = partial(_submit_error, model_id=model_id, instead=self._instead(entry))
         return await self._http.submit(post, keep, refused, what=f"the request for {model_id}")
 
     def _body(self, request: GenerationRequest, entry: CatalogEntry) -> dict[str, Any]:
@@ -179,6 +179,15 @@ class GeminiProvider:
         refs = [REF_MAX_PIXELS] * min(len(request.references), entry.max_refs)
         computed = estimate_micro(entry, model_id, request.width, request.height, refs)
         return Done((Image(fitted[0]),), billed_units=1.0, computed_cost_micro=computed)
+
+    def _instead(self, entry: CatalogEntry) -> str:
+        """What to use when Google answers 404 for a model (it retires them: PROVIDERS.md)."""
+        if entry.replacement:
+            return f"use '{entry.replacement}' instead (Google retired this one)"
+        current = sorted(model for model, other in self._entries.values() if not other.retired and other is not entry)
+        if not current:
+            return ""
+        return f"Google may have retired it; the catalog's current Gemini models: {', '.join(current)}"
 
     def _entry(self, endpoint: str) -> tuple[str, CatalogEntry]:
         if endpoint not in self._entries:
@@ -286,7 +295,7 @@ def _retry_after(response: httpx.Response) -> str | None:
     return None
 
 
-def _submit_error(response: httpx.Response, model_id: str) -> ProviderError:
+def _submit_error(response: httpx.Response, model_id: str, instead: str = "") -> ProviderError:
     code = response.status_code
     message, status, details = _error_of(response)
     reasons = {str(d.get("reason", "")) for d in details if isinstance(d, dict)}
@@ -297,7 +306,8 @@ def _submit_error(response: httpx.Response, model_id: str) -> ProviderError:
     if code == 400:
         return Rejected(f"Gemini rejected {model_id}: {_truncate(message)}")
     if code == 404:
-        return ProviderUnavailable(f"Gemini does not serve {model_id} (HTTP 404): {_truncate(message)}")
+        advice = f"; {instead}; set it in studio.toml [models]" if instead else ""
+        return ProviderUnavailable(f"Gemini does not serve {model_id} (HTTP 404: {_truncate(message)}){advice}")
     return ProviderError(f"Gemini answered HTTP {code} {status} for {model_id}: {_truncate(message)}")
 
 

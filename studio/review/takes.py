@@ -1,6 +1,8 @@
 """Review state: takes per panel, their status and notes, and what the next run should do.
 
-A panel's status is its latest take's: todo (no take yet), pending review, approved or retake.
+A panel's status is its latest take's: todo (no take yet), pending review, approved or retake;
+or rejected: the provider refused the take (its safety filter, a moderation, a blank image), so
+there is no image to review, only the reason (kept as the take's note) and a retake to ask for.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ TODO = "todo"
 PENDING = "pending review"
 APPROVED = "approved"
 RETAKE = "retake"
+REJECTED = "rejected"
 
 
 def track_of(provider: str) -> str:
@@ -57,15 +60,44 @@ class Reviews:
             )
 
     def record_made(self, episode: int, panel: str, take: int, job_key: str) -> None:
-        """A take now exists: it waits for review (an existing take keeps its status)."""
+        """A take now exists: it waits for review (an existing take keeps its status, unless it was
+        rejected: sent again with --retry-rejected, it has an image now)."""
         with Session(self.engine) as session:
             existing = session.get(PanelTake, (self.track, episode, panel, take))
             if existing is not None:
+                if existing.status == REJECTED and existing.job_key == job_key:
+                    existing.status, existing.note, existing.updated_at = PENDING, None, now()
+                    session.add(existing)
+                    session.add(
+                        ReviewEvent(track=self.track, episode=episode, panel=panel, take=take, action="generated")
+                    )
+                    session.commit()
                 return
             session.add(
                 PanelTake(track=self.track, episode=episode, panel=panel, take=take, job_key=job_key, status=PENDING)
             )
             session.add(ReviewEvent(track=self.track, episode=episode, panel=panel, take=take, action="generated"))
+            session.commit()
+
+    def record_rejected(self, episode: int, panel: str, take: int, job_key: str, reason: str) -> None:
+        """The provider refused this take: it is kept, as rejected, with the provider's reason as its note."""
+        with Session(self.engine) as session:
+            if session.get(PanelTake, (self.track, episode, panel, take)) is not None:
+                return  # refused again (not resent), or a take the reviewer acted on: it keeps its state and reason
+            session.add(
+                PanelTake(
+                    track=self.track,
+                    episode=episode,
+                    panel=panel,
+                    take=take,
+                    job_key=job_key,
+                    status=REJECTED,
+                    note=reason,
+                )
+            )
+            session.add(
+                ReviewEvent(track=self.track, episode=episode, panel=panel, take=take, action=REJECTED, note=reason)
+            )
             session.commit()
 
     def approve(self, episode: int, panels: list[str]) -> list[int]:
@@ -85,6 +117,11 @@ class Reviews:
                 raise UsageError(
                     f"panel {panel} of episode {episode} has no take to review yet; run 'studio run episode {episode}'"
                 )
+            if row.status == REJECTED and status == APPROVED:
+                raise UsageError(
+                    f"take {row.take} of panel {panel} was rejected by the provider ({row.note}); it has no image "
+                    f"to approve. Ask for a new one: {retake_command(episode, panel)}"
+                )
             row.status = status
             row.note = note if note is not None else row.note
             row.updated_at = now()
@@ -94,3 +131,11 @@ class Reviews:
             )
             session.commit()
             return row.take
+
+
+def retake_command(episode: int, panel: str) -> str:
+    """How to ask for a new take of a panel, as the summary and `studio review` say it."""
+    return (
+        f"studio retake {episode} {panel} --note '…', then studio run episode {episode} (a new take, a new seed); "
+        f"or edit the panel's action in episodes/ep{episode:03d}/storyboard.yaml"
+    )

@@ -121,6 +121,7 @@ def _run_locked(project: Project, number: int, provider_name: str, options: RunO
             retry_rejected=options.retry_rejected,
             prepare={Phase.CONTACT_SHEET: _expecting(store, track, contact_preparer(engine, track))},
             after_job=lambda job: _record_take(reviews, job),
+            after_rejected=lambda job, reason: _record_rejected(reviews, job, reason),
             cpu_pool=cpu_pool,
         )
         try:
@@ -223,6 +224,12 @@ def _expecting(store: ArtifactStore, track: str, prepare: Callable[[Job], Job]) 
 def _record_take(reviews: Reviews, job: Job) -> None:
     if job.phase is Phase.PANEL and job.episode is not None and job.panel is not None:
         reviews.record_made(job.episode, job.panel, job.take, job.key)
+
+
+def _record_rejected(reviews: Reviews, job: Job, reason: str) -> None:
+    """A panel's take the provider refused is kept as a rejected take, its reason as the note."""
+    if job.phase is Phase.PANEL and job.episode is not None and job.panel is not None:
+        reviews.record_rejected(job.episode, job.panel, job.take, job.key, reason)
 
 
 def _cpu_pool() -> ProcessPoolExecutor:

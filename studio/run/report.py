@@ -10,7 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from studio.core.money import format_usd
-from studio.plan.jobs import PHASE_ORDER, Job, Plan
+from studio.plan.jobs import PHASE_ORDER, Job, Phase, Plan
+from studio.review.takes import retake_command
 from studio.run.runner import Outcome, Summary
 
 
@@ -67,7 +68,21 @@ class ConsoleReporter:
 def _failure_line(outcome: Outcome) -> Text:
     # Never markup: provider messages and names are not ours to interpret.
     job = outcome.job
-    return Text.assemble((outcome.status, "red"), f" {job.phase.value.replace('_', ' ')} {job.name}: {outcome.error}")
+    line = Text.assemble((outcome.status, "red"), f" {job.phase.value.replace('_', ' ')} {job.name}: {outcome.error}")
+    if outcome.rejected:
+        charged = f" (charged {format_usd(outcome.cost_micro)})" if outcome.cost_micro else " (not charged)"
+        line.append(f"{charged}\n  a rejected take, not a panel; to retake it: {how_to_retake(job)}")
+    return line
+
+
+def how_to_retake(job: Job) -> str:
+    """What to do about a take the provider refused: a new take of a panel, or a change of its source."""
+    if job.phase is Phase.PANEL and job.episode is not None and job.panel is not None:
+        return retake_command(job.episode, job.panel)
+    return (
+        "change what it is made from (its description in the project files), "
+        "or run again with --retry-rejected to send the same request"
+    )
 
 
 def served_by(summary: Summary) -> dict[str, int]:

@@ -44,6 +44,9 @@ class Outcome:
     cost_micro: int = 0
     error: str | None = None
     model: str | None = None  # the chain entry that made it, for generations
+    # The provider refused this take (a safety filter, a moderation, a blank image, an input it will
+    # not take): a failed take, charged when cost_micro says so; the summary says how to retake it.
+    rejected: bool = False
 
 
 @dataclass
@@ -90,10 +93,20 @@ class RunContext:
     typical_seconds: dict[str, float] = field(default_factory=dict)
     cpu_pool: Executor | None = None  # where local render jobs run; None: threads
     after_job: Callable[[Job], None] | None = None  # called for every generation job that is made or reused
+    after_rejected: Callable[[Job, str], None] | None = None  # a panel's take the provider refused, and why
 
 
 class JobFailed(Exception):
     """Internal: carries a job's failure message to its outcome."""
+
+
+class TakeRejected(Rejected):
+    """Internal: the provider answered this take with a refusal (its safety filter, a moderation, a
+    blank image, an input it will not take); `charged_micro` is what the ledger recorded for it."""
+
+    def __init__(self, message: str, charged_micro: int = 0) -> None:
+        super().__init__(message)
+        self.charged_micro = charged_micro
 
 
 class _Unavailable(Exception):
@@ -130,6 +143,8 @@ async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
             made = outcome.status in {"generated", "cached"}
             if made and (job.generation is not None or job.phase is Phase.PANEL) and ctx.after_job:
                 ctx.after_job(job)
+            if outcome.rejected and ctx.after_rejected:
+                ctx.after_rejected(job, outcome.error or "")
             if outcome.status == "failed" and ctx.fail_fast:
                 stop.set()
             summary.outcomes.append(outcome)
@@ -203,6 +218,9 @@ async def _run_job(
     except (JobFailed, ProviderError, StorageError, QuotaReached) as exc:
         if isinstance(exc, StorageError):
             raise  # the disk is the problem, not this job: stop the run
+        if isinstance(exc, TakeRejected):
+            took = time.monotonic() - started
+            return Outcome(job, "failed", took, cost_micro=exc.charged_micro, error=str(exc), rejected=True), None
         return Outcome(job, "failed", time.monotonic() - started, error=str(exc)), None
     return Outcome(job, "generated", time.monotonic() - started, cost_micro=cost, model=served), outputs
 
@@ -434,7 +452,7 @@ async def _settle(
             charged, source = (reported, "reported") if reported is not None else (estimate, "estimate")
         ctx.ledger.failed(row_id, result.error, charged, failure=result.kind, source=source)
         if result.kind == "rejected":
-            raise Rejected(result.error)  # a chain may move on from a refusal, when the user allows it
+            raise TakeRejected(result.error, charged or 0)  # a chain may move on from a refusal, when allowed
         raise JobFailed(result.error)
     image = result.images[0]
     _verify(image.data, request.width, request.height, job.name)
@@ -473,7 +491,7 @@ def _refuse_repeating(job: Job, provider: str, ctx: RunContext) -> None:
             "run again with --resubmit-expired to pay for it again"
         )
     if last.failure == "rejected" and not ctx.retry_rejected:
-        raise Rejected(
+        raise TakeRejected(
             f"{provider} rejected this exact input before ({last.error}); change the panel, "
             "or run with --retry-rejected to send it again"
         )
