@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from studio.cli.common import friendly, open_project, out
 from studio.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from studio.db.tables import Generation
+    from studio.ledger.book import Ledger
+    from studio.ledger.reconcile import Settled
 
 app = typer.Typer(help="Every generation studio asked for, one row each.", invoke_without_command=True)
 
@@ -110,3 +115,69 @@ def resolve(
         session.add(row)
         session.commit()
     out.print(f"row {row_id} resolved as {'charged ' + format_usd(cost) if charged else 'not charged'}")
+
+
+@app.command("reconcile")
+@friendly
+def reconcile(
+    provider: Annotated[
+        str | None, typer.Option(help="Only this provider's rows (default: every provider with unknown rows).")
+    ] = None,
+) -> None:
+    """Settle requests whose outcome is unknown from the provider's own request history, and print how.
+
+    fal lists every request it received: a lost request found there is re-attached by the next run
+    (its image is recovered); one missing once it could no longer start is settled as not charged
+    (the next run sends it again); one that could still start waits. Anything the history cannot
+    prove stays unknown, with the reason. Providers without a history (BFL, Gemini) are listed with
+    what to check in their dashboard and the 'studio ledger resolve' command to run. Every run does
+    this by itself; this command is for settling without running."""
+    import asyncio
+
+    from studio.core.errors import StudioError
+    from studio.db.tables import ledger_engine
+    from studio.ledger.book import Ledger
+    from studio.ledger.reconcile import Reconciler, check_by_hand, open_unknowns
+    from studio.providers.base import ProviderContext
+    from studio.providers.registry import get_provider, installed_plugins
+    from studio.run.lock import project_run_lock
+
+    project = open_project()
+    plugins = installed_plugins()
+    if provider is not None and provider not in plugins:
+        raise UsageError(f"--provider: unknown provider '{provider}' (available: {', '.join(sorted(plugins))})")
+    names = [provider] if provider else sorted(plugins)
+    # Under the run lock: no run is sending (or settling) these rows meanwhile.
+    with project_run_lock(project.state_dir), ledger_engine(project.state_dir) as engine:
+        ledger = Ledger(engine)
+        rows = open_unknowns(ledger, names)
+        if not rows:
+            out.print("no ledger row has an unknown outcome" + (f" at {provider}" if provider else ""))
+            return
+        settled: list[Settled] = []
+        for name in sorted({row.provider for row in rows}):
+            group = [row for row in rows if row.provider == name]
+            plugin = plugins.get(name)
+            if plugin is None or not plugin.reconciles:
+                for row in group:
+                    out.print(f"ledger row {row.id} ({row.phase.replace('_', ' ')} {row.name}, {name}): "
+                              f"stays unknown. {check_by_hand(row, plugin.dashboard if plugin else None)}")
+                continue
+            built = get_provider(name, ProviderContext(project.catalog, project.config, project.state_dir))
+            if not isinstance(built, Reconciler):
+                raise StudioError(f"the {name} plugin says it reconciles but its provider has no reconcile()")
+            settled.extend(asyncio.run(_settle(ledger, built, group)))
+    for one in settled:
+        out.print(one.describe())
+    counts = {what: sum(1 for s in settled if s.what == what) for what in ("found", "never ran", "waits", "unknown")}
+    out.print(", ".join(f"{n} {what}" for what, n in counts.items() if n) or "nothing to reconcile")
+
+
+async def _settle(ledger: Ledger, provider: Any, rows: list[Generation]) -> list[Settled]:
+    """Reconcile with a built provider (a `Reconciler`), closing its connections afterwards."""
+    from studio.ledger.reconcile import reconcile_rows
+
+    try:
+        return await reconcile_rows(ledger, provider, rows)
+    finally:
+        await provider.aclose()

@@ -110,6 +110,17 @@ class Settled:
         return f"{subject}: stays unknown, its hold kept: {verdict.why}"
 
 
+def check_by_hand(row: Generation, dashboard: str | None) -> str:
+    """For a provider without a history studio can read: what a person checks, where, and the command."""
+    where = dashboard or f"your {row.provider} dashboard"
+    sent = f" sent around {aware(row.sent_at):%Y-%m-%d %H:%M} UTC" if row.sent_at else ""
+    return (
+        f"{row.provider} publishes no request history studio can read: look in {where} for a {row.model} "
+        f"request{sent}, then run 'studio ledger resolve {row.id} --charged' if it is there or "
+        f"'studio ledger resolve {row.id} --not-charged' if it is not (the next run sends it again)"
+    )
+
+
 def duration(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s"

@@ -171,4 +171,5 @@ def _submit_error(response: httpx.Response, endpoint: str) -> ProviderError:
 def register_providers(register: Callable[..., None]) -> None:
     from studio.providers.accounts import bfl_balance
 
-    register("bfl", BflProvider, balance=bfl_balance)
+    # BFL publishes no request history: an unknown submit is settled by hand, from its dashboard.
+    register("bfl", BflProvider, balance=bfl_balance, dashboard="your BFL dashboard's API usage (https://dashboard.bfl.ai)")

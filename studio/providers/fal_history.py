@@ -169,8 +169,13 @@ async def _page_of(client: httpx.AsyncClient, url: str, key: str, params: dict[s
                 raise HistoryDoubt(f"fal's request history answered HTTP {response.status_code}")
             why = f"fal's request history answered HTTP {response.status_code}"
         if attempt < ATTEMPTS:
-            await asyncio.sleep(min(0.5 * 2 ** (attempt - 1), 4.0))
+            await pause(attempt)
     raise HistoryDoubt(f"{why} {ATTEMPTS} times in a row")
+
+
+async def pause(attempt: int) -> None:
+    """Between attempts at a history page: 0.5 s, doubling (tests replace it)."""
+    await asyncio.sleep(min(0.5 * 2 ** (attempt - 1), 4.0))
 
 
 def _iso(moment: datetime) -> str:

@@ -312,4 +312,5 @@ def _submit_error(response: httpx.Response, model_id: str, instead: str = "") ->
 
 
 def register_providers(register: Callable[..., None]) -> None:
-    register("gemini", GeminiProvider)
+    # No request history either: an unknown submit is settled by hand, from Google's usage pages.
+    register("gemini", GeminiProvider, dashboard="Google AI Studio's usage page (https://aistudio.google.com/usage)")

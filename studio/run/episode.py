@@ -121,6 +121,7 @@ def _run_locked(project: Project, number: int, provider_name: str, options: RunO
             retry_rejected=options.retry_rejected,
             prepare={Phase.CONTACT_SHEET: _expecting(store, track, contact_preparer(engine, track))},
             after_job=lambda job: _record_take(reviews, job),
+            **_unknown_outcomes(pool),
             after_rejected=lambda job, reason: _record_rejected(reviews, job, reason),
             cpu_pool=cpu_pool,
         )
@@ -208,6 +209,24 @@ def _setup(project: Project, name: str, provider: Provider, options: RunOptions)
         quota=None if quota.empty or not paid else quota,
         on_quota=settings.on_quota,
     )
+
+
+def _unknown_outcomes(pool: ProviderPool) -> dict[str, dict]:
+    """Who settles a lost submit: the providers whose plugin declares a request history studio can
+    reconcile from (fal), and for the others where a person checks (named in the message)."""
+    from studio.ledger.reconcile import Reconciler
+    from studio.providers.registry import installed_plugins
+
+    plugins = installed_plugins()
+    mine = {name: plugins[name] for name in pool.providers if name in plugins}
+    return {
+        "reconcilers": {
+            name: provider
+            for name, provider in pool.providers.items()
+            if name in mine and mine[name].reconciles and isinstance(provider, Reconciler)
+        },
+        "dashboards": {name: plugin.dashboard for name, plugin in mine.items() if plugin.dashboard},
+    }
 
 
 def _expecting(store: ArtifactStore, track: str, prepare: Callable[[Job], Job]) -> Callable[[Job], Job]:

@@ -12,7 +12,7 @@ import asyncio
 import io
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +28,17 @@ from studio.db.tables import Generation
 from studio.ledger.book import Cost, Ledger
 from studio.ledger.budget import BudgetExceeded, Limits
 from studio.ledger.quota import QuotaReached
+from studio.ledger.reconcile import (
+    Doubt,
+    Found,
+    NeverRan,
+    Reconciler,
+    Wait,
+    check_by_hand,
+    duration,
+    open_unknowns,
+    reconcile_rows,
+)
 from studio.plan.jobs import Job, Phase, Plan, Route
 from studio.providers.base import Done, Failed, GenerationRequest, Pending, Provider, Submission
 from studio.run.routing import ProviderPool
@@ -94,6 +105,10 @@ class RunContext:
     cpu_pool: Executor | None = None  # where local render jobs run; None: threads
     after_job: Callable[[Job], None] | None = None  # called for every generation job that is made or reused
     after_rejected: Callable[[Job, str], None] | None = None  # a panel's take the provider refused, and why
+    # Providers that settle their unknown submits from a request history (their plugin declares it),
+    # and where a person checks one by hand for the others (named in the message).
+    reconcilers: dict[str, Reconciler] = field(default_factory=dict)
+    dashboards: dict[str, str] = field(default_factory=dict)
 
 
 class JobFailed(Exception):
@@ -122,6 +137,7 @@ async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
     started = time.monotonic()
     await asyncio.to_thread(ctx.store.prefetch, [job.key for job in plan.jobs])
     ctx.reporter.start(plan)
+    await _reconcile_at_start(ctx)
     done: dict[str, asyncio.Future[dict[str, StoredObject] | None]] = {}
     loop = asyncio.get_running_loop()
     for job in plan.jobs:
@@ -339,6 +355,12 @@ async def _attempt(
             held[0] = False
             slot.release()
 
+    async def reacquire() -> None:
+        """Take the slot again after waiting without it (for an unknown submit's history)."""
+        if not held[0]:
+            await slot.acquire()
+            held[0] = True
+
     try:
         # Waiting for the slot may have taken a while: the run may have stopped, the provider gone down.
         if stop.is_set():
@@ -351,22 +373,36 @@ async def _attempt(
         estimate = 0 if not provider.paid else (route.estimate_micro or 0)
 
         row = ctx.ledger.open_attempt(job, [provider.name])
-        fresh = True
-        if row is not None and row.request_id:
-            # Re-attach: it is already sent (and maybe paid for).
-            submission = Submission(row.request_id, row.poll_url, row.reported_micro)
-            fresh = False
-        elif row is not None and provider.paid and row.sent_at is not None:
-            raise JobFailed(_unknown_outcome(job, provider.name, row.id, ctx))
-        else:
+        fresh, resends = True, 0
+        while True:
+            if row is not None and row.request_id:
+                # Re-attach: it is already sent (and maybe paid for).
+                submission = Submission(row.request_id, row.poll_url, row.reported_micro)
+                fresh = False
+                break
+            if row is not None and provider.paid and row.sent_at is not None:
+                # Sent, outcome unknown: settled from the provider's request history where it has one.
+                if await _reconcile(job, provider.name, row, ctx, stop, release, reacquire):
+                    row = ctx.ledger.get(row.id)  # found: it has its request id now
+                    continue
+                if resends == MAX_RESENDS:
+                    raise JobFailed(f"{job.name}: {MAX_RESENDS_REACHED}")
+                resends, row = resends + 1, None  # provably never ran: sent again, once
             if row is None:
                 _refuse_repeating(job, provider.name, ctx)
                 # Outside the model's limits (or retired): refused here, before any money is held.
                 ensure_sendable(route.spec.model, entry, request)
                 row = await _reserve(job, provider.name, route, estimate, index, skipped, ctx, stop)
             assert row.id is not None
-            submission = await _submit(provider, request, ctx, row.id)
+            try:
+                submission = await _submit(provider, request, ctx, row.id)
+            except SubmissionUnknown:
+                if not provider.paid:
+                    raise
+                row = ctx.ledger.get(row.id)  # unknown now: reconciled above, or left for a person
+                continue
             ctx.pool.accepted(provider.name)
+            break
         assert row.id is not None
         try:
             return await _settle(job, provider, request, route, submission, row.id, estimate, ctx, release, fresh)
@@ -469,15 +505,78 @@ async def _settle(
     return stored, cost.actual[0]
 
 
-def _unknown_outcome(job: Job, provider: str, row_id: int | None, ctx: RunContext) -> str:
-    assert row_id is not None
-    why = (
-        f"a previous run stopped while sending {job.name} to {provider}, so it may have been charged "
-        f"(ledger row {row_id}); its hold is kept and it is not resent. Check your {provider} dashboard, "
-        f"then 'studio ledger resolve {row_id} --charged' or '--not-charged'"
-    )
-    ctx.ledger.unknown(row_id, why)
-    return why
+MAX_RESENDS = 1  # a request proven never to have run is sent again once in a run
+MAX_RESENDS_REACHED = "its request was lost again after being sent again; the next run settles it"
+RECHECK = 15.0  # seconds between looks at a request history while a lost submit may still start
+
+
+async def _reconcile_at_start(ctx: RunContext) -> None:
+    """Settle what earlier runs left unknown, for every provider that can, before anything is sent;
+    what still waits is announced by its job (or by `studio ledger reconcile`)."""
+    for name, reconciler in ctx.reconcilers.items():
+        rows = await asyncio.to_thread(open_unknowns, ctx.ledger, [name])
+        for settled in await reconcile_rows(ctx.ledger, reconciler, rows):
+            if not isinstance(settled.verdict, Wait):
+                ctx.reporter.alert(f"reconciled {settled.describe()}")
+
+
+async def _reconcile(
+    job: Job,
+    provider: str,
+    row: Generation,
+    ctx: RunContext,
+    stop: asyncio.Event,
+    release: Callable[[], None],
+    reacquire: Callable[[], Awaitable[None]],
+) -> bool:
+    """A sent attempt whose outcome is unknown, settled from the provider's request history; the run
+    waits (without its slot) while the provider could still start it. True: found (the row has its
+    request id); False: it provably never ran (settled as not charged). Anything else fails the job
+    and keeps the hold: a provider without a history, or a history that cannot be trusted."""
+    reconciler = ctx.reconcilers.get(provider)
+    if reconciler is None:
+        raise JobFailed(_check_by_hand(job, provider, row, ctx))
+    assert row.id is not None
+    if row.status == "reserved":
+        ctx.ledger.unknown(row.id, "a previous run stopped while sending it, so it may have been charged")
+    announced = False
+    while True:
+        (settled,) = await reconcile_rows(ctx.ledger, reconciler, [ctx.ledger.get(row.id)])
+        verdict = settled.verdict
+        if isinstance(verdict, Found | NeverRan):
+            ctx.reporter.alert(f"reconciled {settled.describe()}")
+            await reacquire()
+            return isinstance(verdict, Found)
+        if isinstance(verdict, Doubt):
+            raise JobFailed(
+                f"{job.name}: {settled.describe()}. Run 'studio ledger reconcile' once that is fixed, or look "
+                f"the request up in {_dashboard(provider, ctx)} and run 'studio ledger resolve {row.id} --charged' "
+                "or '--not-charged'"
+            )
+        assert isinstance(verdict, Wait)
+        left = (verdict.until - datetime.now(UTC)).total_seconds()
+        if not announced:
+            ctx.reporter.alert(f"{job.name}: {settled.describe()}; the run waits {duration(left)} for it")
+            announced = True
+        if stop.is_set():
+            raise JobFailed(f"{job.name}: {settled.describe()}; the run stopped first, the next run settles it")
+        release()  # the provider's slot is for requests being sent, not for waiting
+        await asyncio.sleep(max(0.2, min(left, RECHECK)))
+
+
+def _dashboard(provider: str, ctx: RunContext) -> str:
+    return ctx.dashboards.get(provider) or f"your {provider} dashboard"
+
+
+def _check_by_hand(job: Job, provider: str, row: Generation, ctx: RunContext) -> str:
+    """The message for an unknown outcome that only a person can settle: what to check, and where."""
+    assert row.id is not None
+    why = row.error if row.status == "unknown" and row.error else None
+    if why is None:
+        why = f"a previous run stopped while sending {job.name} to {provider}, so it may have been charged"
+        ctx.ledger.unknown(row.id, why)
+    advice = check_by_hand(row, ctx.dashboards.get(provider))
+    return f"{job.name}: {why} (ledger row {row.id}); its hold is kept and it is not resent. {advice}"
 
 
 def _refuse_repeating(job: Job, provider: str, ctx: RunContext) -> None:
@@ -498,9 +597,12 @@ def _refuse_repeating(job: Job, provider: str, ctx: RunContext) -> None:
 
 
 async def _submit(provider: Provider, request: GenerationRequest, ctx: RunContext, row_id: int) -> Submission:
-    if provider.paid:
-        ctx.ledger.sending(row_id)
+    reconciler = ctx.reconcilers.get(provider.name) if provider.paid else None
     try:
+        if provider.paid:
+            # What identifies it in the provider's history is stored in the step that marks it sent.
+            record = await reconciler.prepare(request) if reconciler is not None else None
+            ctx.ledger.sending(row_id, *((record.digest, record.match) if record else ()))
         submission = await provider.submit(request)
     except asyncio.CancelledError:
         if not provider.paid:
