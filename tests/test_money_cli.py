@@ -128,7 +128,7 @@ def test_models_lists_prices_for_a_typical_panel(sample: Path, cli) -> None:
     assert listing and all(m["kind"] == "edit" for m in listing)
     by_id = {m["model"]: m for m in listing}
     assert by_id["fal:fal-ai/flux-2/flash/edit"]["typical_panel_micro"] == (4 + 3) * 5_000
-    assert by_id["fal:fal-ai/flux-2/turbo/edit"]["typical_panel_micro"] is None
+    assert by_id["fal:fal-ai/flux-2/turbo/edit"]["typical_panel_micro"] == (4 + 3) * 8_000  # every model is priced
     costs = [m["typical_panel_micro"] for m in listing if m["typical_panel_micro"] is not None]
     assert costs == sorted(costs)
     assert "flux-2/flash/edit" in cli("--project", sample, "models").output
@@ -143,10 +143,13 @@ def test_refresh_prices_from_the_pricing_api(sample: Path, cli, monkeypatch) -> 
         }
         monkeypatch.setenv("FAL_KEY", fake.fal_key)
         monkeypatch.setenv("STUDIO_FAL_PLATFORM_URL", f"{fake.url}/v1")
+        monkeypatch.setenv("STUDIO_FAL_OPENAPI_URL", f"{fake.url}/api/openapi/queue/openapi.json")
         result = cli("--project", sample, "models", "refresh-prices")
     assert result.exit_code == 0, result.output
     assert "kept the catalog price of fal:fal-ai/nano-banana/edit" in result.output
-    assert all(r["fal_auth"] for r in fake.requests)
+    assert all(r["fal_auth"] for r in fake.requests if r["path"].startswith("/v1/"))
+    schemas = [r for r in fake.requests if r["path"] == "/api/openapi/queue/openapi.json"]
+    assert schemas and not any(r["fal_auth"] for r in schemas)  # the public schemas are read without the key
     record = json.loads((sample / ".studio/prices.json").read_text())
     assert record["fetched_at"]
     listing = {m["model"]: m for m in as_json(cli("--project", sample, "models", "--json"))["models"]}

@@ -11,6 +11,7 @@ check` / `studio plan` use it to name the panels a model cannot take at their ma
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ LIMIT_FIELDS = ("min_side", "max_side", "max_refs", "max_scale", "params", "enum
 ENUM_FIELDS = ("output_format", "aspect_ratio", "safety_tolerance", "model", "acceleration")
 IMAGE_LIST_FIELDS = ("image_urls",)
 SCALE_FIELDS = ("upscale_factor", "scale")
+MAX_IMAGES_SAID = re.compile(r"(?:maximum of|up to|at most) (\d+) images", re.IGNORECASE)
 
 
 class OutsideLimits(Rejected):
@@ -147,6 +149,8 @@ def limits_from_openapi(schema: dict[str, Any], endpoint: str) -> dict[str, Any]
         field = _resolve(schema, properties.get(name))
         if isinstance(field, dict) and isinstance(field.get("maxItems"), int):
             found["max_refs"] = field["maxItems"]
+        elif isinstance(field, dict) and (said := MAX_IMAGES_SAID.search(str(field.get("description", "")))):
+            found["max_refs"] = int(said.group(1))  # "A maximum of 4 images are allowed, ..." (fal's words)
     for name in SCALE_FIELDS:
         field = _resolve(schema, properties.get(name))
         if isinstance(field, dict) and isinstance(field.get("maximum"), int | float):

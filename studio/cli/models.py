@@ -1,4 +1,4 @@
-"""`studio models` and `studio models refresh-prices`."""
+"""`studio models` and `studio models refresh` (formerly `refresh-prices`)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ app = typer.Typer(
 def models(
     ctx: typer.Context,
     kind: Annotated[
-        Literal["text-to-image", "edit", "background-removal"] | None, typer.Option(help="Only models of this kind.")
+        Literal["text-to-image", "edit", "background-removal", "upscale"] | None,
+        typer.Option(help="Only models of this kind."),
     ] = None,
     provider: Annotated[str | None, typer.Option(help="Only this provider's models (fal, bfl, draft).")] = None,
     sort: Annotated[Literal["cost", "quality", "speed", "name"], typer.Option(help="Order of the list.")] = "cost",
@@ -53,6 +54,16 @@ def models(
                 "price_source": price.source if price else None,
                 "price_date": price.date if price else None,
                 "notes": entry.notes,
+                "retired": entry.retired,
+                "replacement": entry.replacement,
+                "limits": {
+                    "min_side": entry.min_side,
+                    "max_side": entry.max_side,
+                    "max_mp": entry.max_mp,
+                    "size_multiple": entry.size_multiple,
+                    "source": entry.limits_source,
+                    "date": entry.limits_date,
+                },
             }
         )
     order = {
@@ -75,33 +86,62 @@ def models(
     for row in rows:
         cost = "no price" if row["typical_panel_micro"] is None else format_usd(row["typical_panel_micro"])
         quality, speed = f"{row['quality']}/5", f"{row['speed']}/5"
-        table.add_row(row["model"], row["kind"], str(row["max_refs"]), quality, speed, cost, row["price_date"] or "—")
+        kind = f"{row['kind']} (retired: use {row['replacement']})" if row["retired"] else row["kind"]
+        table.add_row(row["model"], kind, str(row["max_refs"]), quality, speed, cost, row["price_date"] or "—")
     out.print(table)
-    out.print("Models with no price are refused for paid runs; 'studio models refresh-prices' asks fal for them.")
+    out.print("Models with no price are refused for paid runs; 'studio models refresh' asks fal for them.")
 
 
-@app.command("refresh-prices")
+@app.command("refresh")
 @friendly
-def refresh_prices() -> None:
-    """Update fal model prices from fal's platform pricing API (needs FAL_KEY); records when."""
+def refresh() -> None:
+    """Update fal's prices (its pricing API, needs FAL_KEY) and the limits each fal endpoint's
+    OpenAPI schema states (sides, images, enums); records when, in .studio/."""
     import httpx
 
+    from studio.catalog.limits import LIMITS_FILE, limits_record
     from studio.catalog.prices import PRICES_FILE
     from studio.core.files import write_atomic
-    from studio.providers.accounts import api_key, refresh_fal_prices, service_url
+    from studio.providers.accounts import api_key, refresh_fal_limits, refresh_fal_prices, service_url
 
     project = open_project()
     key = api_key("fal")
     base = service_url(project.config, "fal", "platform_url")
-    endpoints = {
-        model_id: entry.model_dump() for model_id, entry in project.catalog.entries.items() if entry.provider == "fal"
-    }
+    schemas = service_url(project.config, "fal", "openapi_url")
+    fal = {model_id: entry for model_id, entry in project.catalog.entries.items() if entry.provider == "fal"}
+    endpoints = {model_id: entry.model_dump() for model_id, entry in fal.items()}
     with httpx.Client() as client:
         refreshed = refresh_fal_prices(client, base, key, endpoints)
+        limits = refresh_fal_limits(client, schemas, {m: e.endpoint for m, e in fal.items() if not e.retired})
     record = {"fetched_at": datetime.now(UTC).isoformat(timespec="seconds"), "source": base, "prices": refreshed.prices}
     write_atomic(project.state_dir / PRICES_FILE, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+    stated = limits_record(limits.limits, schemas)
+    write_atomic(project.state_dir / LIMITS_FILE, (json.dumps(stated, indent=2, sort_keys=True) + "\n").encode())
     for model_id, price in sorted(refreshed.prices.items()):
         out.print(f"{model_id}: {price['rule']} ${price['usd']}")
     for model_id, why in sorted(refreshed.skipped.items()):
         err.print(f"kept the catalog price of {model_id}: {why}")
-    out.print(f"{len(refreshed.prices)} prices refreshed at {record['fetched_at']}")
+    for model_id, found in sorted(limits.limits.items()):
+        out.print(f"{model_id}: {_limits_text(found)}")
+    for model_id, why in sorted(limits.skipped.items()):
+        err.print(f"kept the catalog limits of {model_id}: {why}")
+    out.print(
+        f"{len(refreshed.prices)} prices and {len(limits.limits)} schemas' limits refreshed at {record['fetched_at']}"
+    )
+
+
+@app.command("refresh-prices", help="The same as 'studio models refresh' (its former name).")
+@friendly
+def refresh_prices() -> None:
+    refresh()
+
+
+def _limits_text(found: dict) -> str:
+    parts = []
+    if "min_side" in found or "max_side" in found:
+        parts.append(f"sides {found.get('min_side', '?')}–{found.get('max_side', '?')} px")
+    if "max_refs" in found:
+        parts.append(f"at most {found['max_refs']} images")
+    if "max_scale" in found:
+        parts.append(f"scale up to {found['max_scale']:g}")
+    return ", ".join(parts) or "no size or image limits stated"

@@ -2,8 +2,9 @@
 
 Keys come from the environment only and are sent only in headers; no message built
 here ever contains one. Base URLs can be changed in studio.toml ([providers.fal]
-platform_url, [providers.bfl] base_url) or the STUDIO_FAL_PLATFORM_URL and
-STUDIO_BFL_BASE_URL variables (which the tests use to point at fakes).
+platform_url, [providers.bfl] base_url) or the STUDIO_FAL_PLATFORM_URL, STUDIO_FAL_OPENAPI_URL
+(fal's per-endpoint OpenAPI schema) and STUDIO_BFL_BASE_URL variables (which the tests use to
+point at fakes).
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from typing import Any
 
 import httpx
 
+from studio.catalog.limits import limits_from_openapi
 from studio.core.errors import ProviderError, StudioError
 from studio.core.money import usd_to_micro
 from studio.project.models import StudioConfig
 
 DEFAULTS = {
     ("fal", "platform_url"): "https://api.fal.ai/v1",
+    ("fal", "openapi_url"): "https://fal.ai/api/openapi/queue/openapi.json",  # ?endpoint_id=…
     ("bfl", "base_url"): "https://api.bfl.ai",
 }
 KEY_VARIABLES = {"fal": "FAL_KEY", "bfl": "BFL_API_KEY"}
@@ -96,6 +99,30 @@ def refresh_fal_prices(
         if model_id not in prices and model_id not in skipped:
             skipped[model_id] = "fal returned no price for it"
     return RefreshedPrices(prices, skipped)
+
+
+@dataclass(frozen=True)
+class RefreshedLimits:
+    limits: dict[str, dict[str, Any]]  # catalog id -> the limit fields its schema states
+    skipped: dict[str, str]  # catalog id -> why its shipped limits were kept
+
+
+def refresh_fal_limits(client: httpx.Client, openapi_url: str, endpoints: dict[str, str]) -> RefreshedLimits:
+    """Read each endpoint's OpenAPI schema (`endpoints`: catalog id -> fal endpoint id) and the
+    limits it states for the POST request body. The schema is public: no key is sent."""
+    limits: dict[str, dict[str, Any]] = {}
+    skipped: dict[str, str] = {}
+    today = datetime.now(UTC).date().isoformat()
+    for model_id, endpoint in endpoints.items():
+        try:
+            schema = _get(client, openapi_url, {}, params={"endpoint_id": endpoint})
+            stated = limits_from_openapi(schema, endpoint)
+        except (ProviderError, ValueError) as exc:
+            skipped[model_id] = str(exc)
+            continue
+        source = str(client.build_request("GET", openapi_url, params={"endpoint_id": endpoint}).url)
+        limits[model_id] = {**stated, "limits_source": source, "limits_date": today}
+    return RefreshedLimits(limits, skipped)
 
 
 def fal_balance_micro(client: httpx.Client, base_url: str, key: str) -> int:

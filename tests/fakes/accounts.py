@@ -5,8 +5,22 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+# fal's per-endpoint OpenAPI schemas, GET /api/openapi/queue/openapi.json?endpoint_id=… (public, as on
+# fal.ai: no key needed; an endpoint without a schema here: 404), from the stored copies of fal's
+# OpenAPI 3 queue schemas in tests/data/fal_openapi/ (see tests/data/README.md), by endpoint id.
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "data" / "fal_openapi"
+OPENAPI_PATH = "/api/openapi/queue/openapi.json"
+
+
+def stored_schemas() -> dict[str, dict[str, Any]]:
+    return {
+        path.stem.replace("__", "/"): json.loads(path.read_text(encoding="utf-8"))
+        for path in sorted(SCHEMA_DIR.glob("*.json"))
+    }
 
 
 class FakeAccounts:
@@ -16,6 +30,7 @@ class FakeAccounts:
         self.fal_key = fal_key
         self.bfl_key = bfl_key
         self.prices: dict[str, dict[str, Any]] = {}
+        self.schemas: dict[str, dict[str, Any]] = stored_schemas()
         self.fal_balance: float = 7.25
         self.bfl_credits: float = 1234.5
         self.requests: list[dict[str, Any]] = []
@@ -47,7 +62,13 @@ class FakeAccounts:
                 fal_ok = self.headers.get("Authorization") == f"Key {fake.fal_key}"
                 bfl_ok = self.headers.get("x-key") == fake.bfl_key
                 fake.requests.append({"path": url.path, "query": query, "fal_auth": fal_ok, "bfl_auth": bfl_ok})
-                if url.path == "/v1/models/pricing" and fal_ok:
+                if url.path == OPENAPI_PATH:
+                    endpoint = (query.get("endpoint_id") or [""])[0]
+                    if endpoint in fake.schemas:
+                        self._send(200, fake.schemas[endpoint])
+                    else:
+                        self._send(404, {"detail": f"Endpoint {endpoint} not found"})
+                elif url.path == "/v1/models/pricing" and fal_ok:
                     wanted = ",".join(query.get("endpoint_id", [])).split(",")
                     prices = [{"endpoint_id": e, **fake.prices[e]} for e in wanted if e in fake.prices]
                     self._send(200, {"prices": prices, "next_cursor": None, "has_more": False})

@@ -39,6 +39,9 @@ Choices where real fal's behaviour is not documented (all deliberate, all harsh-
   `ceil(max(1 MP, its pixels) / 1 MP)` MP: data URIs are decoded with Pillow, the fake's own
   /files URLs have a known size, any other URL counts as 1 MP (no network here).
   Failed generations (model 422, moderation, injected 5xx/422, cancelled-in-queue) bill 0.
+* Safety checker (PROVIDERS.md, fal: Safety): a request whose prompt contains one of
+  `nsfw_prompts`, or submitted with the "nsfw" fault, completes with a black image and
+  `has_nsfw_concepts: [true]`, billed like any output; `enable_safety_checker: false` turns it off.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
+import io
 import time
 import uuid
 from collections import deque
@@ -126,10 +130,10 @@ APP_NAMESPACES = ("workflows", "comfy")
 # ---------------------------------------------------------------- faults
 
 HTTP_FAULTS = ("429", "503", "503-no-id", "500", "422", "stall", "reset", "lost-response")
-FAULT_KINDS = (*HTTP_FAULTS, "moderation", "expired-result", "expired-image")
+FAULT_KINDS = (*HTTP_FAULTS, "moderation", "nsfw", "expired-result", "expired-image")
 FAULT_TARGETS = ("submit", "status", "result", "cancel", "file", "any")
 # Kinds that only make sense on one kind of request.
-_ONLY_ON = {"moderation": "submit", "expired-result": "result", "expired-image": "file"}
+_ONLY_ON = {"moderation": "submit", "nsfw": "submit", "expired-result": "result", "expired-image": "file"}
 
 # What an nginx ingress error page looks like. fal-client retries a 502/503/504 only when
 # the response has no x-fal-request-id header AND "nginx" occurs in the body text.
@@ -152,6 +156,15 @@ def _side_error(name: str, value: Any) -> dict[str, Any] | None:
         return {"loc": loc, "msg": f"Input should be less than or equal to {MAX_SIDE}",
                 "type": "less_than_equal", "ctx": {"le": MAX_SIDE}}
     return None
+
+
+def _black(width: int, height: int, fmt: str) -> bytes:
+    """What fal sends in place of a flagged output: an all-black image (PROVIDERS.md, fal: Safety)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (0, 0, 0)).save(buffer, format="PNG")
+    return base.convert_png(buffer.getvalue(), fmt)
 
 
 def _not_found() -> Response:
@@ -178,6 +191,7 @@ class _Job:
     billed_units: int
     billed_micro: int
     error_detail: list[dict[str, Any]] | None = None  # model 422 (validation / moderation)
+    flagged: bool = False  # the safety checker flags the output: a black image, has_nsfw_concepts true
     state: str = "IN_QUEUE"
     started: float | None = None
     finished: float | None = None
@@ -235,6 +249,9 @@ class FakeFal(base.FakeServer):
         self.endpoints: dict[str, Endpoint] = {**ENDPOINTS, **(endpoints or {})}
         self.validate_on_submit = validate_on_submit
         self.flat_images = False  # True: serve flat images made once per size (for benchmarks)
+        # Safety checker: a request whose prompt contains one of these (any case) is flagged, as is
+        # one submitted with the "nsfw" fault. See `_complete` for what fal answers then.
+        self.nsfw_prompts: tuple[str, ...] = ()
         # A prepaid balance (micro-USD); None: unlimited. A submission whose price no longer fits
         # is refused with 403 "User is locked" and never billed.
         self.balance_micro: int | None = None
@@ -311,6 +328,8 @@ class FakeFal(base.FakeServer):
         images = []
         for index, (width, height) in enumerate(job.outputs):
             render = functools.partial(self._render, job, index, width, height)
+            if job.flagged:
+                render = functools.partial(_black, width, height, job.fmt)
             image = base.StoredImage(width, height, job.fmt, created=at, render=render, owner=job)
             token = self._store_image(image)
             # Output shape: {"images": [{url, width, height, content_type}], seed, has_nsfw_concepts, timings}
@@ -324,7 +343,9 @@ class FakeFal(base.FakeServer):
         job.result = {
             "images": images,
             "seed": job.seed,
-            "has_nsfw_concepts": [False] * len(images),
+            # Safety (PROVIDERS.md, fal): with the checker on, a flagged output comes back as a black
+            # image and `has_nsfw_concepts: [true]` for it; it is charged (billed below like any other).
+            "has_nsfw_concepts": [job.flagged] * len(images),
             "timings": {},
             "prompt": job.body.get("prompt"),
         }
@@ -540,7 +561,8 @@ class FakeFal(base.FakeServer):
             response = _json(401, {"detail": "No user found for Key ID and Secret"})
         elif route.category == "submit":
             with self._lock:
-                response = self._submit(root, request.body, request.bad_json, moderated=fault == "moderation")
+                response = self._submit(root, request.body, request.bad_json, moderated=fault == "moderation",
+                                        flagged=fault == "nsfw")
         elif route.category == "status":
             with self._lock:
                 response = self._status(root, request_id, request.query)
@@ -555,7 +577,7 @@ class FakeFal(base.FakeServer):
         if fault == "lost-response":
             response.action = "reset"
         return response
-    def _submit(self, endpoint: str, body: Any, bad_json: bool, *, moderated: bool) -> Response:
+    def _submit(self, endpoint: str, body: Any, bad_json: bool, *, moderated: bool, flagged: bool = False) -> Response:
         spec = self.endpoints.get(endpoint)
         if spec is None:
             return _json(404, {"detail": f"Application '{endpoint}' not found"})
@@ -599,7 +621,7 @@ class FakeFal(base.FakeServer):
             seq=self._seq, request_id=request_id, endpoint=endpoint, app_root=owner_app, spec=spec,
             body=body if isinstance(body, dict) else {}, record=record, submitted=now, duration=self.latency,
             outputs=outputs, fmt=params.get("fmt", "png"), seed=seed, billed_units=units, billed_micro=micro,
-            error_detail=detail,
+            error_detail=detail, flagged=self._flags(body, flagged),
         )
         self._jobs[request_id] = job
         self._submissions.append(record)
@@ -613,6 +635,14 @@ class FakeFal(base.FakeServer):
             "status_url": f"{job_url}/status",
             "cancel_url": f"{job_url}/cancel",
         }, **{"x-fal-request-id": request_id})
+
+    def _flags(self, body: Any, injected: bool) -> bool:
+        """Whether the safety checker flags this request's output. `enable_safety_checker` defaults
+        to true on fal's image endpoints; false turns the checker off (PROVIDERS.md, common inputs)."""
+        if not isinstance(body, dict) or body.get("enable_safety_checker") is False:
+            return False
+        prompt = str(body.get("prompt", "")).lower()
+        return injected or any(marker.lower() in prompt for marker in self.nsfw_prompts)
 
     def _lookup(self, root: str, request_id: str | None, now: float) -> _Job | None:
         self._advance(now)
