@@ -270,12 +270,15 @@ def test_slice_over_the_limit_at_min_quality_is_refused_and_nothing_written(tmp_
     out = tmp_path / "out"
     out.mkdir()
     (out / "ep001_001.jpg").write_bytes(b"previous export")
+    previous = {"platform": "webtoon", "episode": 1, "files": [{"file": "ep001_001.jpg"}]}
+    (out / MANIFEST_NAME).write_text(json.dumps(previous), encoding="utf-8")
     profile = dataclasses.replace(WEBTOON, max_slice_bytes=150_000)
     with pytest.raises(ExportRefused) as refused:
         export_episode(noisy_layout(tmp_path / "panels", 1), profile, out, 1, "ep001")
     message = str(refused.value)
     assert "at JPEG quality 60" in message and "limit is 0.15 MB a slice" in message and "n001" in message
-    assert sorted(p.name for p in out.iterdir()) == ["ep001_001.jpg"]  # untouched, no temp files
+    assert sorted(p.name for p in out.iterdir()) == ["ep001_001.jpg", MANIFEST_NAME]  # untouched, no temp files
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "panels"]  # no staging left beside it
     assert (out / "ep001_001.jpg").read_bytes() == b"previous export"
 
 

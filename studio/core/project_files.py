@@ -159,7 +159,11 @@ def check_image_bytes(data: bytes, shown: str, max_pixels: int = MAX_IMAGE_PIXEL
     try:
         with Image.open(io.BytesIO(data), formats=[fmt]) as image:  # reads the header only
             width, height = image.size
-    except (OSError, ValueError, SyntaxError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError:
+        raise FileRefused(
+            shown, f"image is over twice the limit of {max_pixels:,} pixels (a decompression bomb?); scale it down"
+        ) from None
+    except (OSError, ValueError, SyntaxError, UnidentifiedImageError) as exc:
         raise FileRefused(shown, f"not a readable {fmt} image ({exc})") from None
     if width <= 0 or height <= 0:
         raise FileRefused(shown, f"a {fmt} image of {width}x{height} pixels has nothing in it")

@@ -1,10 +1,12 @@
 """Slice an episode strip into platform-ready images, within each platform's limits, atomically.
 
 One slice is rendered and encoded at a time, so memory does not grow with episode length.
-Every slice goes to a staging folder inside `out_dir` first; only when all of them (and the
-episode as a whole) meet the profile's limits are they renamed into place, stale slices of
-an earlier export with the same prefix removed, and `manifest.json` written. A refusal
-leaves `out_dir` exactly as it was.
+Every slice goes to a staging folder beside `out_dir` first; only when all of them (and the
+episode as a whole) meet the profile's limits does the staged export take `out_dir`'s place,
+as a whole (two renames). Exports never touch what they did not write: an `out_dir` holding
+files but no studio manifest of the same episode is refused; when the user added files to a
+previous export, only the files its manifest lists are replaced and theirs stay. Staging
+folders an interrupted export left are swept. A refusal leaves `out_dir` exactly as it was.
 
 Profiles (see PROFILES):
 - webtoon: WEBTOON Canvas, per /work/shared/WEBTOON.md: 800 px wide, slices <= 1280 px,
@@ -28,6 +30,7 @@ web, and the pixels are converted to sRGB while composing).
 from __future__ import annotations
 
 import contextlib
+import glob
 import io
 import itertools
 import json
@@ -131,20 +134,28 @@ def export_episode(layout: Layout, profile: Profile, out_dir: Path, episode: int
     slices = _slices(layout, cuts, prefix, profile.format)
     warnings = _plan_warnings(cuts, slices, profile)
     out_dir = Path(out_dir)
-    created = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # Staging inside out_dir keeps the final renames on one filesystem, hence atomic.
-    staging = Path(tempfile.mkdtemp(prefix=f".{prefix}-export-", dir=out_dir))
+    out_dir = out_dir.resolve() if out_dir.is_symlink() else out_dir
+    owned, user_files = _previous_export(out_dir, episode)
+    clashes = sorted(user_files & {s.name for s in slices})
+    if clashes:
+        raise ExportRefused(
+            f"{out_dir} holds {', '.join(clashes[:5])}, which the last export did not write; move them or choose "
+            "another --out (nothing was written)"
+        )
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_staging(out_dir)
+    # The new export is staged whole beside out_dir (one filesystem: the renames are atomic).
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}{_STAGING}{os.getpid()}-", dir=out_dir.parent))
     try:
         encoded = _encode_all(layout, profile, slices, staging)
         manifest = _manifest(profile, episode, slices, encoded, warnings)
         (staging / MANIFEST_NAME).write_text(json.dumps(asdict(manifest), indent=2) + "\n", encoding="utf-8")
-        _publish(staging, out_dir, [s.name for s in slices], prefix)
+        if user_files:  # the user's files stay where they are: only what studio wrote is replaced
+            _publish(staging, out_dir, [s.name for s in slices], owned)
+        else:
+            _swap_in(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-        if created:
-            with contextlib.suppress(OSError):
-                out_dir.rmdir()  # only removes it if we made it and it is still empty
         raise
     shutil.rmtree(staging, ignore_errors=True)
     return manifest
@@ -340,13 +351,108 @@ def _manifest(
     return Manifest(profile.name, episode, files, total, lowest, tuple(warnings))
 
 
-def _publish(staging: Path, out_dir: Path, names: Sequence[str], prefix: str) -> None:
-    """Rename the new slices into place, drop stale ones of the same prefix, then the manifest."""
+def _publish(staging: Path, out_dir: Path, names: Sequence[str], owned: set[str]) -> None:
+    """Rename the new slices into place, drop the last export's slices not made again, then the manifest."""
     for name in names:
         os.replace(staging / name, out_dir / name)
-    stale = re.compile(rf"{re.escape(prefix)}_\d{{3,}}\.(?:jpe?g|png)")
-    keep = set(names)
-    for path in out_dir.iterdir():
-        if path.is_file() and stale.fullmatch(path.name) and path.name not in keep:
+    for name in sorted(owned - set(names) - {MANIFEST_NAME}):
+        path = out_dir / name
+        if path.is_file() and not path.is_symlink():
             path.unlink()
     os.replace(staging / MANIFEST_NAME, out_dir / MANIFEST_NAME)
+
+
+_STAGING = ".studio-export-"
+_RETIRED = ".studio-old-"
+_LEGACY_STAGING = re.compile(r"\.ep\d{3,4}-export-[A-Za-z0-9_]+")  # inside out_dir, before staging moved beside it
+
+
+def _previous_export(out_dir: Path, episode: int) -> tuple[set[str], set[str]]:
+    """(the files a previous export of this episode wrote, the other files) in out_dir, or a refusal.
+
+    A folder that holds files but no studio manifest of this episode is the user's: refused whole.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportRefused(f"--out {out_dir} is a file, not a folder; give a folder for the slices")
+    if not out_dir.exists():
+        return set(), set()
+    try:
+        present = {p.name for p in out_dir.iterdir() if not _LEGACY_STAGING.fullmatch(p.name)}
+    except OSError as exc:
+        raise ExportRefused(f"--out {out_dir}: cannot list the folder ({exc.strerror or exc})") from None
+    if not present:
+        return set(), set()
+    listed = _manifest_files(out_dir / MANIFEST_NAME, episode)
+    if listed is None:
+        shown = ", ".join(sorted(present)[:5]) + (" …" if len(present) > 5 else "")
+        raise ExportRefused(
+            f"--out {out_dir} is not empty ({shown}) and holds no studio export of episode {episode}; "
+            "choose an empty or new folder (nothing was written or removed)"
+        )
+    owned = {name for name in listed if name in present} | {MANIFEST_NAME}
+    return owned, present - owned
+
+
+def _manifest_files(path: Path, episode: int) -> list[str] | None:
+    """The slice names a studio manifest of `episode` lists; None if `path` is not one."""
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > 10_000_000:
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not (
+        isinstance(data, dict)
+        and data.get("platform") in PROFILES
+        and data.get("episode") == episode
+        and isinstance(data.get("files"), list)
+        and all(isinstance(f, dict) and isinstance(f.get("file"), str) for f in data["files"])
+    ):
+        return None
+    return [f["file"] for f in data["files"] if _PREFIX.fullmatch(f["file"])]
+
+
+def _swap_in(staging: Path, out_dir: Path) -> None:
+    """Put the staged export in out_dir's place as a whole: the old one is renamed away, then removed."""
+    if not out_dir.exists():
+        os.rename(staging, out_dir)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}{_RETIRED}{os.getpid()}-", dir=out_dir.parent))
+    os.rename(out_dir, retired / "export")
+    try:
+        os.rename(staging, out_dir)
+    except BaseException:
+        os.rename(retired / "export", out_dir)  # put the previous export back
+        shutil.rmtree(retired, ignore_errors=True)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _sweep_staging(out_dir: Path) -> None:
+    """Remove what an interrupted export left: its staging folder, and a retired export not yet removed
+    (put back in place when the new one never arrived)."""
+    parent = out_dir.parent
+    for kind in (_STAGING, _RETIRED):
+        for path in parent.glob(f".{glob.escape(out_dir.name)}{kind}*"):
+            match = re.match(rf"\.{re.escape(out_dir.name)}{re.escape(kind)}(\d+)-", path.name)
+            if match is None or not path.is_dir() or path.is_symlink() or _alive(int(match.group(1))):
+                continue
+            if kind == _RETIRED and not out_dir.exists() and (path / "export").is_dir():
+                os.rename(path / "export", out_dir)
+            shutil.rmtree(path, ignore_errors=True)
+    if out_dir.is_dir():
+        for path in out_dir.iterdir():
+            if _LEGACY_STAGING.fullmatch(path.name) and path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
