@@ -357,3 +357,14 @@ def test_fal_fake_refuses_a_2080_px_side() -> None:
     }]
     assert small.status_code == 422 and small.json()["detail"][0]["type"] == "greater_than_equal"
     assert fits.status_code == 200 and fal.billed_micro == 3 * 5_000  # only the one that fits (2.1 MP -> 3)
+
+
+def test_check_names_the_panels_a_model_cannot_take_and_what_studio_does(sample: Path, cli) -> None:
+    result = cli("--project", sample, "check")
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.output.splitlines() if "outside fal-ai/flux-2/flash/edit's" in line]
+    assert len(notes) == 6  # every sample panel of height 1.3 or more (1600 x 2080 and up)
+    assert (
+        "episodes/ep001/storyboard.yaml: p012: 1600x3200 is outside fal-ai/flux-2/flash/edit's 512–2048 px "
+        "sides; it is generated at 1024x2048 and upscaled (on fal:fal-ai/flux-2/flash/edit)"
+    ) in notes

@@ -34,6 +34,33 @@ def check() -> None:
     if warnings:
         advice = "the files are valid; adjust thresholds or disable rules under [lint] in studio.toml"
         out.print(Text(f"{len(warnings)} storyboard warning(s): {advice}"))
+    notes = size_notes(project)
+    for note in notes:
+        out.print(Text(note, style="cyan"))
+    if notes:
+        out.print(Text(f"{len(notes)} panel size(s) outside a model's limits: studio generates them within the limits"))
+
+
+def size_notes(project: Project) -> list[str]:
+    """The panels a model of their chain cannot take at master size, and what studio does instead."""
+    from studio.catalog.limits import size_note
+
+    found = []
+    width = project.config.master_width
+    for number, storyboard in sorted(project.episodes.items()):
+        path = project.episode_files[number]
+        for panel in storyboard.panels:
+            wanted = (width, max(16, round(width * panel.height / 16) * 16))
+            chain = (panel.model,) if panel.model else project.config.models.chain("panel")
+            for name in chain:
+                model_id = project.catalog.resolve(name)
+                entry = project.catalog.entries.get(model_id or "")
+                if entry is None or entry.retired:
+                    continue  # reported as an error by the loader
+                note = size_note(panel.id, entry, wanted, entry.fit(*wanted))
+                if note is not None:
+                    found.append(f"{path}: {note} (on {model_id})")
+    return found
 
 
 def lint_project(project: Project) -> list:
