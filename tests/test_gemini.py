@@ -162,6 +162,8 @@ def test_server_error_is_not_retried(fake: FakeGemini, tmp_path: Path) -> None:
         ("text-only", "text instead of an image: \"I can't draw that"),
         ("safety", "IMAGE_SAFETY"),
         ("blocked", "PROHIBITED_CONTENT"),
+        ("image-other", "made no image for gemini:"),
+        ("no-image", "NO_IMAGE: the model answered without an image"),
     ],
 )
 def test_no_image_is_a_rejected_job(fake: FakeGemini, tmp_path: Path, fault: str, words: str) -> None:

@@ -51,6 +51,8 @@ Choices (deliberate, harsh-side where Google does not document the behaviour):
     text-only               200, one text part and no image, finishReason STOP
     safety                  200, finishReason IMAGE_SAFETY and no parts
     blocked                 200, promptFeedback.blockReason PROHIBITED_CONTENT and no candidates
+    image-other, no-image   200, finishReason IMAGE_OTHER / NO_IMAGE and no parts (PROVIDERS.md;
+                            Gemini API FinishReason)
     too-many-images         400 "Too many images ..." whatever the count
 """
 
@@ -118,6 +120,8 @@ FAULT_KINDS = (
     "text-only",
     "safety",
     "blocked",
+    "image-other",
+    "no-image",
     "too-many-images",
 )
 
@@ -282,8 +286,9 @@ class FakeGemini(base.FakeServer):
         # Why there is no image: finishReason / promptFeedback.blockReason (PROVIDERS.md).
         if fault == "text-only":
             return self._reply(name, [{"text": "I can't draw that, but here is a description of the scene."}])
-        if fault == "safety":
-            candidate = {"finishReason": "IMAGE_SAFETY", "index": 0}
+        if fault in {"safety", "image-other", "no-image"}:
+            finish = {"safety": "IMAGE_SAFETY", "image-other": "IMAGE_OTHER", "no-image": "NO_IMAGE"}[fault]
+            candidate = {"finishReason": finish, "index": 0}
             return _json(200, {"candidates": [candidate], "modelVersion": name, "responseId": uuid.uuid4().hex})
         if fault == "blocked":
             blocked = {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "modelVersion": name}
