@@ -39,14 +39,14 @@ def set_config(root: Path, line: str) -> None:
 
 
 def test_auto_packs_a_four_character_panel_on_a_four_reference_model(sample: Path, cli) -> None:
+    set_config(sample, 'references = "all"')  # packing forced by the limit, not chosen for cost
     view = plan_json(cli, sample)
     assert panel_row(view, "p009")["strategy"] == "packed"  # 4 characters + style + plate > 4
-    assert panel_row(view, "p009")["references"][0] == {"role": "pack", "label": "characters"}
+    assert panel_row(view, "p009")["references"][0] == {"role": "pack", "label": "characters", "micro": 5000}
     assert panel_row(view, "p005")["strategy"] == "direct"  # 1 character fits
     packs = [j for j in view["jobs"] if j["phase"] == "pack"]
     assert {j["name"] for j in packs} == {"p006 pack", "p009 pack"}
     # On a model that takes 8 references, the same panel goes direct.
-    set_config(sample, "")
     config = sample / "studio.toml"
     config.write_text(
         config.read_text().replace('panel = "fal:fal-ai/flux-2/flash/edit"', 'panel = "fal:fal-ai/flux-2-pro/edit"')
@@ -153,6 +153,7 @@ def test_user_reference_images_replace_generated_sheets(sample: Path, cli, fake_
 
 
 def test_panels_take_sheet_crops_by_shot_and_styles_take_user_images(sample: Path, cli) -> None:
+    set_config(sample, 'references = "all"')  # every reference sent as it is (no packing for cost)
     view = plan_json(cli, sample)
     crops = {j["name"] for j in view["jobs"] if j["phase"] == "crop"}
     assert {"wren body", "wren face"} <= crops

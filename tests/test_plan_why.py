@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import copy_sample, edit
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from studio.cli.app import app
@@ -101,7 +101,12 @@ def test_an_outfit_names_the_sheet_and_reaches_exactly_the_panels_showing_her(pr
 
 def test_a_location_description_names_the_plate_and_its_panels(project: Path) -> None:
     edit(project / "locations/harbour.yaml", "description: >-\n", "description: >-\n  Fog everywhere.\n")
-    at_harbour = {p.id for p in load_project(project).episode(1).panels if p.location == "harbour"}
+    close = {"close-up", "extreme-close-up", "medium-close-up"}
+    at_harbour = {  # the panels sent the plate: with characters, and not a close shot
+        p.id
+        for p in load_project(project).episode(1).panels
+        if p.location == "harbour" and p.characters and p.shot not in close
+    }
     reasons = why(project)
     plates = {name for phase, name in reasons if phase == "location_plate"}
     assert plates and all(name.startswith("harbour@") for name in plates)
@@ -110,8 +115,9 @@ def test_a_location_description_names_the_plate_and_its_panels(project: Path) ->
     assert {name for phase, name in reasons if phase == "panel"} == at_harbour
     panel = sorted(at_harbour)[0]
     plate = next(p.location + "@" + p.time for p in load_project(project).episode(1).panels if p.id == panel)
+    # The plate reaches the panel packed with its characters (one billed reference instead of two).
     assert reasons[("panel", panel)] == [
-        f"reference {plate} (location) changed → {plate} location_plate: location.description changed"
+        f"reference characters (pack) changed → {plate} location_plate: location.description changed"
     ]
     assert not any(phase == "character_sheet" for phase, _ in reasons)
 
@@ -170,14 +176,15 @@ def test_a_models_change_names_the_model(fal_project: Path, fake_fal) -> None:  
     assert paid_why() == {}
     edit(fal_project / "studio.toml", 'panel = "fal:fal-ai/flux-2/flash/edit"', 'panel = "fal:fal-ai/flux-2/edit"')
     reasons = paid_why()
-    assert set(reasons) == {("panel", "p001"), ("letter", "p001")}
-    assert "model changed fal:fal-ai/flux-2/flash/edit → fal:fal-ai/flux-2/edit" in reasons[("panel", "p001")]
+    assert set(reasons) == {("panel", "p001"), ("upscale", "p001"), ("letter", "p001")}
+    # p001 has no characters: it is made by the edit model's text-to-image sibling.
+    assert "model changed fal:fal-ai/flux-2/flash → fal:fal-ai/flux-2" in reasons[("panel", "p001")]
     edit(
         fal_project / STORYBOARD, "    seed: 20240611\n", "    seed: 20240611\n    model: fal:fal-ai/flux-2-pro/edit\n"
     )
     reasons = paid_why()
-    assert set(reasons) == {("panel", "p001"), ("letter", "p001")}
-    assert "model changed fal:fal-ai/flux-2/flash/edit → fal:fal-ai/flux-2-pro/edit" in reasons[("panel", "p001")]
+    assert set(reasons) == {("panel", "p001"), ("upscale", "p001"), ("letter", "p001")}
+    assert "model changed fal:fal-ai/flux-2/flash → fal:fal-ai/flux-2-pro" in reasons[("panel", "p001")]
 
 
 # ---------------------------------------------------------------- the ledger
@@ -191,13 +198,14 @@ def test_the_key_inputs_table_comes_from_an_empty_ledger_and_from_an_older_one(t
     engine.dispose()
     older = tmp_path / "older"
     older.mkdir()
-    with sqlite3.connect(older / "ledger.db") as db:  # a ledger as the release before this one left it
+    with sqlite3.connect(older / "ledger.db") as db:  # a ledger as the release before key_inputs left it
         db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    engine = open_ledger(older)
-    engine.dispose()
-    with sqlite3.connect(older / "ledger.db") as db:
-        db.execute("DELETE FROM schema_version WHERE version = 7")
-        db.execute("DROP TABLE key_inputs")
+    bare = create_engine(f"sqlite:///{older / 'ledger.db'}")
+    with bare.begin() as conn:
+        for number, migration in enumerate(MIGRATIONS[:6], start=1):
+            migration(conn)
+            conn.execute(text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": number})
+    bare.dispose()
     engine = open_ledger(older)
     with engine.begin() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM key_inputs")).scalar() == 0

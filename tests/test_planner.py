@@ -39,9 +39,13 @@ def test_plan_has_every_phase_in_dependency_order(sample: Path) -> None:
     assert [j.name for j in plan.panel_jobs()] == [p.id for p in storyboard.panels]
     characters = {m.id for p in storyboard.panels for m in p.characters}
     assert {j.name for j in plan.jobs if j.phase is Phase.CHARACTER_SHEET} == characters
+    # Plates only for panels that are sent one (flash/edit bills every reference): not for close
+    # shots, nor for panels without characters (text-to-image).
+    close = {"close-up", "extreme-close-up", "medium-close-up"}
     assert {j.name for j in plan.jobs if j.phase is Phase.LOCATION_PLATE} == {
-        f"{p.location}@{p.time}" for p in storyboard.panels
+        f"{p.location}@{p.time}" for p in storyboard.panels if p.characters and p.shot not in close
     }
+    assert [j.name for j in plan.upscale_jobs()] == [p.id for p in storyboard.panels]
     position = {job.key: index for index, job in enumerate(plan.jobs)}
     for job in plan.jobs:
         assert all(position[dep] < position[job.key] for dep in job.deps), job.name
@@ -55,7 +59,12 @@ def test_unchanged_project_keeps_every_key(sample: Path) -> None:
 def test_changing_one_panels_action_changes_that_panel_only(sample: Path) -> None:
     before = plan_of(sample)
     edit(sample / "episodes/ep001/storyboard.yaml", "A lone gull glides", "Two gulls glide")
-    assert changed(before, plan_of(sample)) == {("panel", "p001"), ("letter", "p001"), ("contact_sheet", "ep001")}
+    assert changed(before, plan_of(sample)) == {
+        ("panel", "p001"),
+        ("upscale", "p001"),
+        ("letter", "p001"),
+        ("contact_sheet", "ep001"),
+    }
 
 
 def test_changing_dialogue_re_letters_only_and_calls_no_provider(sample: Path) -> None:
@@ -73,7 +82,7 @@ def test_changing_a_character_changes_its_sheet_and_exactly_its_panels(sample: P
     text = path.read_text(encoding="utf-8")
     path.write_text(text.replace("description: ", "description: Now with a limp. ", 1), encoding="utf-8")
     expected = {("character_sheet", "ada"), ("crop", "ada body"), ("crop", "ada face"), ("contact_sheet", "ep001")}
-    expected |= {(phase, p) for p in showing_ada for phase in ("panel", "letter")}
+    expected |= {(phase, p) for p in showing_ada for phase in ("panel", "upscale", "letter")}
     packs = {job.name for job in before.jobs if job.phase is Phase.PACK}
     expected |= {("pack", f"{p} pack") for p in showing_ada if f"{p} pack" in packs}
     assert ("pack", "p009 pack") in expected  # the 4-character panel is packed on a 4-reference model
@@ -91,7 +100,9 @@ def test_paid_estimate_is_recorded_for_draft_jobs(sample: Path) -> None:
     plan = plan_of(sample)
     for job in plan.panel_jobs():
         assert job.generation is not None and job.generation.model == "draft:draft"
-        assert job.estimate_model == "fal:fal-ai/flux-2/flash/edit"
+        # A panel without characters is sent no reference: text-to-image on the edit model's sibling.
+        text = job.strategy == "text"
+        assert job.estimate_model == ("fal:fal-ai/flux-2/flash" if text else "fal:fal-ai/flux-2/flash/edit")
         assert job.estimate_micro is not None and job.estimate_micro > 0
 
 

@@ -28,7 +28,10 @@ def test_assets_are_counted_once_and_totals_are_the_sum_of_rows(sample: Path, cl
     assert plan["totals"]["total_micro"] == sum(r["total_micro"] for r in rows)
     assert plan["totals"]["panels"] == sum(r["panels"] for r in rows) == 12 + 15 + 22
     for row in rows:
-        assert row["total_micro"] == row["assets_micro"] + row["panels_micro"]
+        parts = ("assets_micro", "panels_micro", "retakes_micro", "finals_micro")
+        assert row["total_micro"] == sum(row[part] for part in parts)
+        # 10 % retakes by default: a tenth of the takes and their upscales, rounded up.
+        assert row["retakes_micro"] == -(-(row["panels_micro"] + row["finals_micro"]) // 10)
     # The running average is everything so far over the panels so far.
     spent = panels = 0
     for row in rows:
@@ -46,7 +49,7 @@ def test_projection_of_unwritten_episodes(sample: Path, cli) -> None:
     assert len(rows) == 10
     projected = [r for r in rows if not r["written"]]
     assert [r["episode"] for r in projected] == list(range(4, 11))
-    written_panel_micro = sum(r["panels_micro"] for r in rows if r["written"])
+    written_panel_micro = sum(r["total_micro"] - r["assets_micro"] for r in rows if r["written"])
     written_panels = sum(r["panels"] for r in rows if r["written"])
     average = -(-written_panel_micro // written_panels)
     assert all(r["panels"] == 68 and r["assets_micro"] == 0 and r["panels_micro"] == 68 * average for r in projected)

@@ -33,6 +33,11 @@ class PriceRule(BaseModel):
     extra_mp_usd: Annotated[float, Field(ge=0)] = 0.0
     input_mp: bool = False
     min_ref_mp: Annotated[float, Field(ge=0)] = 0.0
+    # How billed inputs are counted, from the price page: each first resized to `input_resize_mp`
+    # megapixels when the provider does so (fal FLUX.2 edit: every reference becomes 1 MP, and is
+    # billed as 1 MP whatever its size), then rounded up per image or on their sum.
+    input_resize_mp: Annotated[float, Field(gt=0)] | None = None
+    input_rounding: Literal["per_image", "total"] = "per_image"
     # per_compute_second: the provider bills GPU time, which nobody publishes per image. The estimate
     # is a bound: max(min_seconds, seconds_per_mp x started output MP) seconds, rounded up.
     seconds_per_mp: Annotated[float, Field(ge=0)] = 0.0
@@ -218,6 +223,25 @@ def estimate_micro(entry: CatalogEntry, model_id: str, width: int, height: int, 
 def _input_megapixels(price: PriceRule, ref_pixels: list[int]) -> int:
     if not price.input_mp or not ref_pixels:
         return 0
-    floor = int(price.min_ref_mp * PIXELS_PER_MP)
+    billed = [_billed_input_pixels(price, p) for p in ref_pixels]
+    if price.input_rounding == "total":
+        return megapixels_up(sum(billed))
     # Rounded up per image: never less than rounding the sum, whichever a provider does.
-    return sum(megapixels_up(max(floor, min(p, REF_MAX_PIXELS))) for p in ref_pixels)
+    return sum(megapixels_up(p) for p in billed)
+
+
+def _billed_input_pixels(price: PriceRule, pixels: int) -> int:
+    """The pixels one input is billed for: resized as the provider resizes it, never below its floor."""
+    floor = int(price.min_ref_mp * PIXELS_PER_MP)
+    if price.input_resize_mp is not None:
+        return max(floor, int(price.input_resize_mp * PIXELS_PER_MP))
+    return max(floor, min(pixels, REF_MAX_PIXELS))
+
+
+def reference_micro(entry: CatalogEntry, pixels: int) -> int:
+    """What one reference image of `pixels` adds to a request's price (0 where inputs are not billed)."""
+    price = entry.price
+    if price is None or not price.input_mp or price.rule not in ("per_megapixel", "first_mp_plus_extra"):
+        return 0
+    per_mp = usd_to_micro(price.usd if price.rule == "per_megapixel" else price.extra_mp_usd)
+    return per_mp * megapixels_up(_billed_input_pixels(price, pixels))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.table import Table
@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 from studio.core.errors import UsageError
 
 PROVIDER_HELP = "Plan for this provider ('chain': the [models] fallback chains). Default: studio.toml's."
+QUALITY_HELP = (
+    "preview: plan the cheap small takes to review; final: the upscales of the approved previews. "
+    "Default: finished panels directly."
+)
 app = typer.Typer(help="Show what a run would do, what is already made, and what it would cost.", no_args_is_help=True)
 
 
@@ -42,6 +46,7 @@ def episode(
             show_default=False,
         ),
     ] = None,
+    quality: Annotated[Literal["preview", "final"] | None, typer.Option(help=QUALITY_HELP)] = None,
 ) -> None:
     """List the jobs episode N needs: per panel its location, characters, references,
     model, strategy, estimated cost, and whether it is already made (cached).
@@ -73,11 +78,11 @@ def episode(
         check_only(project, number, explain)
     chosen = provider or project.config.provider
     with ledger_engine(project.state_dir) as engine:
-        plan = make_plan(project, number, chosen, ids, engine)
+        plan = make_plan(project, number, chosen, ids, engine, quality=quality)
         skipped = unavailable_providers(project, plan, engine)
         view = plan_rows(project, plan, ArtifactStore(project.state_dir, engine), skipped)
         if why:
-            _add_reasons(plan, view, engine, chosen, explain)
+            _add_reasons(plan, view, engine, chosen, explain, quality)
     if as_json:
         out.print_json(json.dumps(view))
         return
@@ -93,13 +98,13 @@ def _explain_ids(panel_ids: list[str] | None) -> frozenset[str] | None:
     return parse_ids(",".join(panel_ids))
 
 
-def _add_reasons(plan, view: dict, engine, provider: str, panels: frozenset[str] | None) -> None:  # type: ignore[no-untyped-def]
+def _add_reasons(plan, view: dict, engine, provider: str, panels: frozenset[str] | None, quality=None) -> None:  # type: ignore[no-untyped-def]
     """A `why` per job row: the reasons it runs, [] when cached, None outside the panels asked about."""
     from studio.plan.why import Explainer
     from studio.review.takes import track_of
     from studio.run.store import last_builds
 
-    explainer = Explainer(plan.jobs, last_builds(engine, plan.jobs, track_of(provider)))
+    explainer = Explainer(plan.jobs, last_builds(engine, plan.jobs, track_of(provider, quality)))
     for job, row in zip(plan.jobs, view["jobs"], strict=True):
         if panels is not None and job.panel not in panels:
             row["why"] = None
@@ -136,7 +141,8 @@ def _print_tables(view: dict) -> None:
     common = panel_models.pop() if len(panel_models) == 1 else None
     title = f"Episode {view['episode']}: {view['title']}" + (f" (panels: {common})" if common else "")
     panels = Table(title=title, title_justify="left")
-    columns = ["panel", "where", "shot", "characters", "refs", "strategy", "estimate", "status"]
+    columns = ["panel", "where", "shot", "characters", "refs", "strategy", "made at", "upscale", "estimate", "status"]
+    upscales = {row["panel"]: row for row in jobs if row["phase"] == "upscale"}
     if common is None:
         columns.insert(5, "paid model")
     for column in columns:
@@ -149,20 +155,23 @@ def _print_tables(view: dict) -> None:
         if row["model"] == "local":
             estimate = "free"
         if row["phase"] == "panel":
+            up = upscales.get(row["panel"])
             cells = [
                 row["panel"] if row["take"] == 1 else f"{row['panel']} t{row['take']}",
                 f"{row['location']}@{row['time']}",
                 row["shot"],
                 ", ".join(row["characters"]) or "—",
-                str(len(row["references"])),
+                _refs_cell(row["references"]),
                 row["strategy"],
+                "x".join(str(n) for n in row["made_at"]) if row.get("made_at") else "—",
+                _upscale_cell(up),
                 estimate,
                 status,
             ]
             if common is None:
                 cells.insert(5, _models(row))
             panels.add_row(*cells)
-        elif row["phase"] not in {"contact_sheet", "letter"}:
+        elif row["phase"] not in {"contact_sheet", "letter", "upscale"}:
             model = "local" if row["model"] == "local" else _models(row)
             refs.add_row(row["phase"].replace("_", " "), row["name"], model, estimate, status)
     out.print(refs)
@@ -191,6 +200,27 @@ def _print_tables(view: dict) -> None:
         out.print(f"Balance left {format_usd(remaining)}.")
 
 
+def _refs_cell(references: list[dict]) -> str:
+    """How many references a panel is sent and what they cost together ('1 · $0.0050')."""
+    from studio.core.money import format_usd
+
+    if not references:
+        return "0"
+    cost = sum(ref.get("micro") or 0 for ref in references)
+    return f"{len(references)} · {format_usd(cost)}" if cost else str(len(references))
+
+
+def _upscale_cell(row: dict | None) -> str:
+    from studio.core.money import format_usd
+
+    if row is None:
+        return "—"
+    if row["model"] == "local":
+        paid = f" (est. {format_usd(row['estimate_micro'])})" if row.get("estimate_micro") else ""
+        return "local" + paid
+    return f"{row['model'].split(':', 1)[1]} {format_usd(row['estimate_micro'] or 0)}"
+
+
 def _models(row: dict) -> str:
     """The model expected to serve the job; with a chain, the entries skipped and the ones after it."""
     chain = row.get("chain") or []
@@ -216,9 +246,20 @@ def season(
         bool, typer.Option("--compare-models", help="Rank every priced panel model by averaged cost per panel.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    quality: Annotated[
+        Literal["direct", "preview"],
+        typer.Option(
+            help="direct: finished panels made directly (then upscaled); preview: every panel a preview "
+            "(retakes are previews), then each approved preview upscaled by [models] upscale."
+        ),
+    ] = "direct",
+    retakes: Annotated[
+        float, typer.Option(min=0, max=5, help="Share of panels made again (0.10: one retake in ten).")
+    ] = 0.10,
 ) -> None:
     """Cost of a season with shared assets (sheets, plates) paid for once, and the running cost
-    per panel averaged over the episodes so far, against the target."""
+    per panel averaged over the episodes so far, against the target. A finished panel counts its
+    take, its upscale to the master size and its share of retakes (--retakes, 10 %)."""
     from studio.core.money import usd_to_micro
     from studio.plan.season import candidate_models, plan_season, with_panel_model
 
@@ -226,13 +267,15 @@ def season(
     numbers = _episode_range(episodes, sorted(project.episodes))
     chosen = provider or project.config.provider
     target = usd_to_micro(project.config.target_cost_per_panel)
-    plan = plan_season(project, numbers, chosen, project.catalog, assume_panels, target)
+    plan = plan_season(project, numbers, chosen, project.catalog, assume_panels, target, quality, retakes)
     ranking = []
     if compare_models:
         for model_id in candidate_models(project.catalog, provider):
             variant = with_panel_model(project, model_id)
             model_provider = project.catalog.get(model_id).provider
-            option = plan_season(variant, numbers, model_provider, project.catalog, assume_panels, target)
+            option = plan_season(
+                variant, numbers, model_provider, project.catalog, assume_panels, target, quality, retakes
+            )
             ranking.append(option)
         ranking.sort(key=lambda option: (option.per_panel_micro, option.panel_model))
     if as_json:
@@ -259,6 +302,8 @@ def _episode_range(text: str | None, written: list[int]) -> list[int]:
         try:
             if "-" in part:
                 first, last = (int(x) for x in part.split("-", 1))
+                if not 1 <= first <= last <= 9999 or len(numbers) + last - first >= 500:  # before building it
+                    raise UsageError("--episodes: give episode numbers between 1 and 9999 (at most 500 of them)")
                 numbers.update(range(first, last + 1))
             else:
                 numbers.add(int(part))
@@ -272,25 +317,32 @@ def _episode_range(text: str | None, written: list[int]) -> list[int]:
 def _print_season(plan: SeasonPlan) -> None:
     from studio.core.money import format_usd
 
-    table = Table(title=f"Season plan ({plan.provider}; panels on {plan.panel_model})", title_justify="left")
-    table.add_column("episode")
+    how = "previews, then finals" if plan.quality == "preview" else "finished panels"
+    title = (
+        f"Season plan ({plan.provider}; {how} on {plan.panel_model}, upscaled {plan.upscale}; "
+        f"{plan.retake_rate:.0%} retakes)"
+    )
+    table = Table(title=title, title_justify="left")
+    table.add_column("episode", no_wrap=True)
     table.add_column("panels", justify="right")
-    table.add_column("new assets", justify="right")
-    for column in ("assets", "panels cost", "total", "running/panel"):
-        table.add_column(column, justify="right", no_wrap=True, min_width=9)
+    for column in ("assets", "takes", "retakes", "finals", "total", "running"):
+        table.add_column(column, justify="right", no_wrap=True, min_width=7)
     for row in plan.rows:
         over = row.running_per_panel_micro > plan.target_per_panel_micro
         running = format_usd(row.running_per_panel_micro)
         table.add_row(
-            f"ep{row.episode:03d}" + ("" if row.written else " (projected)"),
+            f"ep{row.episode:03d}" + ("" if row.written else "*"),
             str(row.panels),
-            str(len(row.new_assets)),
             format_usd(row.assets_micro),
             format_usd(row.panels_micro),
+            format_usd(row.retakes_micro),
+            format_usd(row.finals_micro),
             format_usd(row.total_micro),
             f"[red]{running}[/red]" if over else running,
         )
     out.print(table)
+    if not all(row.written for row in plan.rows):
+        out.print("* projected: not written yet, at the written episodes' cost per panel")
     out.print(
         f"{plan.panels} panels, {format_usd(plan.total_micro)} in all: {format_usd(plan.per_panel_micro)}/panel "
         f"against a target of {format_usd(plan.target_per_panel_micro)}"

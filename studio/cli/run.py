@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -59,6 +59,14 @@ def episode(
     force: Annotated[
         bool, typer.Option("--force", help="Regenerate approved panels whose inputs changed since approval.")
     ] = False,
+    quality: Annotated[
+        Literal["preview", "final"] | None,
+        typer.Option(
+            help="preview: every panel as a cheap small take (at most 0.5 MP, on the cheapest model that keeps "
+            "every character's reference) to review and approve; final: each approved preview upscaled to the "
+            "master size by [models] upscale, never made again. Default: finished panels directly."
+        ),
+    ] = None,
 ) -> None:
     """Make everything episode N needs, in order: character sheets, style frame, location
     plates, panels, then the contact sheet. Anything already made (same inputs, same key)
@@ -77,6 +85,7 @@ def episode(
         resubmit_expired=resubmit_expired,
         retry_rejected=retry_rejected,
         force=force,
+        quality=quality,
     )
     try:
         summary = run_episode(project, number, options, ConsoleReporter(err))

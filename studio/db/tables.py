@@ -52,6 +52,7 @@ class Generation(SQLModel, table=True):
     sent_at: datetime | None = None  # set just before the request leaves: unset means it never did
     route: int | None = None  # the entry of the fallback chain that made this attempt (0: the first)
     skipped: str | None = None  # why the chain's earlier entries did not serve this job
+    quality: str | None = None  # preview, final (an approved preview finished), or None: made directly
     # Stored before a reconcilable request is sent (fal): a digest of the exact JSON sent, and the
     # fields that identify it in the provider's request history however it echoes them (JSON).
     payload_digest: str | None = None
@@ -101,7 +102,7 @@ class PanelTake(SQLModel, table=True):
     """
 
     __tablename__ = "panel_take"
-    track: str = Field(primary_key=True)  # draft | final
+    track: str = Field(primary_key=True)  # draft | preview | final
     episode: int = Field(primary_key=True)
     panel: str = Field(primary_key=True)
     take: int = Field(primary_key=True)
@@ -339,6 +340,57 @@ def m009_rejected_takes(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE panel_take_new RENAME TO panel_take"))
 
 
+def m010_quality(conn: Connection) -> None:
+    # `--quality preview` / `final`: which quality each generation was made for (studio cost shows
+    # preview and final spend apart), and a 'preview' review track beside draft and final. SQLite
+    # cannot alter a CHECK: the two tables that name the tracks are rebuilt with their rows.
+    conn.execute(text("ALTER TABLE generation ADD COLUMN quality TEXT"))
+    tracks = "CHECK (track IN ('draft', 'preview', 'final'))"
+    statuses = "CHECK (status IN ('pending review', 'approved', 'retake', 'rejected'))"
+    conn.execute(
+        text(
+            f"""
+            CREATE TABLE panel_take_new (
+                track TEXT NOT NULL {tracks},
+                episode INTEGER NOT NULL,
+                panel TEXT NOT NULL,
+                take INTEGER NOT NULL CHECK (take >= 1),
+                job_key TEXT NOT NULL,
+                status TEXT NOT NULL {statuses},
+                note TEXT,
+                created_at TIMESTAMP NOT NULL,
+                updated_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (track, episode, panel, take)
+            )
+            """
+        )
+    )
+    conn.execute(text("INSERT INTO panel_take_new SELECT * FROM panel_take"))
+    conn.execute(text("DROP TABLE panel_take"))
+    conn.execute(text("ALTER TABLE panel_take_new RENAME TO panel_take"))
+    conn.execute(
+        text(
+            f"""
+            CREATE TABLE key_inputs_new (
+                job_key TEXT NOT NULL,
+                episode INTEGER NOT NULL,
+                phase TEXT NOT NULL,
+                name TEXT NOT NULL,
+                panel TEXT,
+                track TEXT NOT NULL {tracks},
+                inputs TEXT NOT NULL,
+                at TIMESTAMP NOT NULL,
+                PRIMARY KEY (job_key, episode)
+            )
+            """
+        )
+    )
+    conn.execute(text("INSERT INTO key_inputs_new SELECT * FROM key_inputs"))
+    conn.execute(text("DROP TABLE key_inputs"))
+    conn.execute(text("ALTER TABLE key_inputs_new RENAME TO key_inputs"))
+    conn.execute(text("CREATE INDEX ix_key_inputs_job ON key_inputs (phase, name, episode, at)"))
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     m001_initial,
     m002_budget,
@@ -349,6 +401,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     m007_key_inputs,
     m008_payload_match,
     m009_rejected_takes,
+    m010_quality,
 ]
 
 

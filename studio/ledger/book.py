@@ -122,6 +122,7 @@ class Ledger:
                 run_id=limits.run_id,
                 route=route,
                 skipped=skipped[:2000] if skipped else None,
+                quality=getattr(job, "quality", None),  # preview / final, for `studio cost`
             )
             session.add(row)
             session.commit()

@@ -20,6 +20,7 @@ class Phase(StrEnum):
     MATTE = "matte"
     COMPOSITE = "composite"
     PANEL = "panel"
+    UPSCALE = "upscale"  # a panel's take brought from its generation size to the master size
     LETTER = "letter"
     CONTACT_SHEET = "contact_sheet"
 
@@ -135,6 +136,10 @@ class Job:
     # The named inputs behind `key` (studio/plan/keys.py), stored when a run makes or reuses the job
     # so that `studio plan --why` can say which of them changed since the last build.
     inputs: dict[str, Any] = field(default_factory=dict)
+    # The run's quality track: "preview", "final", or None (finished panels made directly).
+    quality: str | None = None
+    # What each of the generation's references costs (micro-USD, in its order), for `studio plan`.
+    ref_micro: tuple[int, ...] = ()
 
     def routes(self) -> tuple[Route, ...]:
         """Every way this generation may be served, in the order to try them."""
@@ -160,3 +165,6 @@ class Plan:
 
     def panel_jobs(self) -> list[Job]:
         return [job for job in self.jobs if job.phase is Phase.PANEL]
+
+    def upscale_jobs(self) -> list[Job]:
+        return [job for job in self.jobs if job.phase is Phase.UPSCALE]

@@ -15,8 +15,13 @@ What is hashed, per kind of job:
   (`GenerationSpec.key_spec`: model, prompt, negative prompt, size, seed, references by key,
   previz) and the take; a draft (`draft:draft`) also hashes `DRAFT_VERSION`, so a change to
   the previz art draws stored previz again. Paid work never depends on the draft renderer.
-- local renders (crop, pack, composite, letter, contact sheet): what the renderer reads, with
-  its renderer's version (`CROP_VERSION`, `PACK_VERSION`, ...) beside the renderer's code.
+- local renders (crop, pack, composite, upscale, letter, contact sheet): what the renderer reads,
+  with its renderer's version (`CROP_VERSION`, `PACK_VERSION`, `UPSCALE_VERSION`, ...) beside the
+  renderer's code.
+- upscale: a panel's take (made at its model's generation size) brought to the master size, by the
+  local resampler (a local render) or by an upscaler model (a generation with the take as its one
+  reference). Its key holds the take's key, so a preview approved and then finalised is upscaled,
+  never made again.
 
 In `inputs`, `refs` lists the references by role and label with their keys; `renderer` holds
 the renderer versions; `prompt`, `seed`, ... are derived from the other inputs (`DERIVED`):
@@ -39,6 +44,7 @@ from studio.render.contact import CONTACT_VERSION
 from studio.render.crop import CROP_VERSION
 from studio.render.draft_art import DRAFT_VERSION
 from studio.render.lettering import LETTER_VERSION
+from studio.render.upscale import UPSCALE_VERSION
 
 DRAFT_MODEL = "draft:draft"
 # Inputs that follow from others (the prompt from the project files, the seed from the take, the
@@ -64,6 +70,9 @@ class Target:
     model: str  # catalog id, e.g. "fal:fal-ai/flux-2/flash"; "draft:draft" for previz
     size: tuple[int, int]  # the artifact's size
     made: tuple[int, int] | None = None  # the size the model makes it at, when it cannot make `size`
+    # True: the artifact stays at `made` and an `upscale` job brings it to `size` (panels);
+    # False: the runner scales the model's image to `size` itself.
+    upscaled: bool = False
 
 
 # ---------------------------------------------------------------- generation phases
@@ -191,7 +200,35 @@ def panel_from_composite(composite: RefSpec, take: int, size: tuple[int, int]) -
     return Keyed(content_key(Phase.PANEL.value, hashed), inputs)
 
 
+def upscale_by_model(take: RefSpec, model: str, size: tuple[int, int], take_number: int) -> Keyed:
+    """A take brought to the master `size` by an upscaler model (`[models] upscale`): the take is
+    its one reference and there is no prompt; the result is fitted to `size` when it arrives."""
+    spec = GenerationSpec(
+        model=model,
+        prompt="",
+        width=size[0],
+        height=size[1],
+        seed=0,
+        refs=(take,),
+        previz={"subject": "upscale", "label": take.label},
+    )
+    return _keyed_generation(Phase.UPSCALE, {"upscaler": model}, spec, take_number)
+
+
 # ---------------------------------------------------------------- local render phases
+
+
+def upscale_locally(take: RefSpec, size: tuple[int, int]) -> Keyed:
+    """A take brought to the master `size` by the local resampler (Pillow, free)."""
+    local = {"version": UPSCALE_VERSION, "take": take.identity, "size": list(size)}
+    inputs = {
+        "refs": _refs([take]),
+        "upscaler": "local",
+        "size": list(size),
+        "renderer": {"upscale": UPSCALE_VERSION},
+    }
+    return _local(Phase.UPSCALE, local, inputs)
+
 
 
 def crop(sheet: RefSpec, part: str, box: Sequence[float]) -> Keyed:
@@ -328,7 +365,7 @@ def _generation(
     made = target.made or target.size
     spec = GenerationSpec(
         model=target.model,
-        final_size=target.size if made != target.size else None,
+        final_size=target.size if made != target.size and not target.upscaled else None,
         prompt=prompt,
         width=made[0],
         height=made[1],
@@ -337,10 +374,12 @@ def _generation(
         negative_prompt=", ".join(style.negative_prompt),
         previz=previz,
     )
-    return _keyed_generation(phase, sources, spec, take)
+    return _keyed_generation(phase, sources, spec, take, target.size)
 
 
-def _keyed_generation(phase: Phase, sources: dict[str, Any], spec: GenerationSpec, take: int) -> Keyed:
+def _keyed_generation(
+    phase: Phase, sources: dict[str, Any], spec: GenerationSpec, take: int, size: tuple[int, int] | None = None
+) -> Keyed:
     hashed: dict[str, Any] = {**spec.key_spec(), "take": take}
     drafted = spec.model == DRAFT_MODEL
     if drafted:  # previz is redrawn when the draft renderer changes; paid work never depends on it
@@ -348,7 +387,7 @@ def _keyed_generation(phase: Phase, sources: dict[str, Any], spec: GenerationSpe
     inputs = {
         **sources,
         "model": spec.model,
-        "size": list(spec.final_size or (spec.width, spec.height)),
+        "size": list(size or spec.final_size or (spec.width, spec.height)),
         "made_at": [spec.width, spec.height],
         "seed": spec.seed,
         "take": take,

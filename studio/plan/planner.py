@@ -5,23 +5,37 @@ plate per (location, time of day) used, a panel per storyboard panel, and a cont
 sheet. A panel's key includes the keys of its references, so a changed character
 description changes that character's sheet and, through it, exactly the panels that
 show that character.
+
+A panel is a take made at its model's generation size (plan/sizes.py), then an `upscale`
+job to the master size, then its letters. Where every reference is billed (fal's FLUX.2
+edit endpoints), a panel is sent only the references it needs (`references = "needed"`):
+no plate for a close shot, no generated style frame (the prompt carries the style), a
+text-to-image model for a panel without characters, and characters (with the plate) packed
+into one labelled sheet when that is cheaper. Assets nothing uses are not made.
+
+Quality (`PlanOptions.quality`): None makes finished panels directly; "preview" makes every
+panel as a small take on the cheapest model that keeps every character's reference, upscaled
+locally for review; "final" upscales each approved preview take (never made again), with the
+upscaler of `[models] upscale`.
 """
 
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from PIL import Image as PILImage
 
-from studio.catalog.catalog import Catalog, NoPrice, estimate_micro
+from studio.catalog.catalog import Catalog, NoPrice, estimate_micro, reference_micro
 from studio.core.errors import StudioError, UsageError
 from studio.core.keys import derived_seed, sha256_bytes
 from studio.core.project_files import read_project_font, read_project_image
 from studio.plan import keys
 from studio.plan.jobs import CHAIN, GenerationSpec, Job, Phase, Plan, RefSpec, Route
 from studio.plan.keys import DRAFT_MODEL, Keyed, Target
+from studio.plan.sizes import generation_size, preview_size, price_cap
 from studio.project.loader import Project
 from studio.project.models import POSITION_X, Panel, Storyboard
 from studio.render.key_colours import KEYS, choose_key
@@ -36,6 +50,8 @@ SHEET_CROPS = {"body": (0.0, 0.08, 0.2, 1.0), "face": (0.69, 0.05, 1.0, 0.5)}
 CLOSE_SHOTS = {"close-up", "extreme-close-up", "medium-close-up"}
 CUTOUT_SIZE = (768, 1280)
 PACK_PIXELS = 1_000_000
+LOCAL = "local"  # `[models] upscale`: the local resampler
+QUALITIES = ("preview", "final")
 
 
 @dataclass(frozen=True)
@@ -54,6 +70,7 @@ class PlanOptions:
     only: frozenset[str] | None = None  # panel ids; None: every panel
     takes: dict[str, TakeState] = field(default_factory=dict)  # review state: each panel's latest take
     force: bool = False  # regenerate approved panels whose inputs changed
+    quality: str | None = None  # None: finished panels directly; "preview" or "final" (see above)
 
 
 def plan_episode(project: Project, number: int, catalog: Catalog, options: PlanOptions) -> Plan:
@@ -61,6 +78,8 @@ def plan_episode(project: Project, number: int, catalog: Catalog, options: PlanO
     panels = [p for p in storyboard.panels if options.only is None or p.id in options.only]
     style = project.styles[storyboard.style]
     planner = _Planner(project, catalog, options, storyboard)
+    if options.quality == "final":
+        planner.check_approved(panels)
 
     jobs: list[Job] = []
     character_refs: dict[str, dict[str, RefSpec]] = {}
@@ -85,17 +104,35 @@ def plan_episode(project: Project, number: int, catalog: Catalog, options: PlanO
     for place in sorted({(p.location, p.time) for p in panels}):
         plates[place] = planner.location_plate(*place)
         jobs.append(plates[place])
-    panel_jobs = []
+    panel_jobs, upscale_jobs = [], []
     for panel in panels:
-        *support, final = planner.panel(panel, character_refs, style_ref, plates[(panel.location, panel.time)])
+        *support, made = planner.panel(panel, character_refs, style_ref, plates[(panel.location, panel.time)])
         jobs.extend(support)
-        panel_jobs.append(final)
-    letter_jobs = [planner.letter(panel, raw) for panel, raw in zip(panels, panel_jobs, strict=True)]
+        panel_jobs.append(made)
+        upscale_jobs.append(planner.upscale(panel, made))
+    letter_jobs = [planner.letter(panel, raw) for panel, raw in zip(panels, upscale_jobs, strict=True)]
     jobs.extend(panel_jobs)
+    jobs.extend(upscale_jobs)
     jobs.extend(letter_jobs)
     if options.only is None:  # a partial run leaves the episode's contact sheet as it was
-        jobs.append(planner.contact_sheet(panel_jobs, letter_jobs, style.name))
-    return Plan(episode=number, jobs=jobs)
+        jobs.append(planner.contact_sheet(panel_jobs, upscale_jobs, letter_jobs, style.name))
+    return Plan(episode=number, jobs=_needed(jobs))
+
+
+def _needed(jobs: list[Job]) -> list[Job]:
+    """The jobs the episode's lettered panels and contact sheet depend on, in order: a plate no
+    panel is sent, a style frame the prompts carry, or the assets behind an approved take kept
+    as it is, are not made."""
+    by_key = {job.key: job for job in jobs}
+    wanted: set[str] = set()
+    stack = [job.key for job in jobs if job.phase in (Phase.LETTER, Phase.CONTACT_SHEET)]
+    while stack:
+        key = stack.pop()
+        if key in wanted or key not in by_key:
+            continue
+        wanted.add(key)
+        stack.extend(by_key[key].deps)
+    return [job for job in jobs if job.key in wanted]
 
 
 def _characters_in(panels: list[Panel]) -> list[str]:
@@ -198,6 +235,9 @@ class _Planner:
         state = self.options.takes.get(panel.id)
         take = state.take + 1 if state is not None and state.status == RETAKE else (state.take if state else 1)
         jobs = self._panel_take(inputs, take)
+        if self.options.quality == "final":
+            assert state is not None  # check_approved said so
+            return [self._approved_take(jobs[-1], state.job_key)]
         if state is None or state.status == RETAKE or jobs[-1].key == state.job_key:
             return jobs
         if state.status == APPROVED and not self.options.force:
@@ -207,25 +247,123 @@ class _Planner:
         # Inputs changed since this take was made: a new take, never an overwrite.
         return self._panel_take(inputs, state.take + 1)
 
-    def strategy(self, panel: Panel, count: int) -> str:
-        """direct when every reference fits; else packed (one labelled sheet of the characters):
-        the cheapest way that keeps every character's own reference. composite only when asked."""
-        mode = panel.multi_character or self.config.multi_character
-        if mode != "auto":
-            return mode
-        limit = self._ref_limit(panel)
-        return "direct" if count + 2 <= limit or count <= 1 else "packed"
+    def check_approved(self, panels: list[Panel]) -> None:
+        """`--quality final` upscales approved previews: every panel it is asked for must have one."""
+        missing = [
+            p.id for p in panels if (s := self.options.takes.get(p.id)) is None or s.status != APPROVED
+        ]
+        if missing:
+            n = self.storyboard.episode
+            raise UsageError(
+                f"--quality final finishes approved previews, and episode {n} has none for {', '.join(missing)}: "
+                f"make them with 'studio run episode {n} --quality preview', approve them with "
+                f"'studio approve {n} {missing[0]} … --quality preview', or leave them out with --only"
+            )
 
-    def _ref_limit(self, panel: Panel) -> int:
+    def _approved_take(self, planned: Job, approved_key: str) -> Job:
+        """The approved preview take as it was made: read from the store, never generated again
+        (a local job whose renderer refuses to make it), even if its inputs changed since."""
+        made = _made_size(planned)
+        return replace(
+            planned,
+            key=approved_key,
+            generation=None,
+            fallbacks=(),
+            deps=(),
+            local={"approved_take": approved_key, "made_at": list(made), "model": planned.paid_model_label},
+            frozen_stale=planned.key != approved_key,
+            inputs=planned.inputs if planned.key == approved_key else {},
+            estimate_micro=0,
+        )
+
+    def _ref_limit(self, models: tuple[str, ...]) -> int:
         """The paid models' limit decides, also when drafting: the draft previews the real strategy.
 
         With a fallback chain the smallest limit in it decides, so whichever entry serves the panel
         gets every character's reference (trimming one would let that character drift off-model).
         """
-        models = self._paid_chain(Phase.PANEL, panel.model)
-        if self.options.provider != "draft":
-            models = self._run_chain(Phase.PANEL, panel.model)
         return min(self.catalog.get(model).max_refs for model in models)
+
+    def _choose_references(
+        self, inputs: _PanelInputs, models: tuple[str, ...]
+    ) -> tuple[str, list[RefSpec], list[RefSpec]]:
+        """(strategy, references, what goes into the pack) for a panel on these models.
+
+        Where references are billed and `references = "needed"`: the plate only for shots that show
+        the place (not close shots), the style frame only when it is the user's own image (a generated
+        one says what the prompt says), none at all without characters (text-to-image). `auto` then
+        takes the cheapest of direct (each character its own reference) and packed (the characters,
+        and the plate, in one labelled sheet) that fits the models' reference limit; a tie goes to
+        direct. Every character's reference is kept either way."""
+        panel, characters = inputs.panel, inputs.characters
+        limit = self._ref_limit(models)
+        entry = self.catalog.get(models[0])
+        billed = any(reference_micro(self.catalog.get(m), PACK_PIXELS) > 0 for m in models)
+        economical = billed and self.config.references == "needed"
+        plate_wanted = not economical or (bool(characters) and panel.shot not in CLOSE_SHOTS)
+        style_wanted = not economical or inputs.style.file is not None
+        extras = [r for r, wanted in ((inputs.location, plate_wanted), (inputs.style, style_wanted)) if wanted]
+        mode = panel.multi_character or self.config.multi_character
+        if mode == "composite":
+            return "composite", [], []
+        direct = [*characters, *extras]
+        packed_in = [*characters, *([inputs.location] if economical and plate_wanted else [])]
+        pack = RefSpec("pack", "characters", pixels=PACK_PIXELS)  # stands in for the pack job while choosing
+        packed = [pack, *(r for r in extras if not (economical and r is inputs.location))]
+        if mode == "direct" or not characters:
+            return "direct", direct, []
+        if mode == "packed":
+            return "packed", packed, packed_in
+        fits = {name: refs for name, refs in (("direct", direct), ("packed", packed)) if len(refs) <= limit}
+        if "direct" in fits and not economical:  # every reference as it is, packed only when the limit says so
+            return "direct", direct, []
+        if not fits:  # neither fits: as before, one character goes direct (trimmed), several are packed
+            return ("direct", direct, []) if len(characters) <= 1 else ("packed", packed, packed_in)
+
+        def cost(refs: list[RefSpec]) -> int:
+            return sum(reference_micro(entry, r.pixels) for r in refs)
+
+        best = min(fits, key=lambda name: (cost(fits[name]), name != "direct"))
+        return (best, fits[best], packed_in if best == "packed" else [])
+
+    def _text_model(self, model: str) -> str | None:
+        """The text-to-image sibling of an edit model (`…/edit` without it), for a panel sent no reference."""
+        if model == DRAFT_MODEL:
+            return model
+        provider, name = model.split(":", 1)
+        if not name.endswith("/edit"):
+            return None
+        sibling = f"{provider}:{name.removesuffix('/edit')}"
+        entry = self.catalog.entries.get(sibling)
+        return sibling if entry is not None and entry.kind == "text-to-image" and entry.price is not None else None
+
+    def _panel_chains(self, panel: Panel) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(the models this run may make the panel with, the paid models it is estimated on)."""
+        if self.options.quality in QUALITIES:
+            paid: tuple[str, ...] = (self.preview_model(),)
+            return ((DRAFT_MODEL,) if self.options.provider == "draft" else paid), paid
+        return self._run_chain(Phase.PANEL, panel.model), self._paid_chain(Phase.PANEL, panel.model)
+
+    def preview_model(self) -> str:
+        """`[models] preview`, else the cheapest priced edit model of the run's provider that keeps
+        every character's reference (one packed sheet at least); ties go to the better model."""
+        if self.config.models.preview:
+            return self.catalog.resolve(self.config.models.preview) or self.config.models.preview
+        provider = self.options.provider
+        primary = self._paid_chain(Phase.PANEL, None)[0]
+        if provider in ("draft", CHAIN):
+            provider = primary.split(":", 1)[0]
+        found = []
+        for model_id, entry in self.catalog.entries.items():
+            if entry.provider != provider or entry.kind != "edit" or entry.price is None or entry.max_refs < 1:
+                continue
+            if getattr(entry, "retired", None):
+                continue
+            size = preview_size(entry, (1600, 2000))
+            found.append((estimate_micro(entry, model_id, *size, [PACK_PIXELS]), -entry.quality, model_id))
+        if not found:
+            return primary
+        return min(found)[2]
 
     def _panel_take(self, inputs: _PanelInputs, take: int) -> list[Job]:
         panel = inputs.panel
@@ -244,22 +382,31 @@ class _Planner:
             "angle": panel.angle,
             "figures": inputs.figures,
         }
-        strategy = self.strategy(panel, len(inputs.characters))
-        limit = self._ref_limit(panel)
+        run_chain, paid_chain = self._panel_chains(panel)
+        strategy, refs, packed_in = self._choose_references(inputs, paid_chain)
+        limit = self._ref_limit(paid_chain)
         support: list[Job] = []
         if strategy == "packed":
-            pack = self._pack(panel, inputs.characters)
+            pack = self._pack(panel, packed_in)
             support.append(pack)
-            refs = [RefSpec("pack", "characters", job_key=pack.key, pixels=PACK_PIXELS), inputs.location, inputs.style]
-            previz["pack"] = [ref.label for ref in inputs.characters]
+            sheet = RefSpec("pack", "characters", job_key=pack.key, pixels=PACK_PIXELS)
+            refs = [sheet if r.role == "pack" else r for r in refs]
+            previz["pack"] = [ref.label for ref in packed_in if ref.role == "character"]
         elif strategy == "composite":
             support = self._composite(inputs, take, seed)
-            refs = [RefSpec("composite", panel.id, job_key=support[-1].key, pixels=_pixels(inputs.size)), inputs.style]
+            refs = [RefSpec("composite", panel.id, job_key=support[-1].key, pixels=_pixels(inputs.size))]
+            if inputs.style.file is not None or self.config.references == "all" or not self._billed(paid_chain):
+                refs.append(inputs.style)
             previz = {"subject": "harmonise", "label": label}
-        else:
-            refs = [*inputs.characters, inputs.location, inputs.style]
+        elif not refs:  # nothing it needs is billed-worthy: text-to-image, where the model has a sibling for it
+            text = (tuple(self._text_model(m) for m in run_chain), tuple(self._text_model(m) for m in paid_chain))
+            if all(text[0]) and all(text[1]):
+                run_chain, paid_chain = text  # type: ignore[assignment]
+                strategy = "text"
+            else:
+                refs = [inputs.location]
         folder = f"build/episodes/ep{episode:03d}"
-        raw_path = f"{folder}/raw/{panel.id}_t{take}.png"
+        made_path = f"{folder}/generated/{panel.id}_t{take}.png"
         if strategy == "composite" and not self.config.harmonise:
             # No edit pass: the composite itself is the take (free, local).
             composite = support[-1]
@@ -268,11 +415,12 @@ class _Planner:
                 composite,
                 phase=Phase.PANEL,
                 name=panel.id,
-                outputs={"image": raw_path},
+                outputs={"image": made_path},
                 strategy=strategy,
                 key=keyed.key,
                 local={**composite.local, "figures": inputs.figures, "size": list(inputs.size)},
                 inputs=keyed.inputs,
+                quality=self.options.quality,
             )
             return [*support[:-1], final]
         keyed = keys.panel(
@@ -280,10 +428,10 @@ class _Planner:
             {m.id: self.project.characters[m.id] for m in panel.characters},
             self.project.locations[panel.location],
             self.style,
-            self._target(Phase.PANEL, inputs.size, panel.model),
+            self._panel_target(run_chain, paid_chain, inputs.size),
             seed,
             take,
-            tuple(refs[: max(limit, 1)]),
+            tuple(refs[: max(limit, 1)]) if strategy != "text" else (),
             inputs.figures,
             previz,
             strategy,
@@ -292,16 +440,94 @@ class _Planner:
             Phase.PANEL,
             panel.id,
             keyed,
-            outputs={"image": raw_path},
+            outputs={"image": made_path},
             panel=panel.id,
             strategy=strategy,
-            model_override=panel.model,
             take=take,
+            chains=(run_chain, paid_chain),
         )
         return [*support, final]
 
+    def _billed(self, models: tuple[str, ...]) -> bool:
+        return any(reference_micro(self.catalog.get(m), PACK_PIXELS) > 0 for m in models)
+
+    def _panel_target(self, run_chain: tuple[str, ...], paid_chain: tuple[str, ...], size: tuple[int, int]) -> Target:
+        """A panel is made at the size its (paid) model prices best, and upscaled to `size` after."""
+        entry = self.catalog.get(paid_chain[0])
+        if self.options.quality in QUALITIES:
+            made = preview_size(entry, size)
+        else:
+            made = generation_size(entry, size, price_cap(entry))
+        return Target(run_chain[0], size, made, upscaled=True)
+
+    def upscale(self, panel: Panel, made: Job) -> Job:
+        """The take brought to the master size: by the local resampler (previews always, and by
+        default), or by the upscaler model `[models] upscale` names (a paid generation)."""
+        size = (self.config.master_width, _multiple_of_16(self.config.master_width * panel.height))
+        made_size = _made_size(made)
+        take_ref = RefSpec("take", panel.id, job_key=made.key, pixels=_pixels(made_size))
+        folder = f"build/episodes/ep{self.storyboard.episode:03d}"
+        upscaler = self.upscaler()
+        common = {
+            "phase": Phase.UPSCALE,
+            "name": panel.id,
+            "outputs": {"image": f"{folder}/raw/{panel.id}_t{made.take}.png"},
+            "deps": (made.key,),
+            "episode": self.storyboard.episode,
+            "panel": panel.id,
+            "take": made.take,
+            "quality": self.options.quality,
+        }
+        provider = self.options.provider
+        if upscaler == LOCAL or provider == "draft":
+            keyed = keys.upscale_locally(take_ref, size)
+            estimate = self._upscale_estimate(upscaler, made_size, size) if upscaler != LOCAL else None
+            return Job(
+                key=keyed.key,
+                local=keyed.local or {},
+                inputs=keyed.inputs,
+                estimate_model=None if upscaler == LOCAL else upscaler,
+                estimate_micro=estimate,
+                **common,  # type: ignore[arg-type]
+            )
+        keyed = keys.upscale_by_model(take_ref, upscaler, size, made.take)
+        assert keyed.spec is not None
+        return Job(
+            key=keyed.key,
+            generation=keyed.spec,
+            inputs=keyed.inputs,
+            estimate_model=upscaler,
+            estimate_micro=self._upscale_estimate(upscaler, made_size, size),
+            **common,  # type: ignore[arg-type]
+        )
+
+    def upscaler(self) -> str:
+        """What this run upscales with: "local", or the catalog id of `[models] upscale`. Previews are
+        upscaled locally (free); a run on another provider than the upscaler's upscales locally too
+        (studio never sends work to a provider you did not choose for the run)."""
+        configured = self.config.models.upscale
+        if configured == LOCAL or self.options.quality == "preview":
+            return LOCAL
+        model = self.catalog.resolve(configured) or configured
+        provider = self.options.provider
+        if provider not in ("draft", CHAIN) and self.catalog.get(model).provider != provider:
+            return LOCAL
+        return model
+
+    def _upscale_estimate(self, model: str, made: tuple[int, int], size: tuple[int, int]) -> int | None:
+        try:
+            return upscale_micro(self.catalog, model, made, size)
+        except NoPrice:
+            if self.options.provider != "draft":
+                raise
+            return None
+
     def _pack(self, panel: Panel, characters: list[RefSpec]) -> Job:
-        keyed = keys.pack(characters, [self.project.characters[r.label].name for r in characters])
+        """One labelled sheet of the panel's characters (and, packed for cost, its location plate)."""
+        location = self.project.locations[panel.location]
+        setting = f"Setting: {location.name}, {panel.time}"
+        names = [self.project.characters[r.label].name if r.role == "character" else setting for r in characters]
+        keyed = keys.pack(characters, names)
         folder = f"build/episodes/ep{self.storyboard.episode:03d}"
         return Job(
             key=keyed.key,
@@ -439,8 +665,11 @@ class _Planner:
         """The project's own lettering fonts: name -> (absolute path, content hash)."""
         return self.fonts
 
-    def contact_sheet(self, panel_jobs: list[Job], letter_jobs: list[Job], style_name: str) -> Job:
-        """Review state and costs are filled in when it runs (see run/local_jobs.py): they change after planning."""
+    def contact_sheet(
+        self, panel_jobs: list[Job], upscale_jobs: list[Job], letter_jobs: list[Job], style_name: str
+    ) -> Job:
+        """Review state and costs are filled in when it runs (see run/local_jobs.py): they change after planning.
+        Each cell names the model that made the take and what upscaled it, and prices both."""
         storyboard = self.storyboard
         panels = {p.id: p for p in storyboard.panels}
         cells = [
@@ -449,21 +678,21 @@ class _Planner:
                 "panel_key": letter.key,
                 "characters": [self.project.characters[m.id].name for m in panels[raw.name].characters],
                 "shot": panels[raw.name].shot,
-                "model": raw.paid_model_label,
+                "model": f"{raw.local.get('model') or raw.paid_model_label}, {_upscale_label(up)}",
                 "strategy": raw.strategy or "",
-                "estimate_micro": raw.estimate_micro or 0,
+                "estimate_micro": (raw.estimate_micro or 0) + (up.estimate_micro or 0),
                 "take": raw.take,
                 "earlier_takes": [f"raw/{raw.name}_t{t}.png" for t in range(1, raw.take)],
                 "note": panels[raw.name].notes or "",
             }
-            for raw, letter in zip(panel_jobs, letter_jobs, strict=True)
+            for raw, up, letter in zip(panel_jobs, upscale_jobs, letter_jobs, strict=True)
         ]
         header = {
             "project_title": self.config.title,
             "episode": storyboard.episode,
             "episode_title": storyboard.title,
             "style": style_name,
-            "track": "draft" if self.options.provider == "draft" else "final",
+            "track": "draft" if self.options.provider == "draft" else (self.options.quality or "final"),
             "target_per_panel_micro": _target_micro(self.config.target_cost_per_panel),
         }
         keyed = keys.contact_sheet(header, cells)
@@ -513,13 +742,12 @@ class _Planner:
     def _run_model(self, phase: Phase, override: str | None) -> str:
         return self._run_chain(phase, override)[0]
 
-    def _fallbacks(self, phase: Phase, spec: GenerationSpec, override: str | None) -> tuple[Route, ...]:
-        """The same request as each later model in the chain takes it: its size limit, its references."""
+    def _chain_routes(self, chain: tuple[str, ...], spec: GenerationSpec) -> tuple[Route, ...]:
         routes = []
-        for model in self._run_chain(phase, override)[1:]:
+        for model in chain[1:]:
             entry = self.catalog.get(model)
             size = spec.final_size or (spec.width, spec.height)
-            made = entry.fit(*size)
+            made = generation_size(entry, size, price_cap(entry))
             refs = spec.refs[: entry.max_refs]
             alternative = replace(
                 spec, model=model, width=made[0], height=made[1], refs=refs, final_size=size if made != size else None
@@ -529,9 +757,15 @@ class _Planner:
         return tuple(routes)
 
     def _target(self, phase: Phase, size: tuple[int, int], override: str | None = None) -> Target:
-        """The model this run makes the phase's image with, and the size that model can make."""
+        """The model this run makes the phase's image with, and the size it is made at: the size the
+        paid model prices best within its limits (a draft is drawn at the paid model's size). Sheets,
+        style frames and plates are references (resized to 1 MP by the providers anyway): they stay at
+        that size. Cutouts are scaled to `size` for compositing."""
         model = self._run_model(phase, override)
-        made = self.catalog.get(model).fit(*size) if model != DRAFT_MODEL else size
+        entry = self.catalog.get(model if model != DRAFT_MODEL else self._paid_model(phase, override))
+        made = generation_size(entry, size, price_cap(entry))
+        if phase in (Phase.CHARACTER_SHEET, Phase.STYLE_FRAME, Phase.LOCATION_PLATE):
+            return Target(model, made)
         return Target(model, size, made)
 
     def _job(
@@ -544,10 +778,16 @@ class _Planner:
         strategy: str | None = None,
         model_override: str | None = None,
         take: int = 1,
+        chains: tuple[tuple[str, ...], tuple[str, ...]] | None = None,
     ) -> Job:
+        """A generation job; `chains`: (run chain, paid chain) when not the phase's own (panels)."""
         spec = keyed.spec
         assert spec is not None
-        estimate_model = spec.model if spec.model != DRAFT_MODEL else self._paid_model(phase, model_override)
+        run_chain, paid_chain = chains or (
+            self._run_chain(phase, model_override),
+            self._paid_chain(phase, model_override),
+        )
+        estimate_model = spec.model if spec.model != DRAFT_MODEL else paid_chain[0]
         self.catalog.get(estimate_model)  # an unknown model is an error even in a draft run
         entry = self.catalog.get(spec.model if spec.model != DRAFT_MODEL else estimate_model)
         try:
@@ -571,8 +811,10 @@ class _Planner:
             estimate_micro=estimate,
             strategy=strategy,
             take=take,
-            fallbacks=self._fallbacks(phase, spec, model_override) if spec.model != DRAFT_MODEL else (),
+            fallbacks=self._chain_routes(run_chain, spec) if spec.model != DRAFT_MODEL else (),
             inputs=keyed.inputs,
+            quality=self.options.quality,
+            ref_micro=tuple(reference_micro(entry, r.pixels) for r in spec.refs),
         )
 
 
@@ -596,6 +838,46 @@ def panel_staging(project: Project, panel: Panel) -> list[dict]:
 def _model_phase(phase: Phase) -> Phase:
     """Cutouts are one character drawn from its references: the panel model makes them."""
     return Phase.PANEL if phase is Phase.CUTOUT else phase
+
+
+def preview_model(project: Project, catalog: Catalog, provider: str) -> str:
+    """The model `--quality preview` makes panels with on this provider (see `_Planner.preview_model`)."""
+    storyboard = project.episode(min(project.episodes))
+    return _Planner(project, catalog, PlanOptions(provider=provider, quality="preview"), storyboard).preview_model()
+
+
+def upscale_micro(catalog: Catalog, model: str, made: tuple[int, int], size: tuple[int, int]) -> int:
+    """An upscaler's price for a take made at `made` brought to `size`: its output is the take times a
+    whole factor (at least the master size), so the estimate never undershoots the factor it uses."""
+    if model == LOCAL:
+        return 0
+    entry = catalog.get(model)
+    factor = max(2, math.ceil(max(size[0] / made[0], size[1] / made[1])))
+    max_scale = getattr(entry, "max_scale", None)
+    if max_scale:
+        factor = max(1, min(factor, int(max_scale)))
+    out = (max(size[0], made[0] * factor), max(size[1], made[1] * factor))
+    return estimate_micro(entry, model, out[0], out[1], [_pixels(made)])
+
+
+def made_size(job: Job) -> tuple[int, int]:
+    return _made_size(job)
+
+
+def _made_size(job: Job) -> tuple[int, int]:
+    """The size a take was made at: its request's, or (a composite, an approved take) its own record."""
+    if job.generation is not None:
+        return job.generation.width, job.generation.height
+    made = job.local.get("made_at") or job.local.get("size")
+    return (int(made[0]), int(made[1]))
+
+
+def _upscale_label(job: Job) -> str:
+    if job.generation is not None:
+        return f"upscaled by {job.generation.model.split(':', 1)[1]}"
+    if job.estimate_model:
+        return f"upscale: local (est. {job.estimate_model.split(':', 1)[1]})"
+    return "upscaled locally"
 
 
 def _multiple_of_16(value: float) -> int:

@@ -210,6 +210,12 @@ class ModelsConfig(Strict):
     panel: str | ModelChain = "fal:fal-ai/flux-2/flash/edit"
     # Optional: remove cutouts' backgrounds with this model instead of keying them locally.
     background_removal: str | None = None
+    # What brings a panel from its generation size to the master size: "local" (free, Pillow
+    # LANCZOS) or an upscaler model of the catalog (kind upscale), e.g. "fal:fal-ai/seedvr/upscale/image".
+    upscale: str = "local"
+    # `--quality preview` panels: this model; default the cheapest priced edit model of the run's
+    # provider that keeps every character's reference.
+    preview: str | None = None
     fallback_on_rejection: bool = Field(
         False, description="Also move down a chain when a provider refuses the content (off: a refusal is final)."
     )
@@ -263,6 +269,12 @@ class StudioConfig(Strict):
     models: ModelsConfig = ModelsConfig()
     multi_character: Literal["auto", "direct", "packed", "composite"] = "auto"
     harmonise: bool = Field(True, description="Composite panels get one edit pass over the composite (paid).")
+    references: Literal["needed", "all"] = Field(
+        "needed",
+        description="Where each reference is billed: 'needed' sends only what a panel needs (no plate for a "
+        "close shot, no generated style frame the prompt already carries, text-to-image without characters, "
+        "characters and plate packed into one sheet when cheaper); 'all' sends every reference.",
+    )
     lint: dict[str, Any] = Field(default_factory=dict, description="Storyboard lint thresholds and disabled rules.")
     fonts: FontsConfig = FontsConfig()
     catalog: CatalogConfig = CatalogConfig()

@@ -22,8 +22,12 @@ RETAKE = "retake"
 REJECTED = "rejected"
 
 
-def track_of(provider: str) -> str:
-    return "draft" if provider == "draft" else "final"
+def track_of(provider: str, quality: str | None = None) -> str:
+    """Which takes a run reviews: draft previz; paid previews (`--quality preview`, which `--quality
+    final` finishes once approved); or paid panels made directly."""
+    if provider == "draft":
+        return "draft"
+    return "preview" if quality in ("preview", "final") else "final"
 
 
 @dataclass(frozen=True)

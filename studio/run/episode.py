@@ -45,6 +45,7 @@ class RunOptions:
     resubmit_expired: bool = False
     retry_rejected: bool = False
     force: bool = False
+    quality: str | None = None  # "preview", "final" (finish the approved previews), None: finished panels
 
 
 def make_plan(
@@ -54,13 +55,16 @@ def make_plan(
     only: frozenset[str] | None = None,
     engine: Engine | None = None,
     force: bool = False,
+    quality: str | None = None,
 ) -> Plan:
-    """The episode's jobs; with the ledger, retakes and approved (frozen) panels are honoured."""
-    takes = Reviews(engine, track_of(provider)).latest(number) if engine is not None else {}
-    options = PlanOptions(provider=provider, only=only, takes=takes, force=force)
+    """The episode's jobs; with the ledger, retakes and approved (frozen) panels are honoured
+    (with `quality`, those of the preview takes: `final` finishes the approved ones)."""
+    track = track_of(provider, quality)
+    takes = Reviews(engine, track).latest(number) if engine is not None else {}
+    options = PlanOptions(provider=provider, only=only, takes=takes, force=force, quality=quality)
     plan = plan_episode(project, number, project_catalog(project), options)
     if engine is not None:  # so `studio plan` shows the contact sheet as the run will key it
-        prepare = contact_preparer(engine, track_of(provider))
+        prepare = contact_preparer(engine, track)
         plan.jobs = [prepare(job) if job.phase is Phase.CONTACT_SHEET else job for job in plan.jobs]
     return plan
 
@@ -96,9 +100,9 @@ def _run_locked(project: Project, number: int, provider_name: str, options: RunO
         sweep_stale_temps(folder)
     cpu_pool = _cpu_pool()
     try:
-        plan = make_plan(project, number, provider_name, options.only, engine, options.force)
+        plan = make_plan(project, number, provider_name, options.only, engine, options.force, options.quality)
         pool = provider_pool(project, plan, provider_name, options, built)
-        track = track_of(provider_name)
+        track = track_of(provider_name, options.quality)
         reviews = Reviews(engine, track)
         store = ArtifactStore(project.state_dir, engine)
         store.expect(plan.jobs, track)  # each job's key inputs are stored with it, for `studio plan --why`
@@ -120,7 +124,8 @@ def _run_locked(project: Project, number: int, provider_name: str, options: RunO
             resubmit_expired=options.resubmit_expired,
             retry_rejected=options.retry_rejected,
             prepare={Phase.CONTACT_SHEET: _expecting(store, track, contact_preparer(engine, track))},
-            after_job=lambda job: _record_take(reviews, job),
+            # A final finishes approved previews: it makes no take of its own to review.
+            after_job=(lambda job: None) if options.quality == "final" else (lambda job: _record_take(reviews, job)),
             **_unknown_outcomes(pool),
             after_rejected=lambda job, reason: _record_rejected(reviews, job, reason),
             cpu_pool=cpu_pool,

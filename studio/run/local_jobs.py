@@ -18,6 +18,7 @@ from studio.plan.jobs import Job, Phase
 from studio.render.composite import compose, pack
 from studio.render.contact import ContactCell, ContactHeader, render_contact_html, render_contact_png
 from studio.render.crop import crop
+from studio.render.upscale import upscale
 from studio.review.takes import TODO, Reviews
 from studio.run.runner import LocalRenderer
 from studio.run.store import StoredObject
@@ -74,6 +75,24 @@ def pack_references(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tupl
     return {"image": (pack(references), "image/png")}
 
 
+def upscale_take(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[bytes, str]]:
+    """A take brought to the master size by the local resampler."""
+    (take,) = inputs.values()
+    width, height = job.local["size"]
+    return {"image": (upscale(Path(take.path), (width, height)), "image/png")}
+
+
+def panel_take(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[bytes, str]]:
+    """A local panel: a composite taken as it is. An approved preview (`--quality final`) is only
+    ever read from the store: if it is missing, it is not made again from scratch."""
+    if "approved_take" in job.local:
+        raise ValueError(
+            f"the approved preview take of {job.name} is missing from .studio/objects; it is never made again "
+            f"from scratch: run '--quality preview' and approve the new take"
+        )
+    return composite_panel(job, inputs)
+
+
 def composite_panel(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[bytes, str]]:
     spec = job.local
     plate = Path(inputs[spec["plate"]].path)
@@ -117,7 +136,8 @@ def render_contact_sheet(job: Job, panels: dict[str, StoredObject]) -> dict[str,
 
 
 def contact_preparer(engine: Engine, track: str):  # type: ignore[no-untyped-def]
-    """Fill in review status, review notes and money as they are when the sheet is drawn."""
+    """Fill in review status, review notes and money as they are when the sheet is drawn
+    (`track`: the review track, draft, preview or final; money spent on the panel and its upscale)."""
 
     def prepare(job: Job) -> Job:
         episode = job.local["episode"]
@@ -127,7 +147,7 @@ def contact_preparer(engine: Engine, track: str):  # type: ignore[no-untyped-def
         for cell in job.local["cells"]:
             state = latest.get(cell["panel_id"])
             note = state.note if state is not None and state.note else cell["note"]
-            cost = spent.get(cell["panel_id"], cell["estimate_micro"]) if track == "final" else cell["estimate_micro"]
+            cost = spent.get(cell["panel_id"], cell["estimate_micro"]) if track != "draft" else cell["estimate_micro"]
             cells.append(
                 {**cell, "status": state.status if state is not None else TODO, "note": note, "cost_micro": cost}
             )
@@ -138,11 +158,11 @@ def contact_preparer(engine: Engine, track: str):  # type: ignore[no-untyped-def
 
 
 def _spent_per_panel(engine: Engine, episode: int, track: str) -> dict[str, int]:
-    """Everything paid for each panel, every take and failure included."""
+    """Everything paid for each panel and its upscale, every take and failure included."""
     with Session(engine) as session:
         rows = session.exec(
             select(Generation.panel, Generation.actual_micro, Generation.provider)
-            .where(Generation.episode == episode, Generation.phase == "panel")
+            .where(Generation.episode == episode, col(Generation.phase).in_(("panel", "upscale")))
             .where(col(Generation.status).in_(("completed", "failed")))
         ).all()
     spent: dict[str, int] = {}
@@ -153,7 +173,8 @@ def _spent_per_panel(engine: Engine, episode: int, track: str) -> dict[str, int]
 
 
 LOCAL_RENDERERS: dict[Phase, LocalRenderer] = {
-    Phase.PANEL: composite_panel,  # a composite panel taken as it is (harmonise = false)
+    Phase.PANEL: panel_take,  # a composite panel taken as it is (harmonise = false)
+    Phase.UPSCALE: upscale_take,
     Phase.CROP: crop_sheet,
     Phase.PACK: pack_references,
     Phase.COMPOSITE: composite_panel,

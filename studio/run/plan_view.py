@@ -43,9 +43,21 @@ def plan_rows(
             "depends_on": list(job.deps),
         }
         if job.generation is not None:
-            row["references"] = [{"role": r.role, "label": r.label} for r in job.generation.refs]
-        elif job.phase is Phase.PANEL:  # a composite taken as it is: its inputs are its cutouts
-            row["references"] = [{"role": "composite", "label": job.name}]
+            costs = job.ref_micro or (0,) * len(job.generation.refs)
+            row["references"] = [
+                {"role": r.role, "label": r.label, "micro": micro}
+                for r, micro in zip(job.generation.refs, costs, strict=False)
+            ]
+            row["made_at"] = [job.generation.width, job.generation.height]
+        elif job.phase is Phase.PANEL:  # a composite taken as it is, or an approved preview kept as it is
+            row["references"] = [{"role": "composite", "label": job.name, "micro": 0}]
+            if "made_at" in job.local:
+                row["references"] = []
+                row["made_at"] = list(job.local["made_at"])
+        if job.quality is not None:
+            row["quality"] = job.quality
+        if job.phase is Phase.UPSCALE:
+            row["panel"] = job.panel
         if job.phase is Phase.PANEL and job.panel is not None:
             panel = panels[job.panel]
             row |= {
