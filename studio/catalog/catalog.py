@@ -25,23 +25,28 @@ PIXELS_PER_MP = 1_000_000
 REF_MAX_PIXELS = 1_000_000
 
 
+# Bounds that keep every estimate an ordinary integer of micro-USD (no price is near them).
+MAX_USD = 10_000
+MAX_FACTOR = 100_000
+
+
 class PriceRule(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # a price is a finite amount
 
     rule: Literal["per_image", "per_request", "per_megapixel", "first_mp_plus_extra", "per_compute_second"]
-    usd: Annotated[float, Field(ge=0)]
-    extra_mp_usd: Annotated[float, Field(ge=0)] = 0.0
+    usd: Annotated[float, Field(ge=0, le=MAX_USD)]
+    extra_mp_usd: Annotated[float, Field(ge=0, le=MAX_USD)] = 0.0
     input_mp: bool = False
-    min_ref_mp: Annotated[float, Field(ge=0)] = 0.0
+    min_ref_mp: Annotated[float, Field(ge=0, le=MAX_FACTOR)] = 0.0
     # How billed inputs are counted, from the price page: each first resized to `input_resize_mp`
     # megapixels when the provider does so (fal FLUX.2 edit: every reference becomes 1 MP, and is
     # billed as 1 MP whatever its size), then rounded up per image or on their sum.
-    input_resize_mp: Annotated[float, Field(gt=0)] | None = None
+    input_resize_mp: Annotated[float, Field(gt=0, le=MAX_FACTOR)] | None = None
     input_rounding: Literal["per_image", "total"] = "per_image"
     # per_compute_second: the provider bills GPU time, which nobody publishes per image. The estimate
     # is a bound: max(min_seconds, seconds_per_mp x started output MP) seconds, rounded up.
-    seconds_per_mp: Annotated[float, Field(ge=0)] = 0.0
-    min_seconds: Annotated[float, Field(ge=0)] = 0.0
+    seconds_per_mp: Annotated[float, Field(ge=0, le=MAX_FACTOR)] = 0.0
+    min_seconds: Annotated[float, Field(ge=0, le=MAX_FACTOR)] = 0.0
     source: str
     date: str
 
@@ -58,7 +63,7 @@ class InputMapping(BaseModel):
 
 
 class CatalogEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     provider: str
     endpoint: str

@@ -106,10 +106,17 @@ def last_resort(exc: BaseException) -> None:
     )
 
 
-def parse_ids(value: str | None) -> frozenset[str] | None:
-    if not value:
+def parse_ids(value: str | None, option: str = "--only") -> frozenset[str] | None:
+    """Comma-separated panel ids; None when the option is not given. Given but empty is an error:
+    it must not silently mean the whole episode."""
+    from studio.core.errors import UsageError
+
+    if value is None:
         return None
-    return frozenset(part.strip() for part in value.split(",") if part.strip())
+    ids = frozenset(part.strip() for part in value.split(",") if part.strip())
+    if not ids:
+        raise UsageError(f"{option}: give panel ids, e.g. p001,p004 (an empty list is not the whole episode)")
+    return ids
 
 
 def parse_usd(value: str, option: str) -> int:

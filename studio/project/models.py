@@ -25,7 +25,8 @@ MAX_EPISODE = 9_999
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True)
+    # Numbers read from files are finite: inf and nan are valid TOML and YAML, never valid settings.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True, allow_inf_nan=False)
 
 
 class Shot(StrEnum):

@@ -44,6 +44,12 @@ def api_key(provider: str) -> str:
     key = os.environ.get(KEY_VARIABLES[provider], "").strip()
     if not key:
         raise MissingKey(provider)
+    if not all("!" <= char <= "~" or char == " " for char in key):
+        # It could never be sent as a header: say so now, before anything is held or sent.
+        raise StudioError(
+            f"the {KEY_VARIABLES[provider]} environment variable holds characters no key has (a newline, a "
+            "control or non-ASCII character); copy the key again from your provider's dashboard"
+        )
     return key
 
 
@@ -58,6 +64,9 @@ def service_url(config: StudioConfig, provider: str, which: str) -> str:
 class RefreshedPrices:
     prices: dict[str, dict[str, Any]]  # catalog id -> price rule fields
     skipped: dict[str, str]  # catalog id -> why its price was not taken
+
+
+MAX_UNIT_USD = 1000  # no image model charges more a unit: a larger figure is a mistake in the answer
 
 
 def refresh_fal_prices(
@@ -80,7 +89,10 @@ def refresh_fal_prices(
         except InvalidOperation:
             skipped[model_id] = f"unreadable unit_price {item.get('unit_price')!r}"
             continue
-        if currency != "USD" or rule is None or usd < 0:
+        if not usd.is_finite() or not 0 <= usd <= MAX_UNIT_USD:
+            skipped[model_id] = f"unit_price {item.get('unit_price')!r} is not a price (0 to {MAX_UNIT_USD} USD)"
+            continue
+        if currency != "USD" or rule is None:
             skipped[model_id] = f"unit '{item.get('unit')}' in {currency} is not a price rule studio knows"
             continue
         old = endpoints[model_id].get("price") or {}

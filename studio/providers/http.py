@@ -33,6 +33,7 @@ from PIL import ImageOps
 
 from studio.core.errors import AuthFailed, ProviderError, SubmissionUnknown
 from studio.core.generation import Failed, GenerationRequest, Pending, PollResult
+from studio.core.project_files import FileRefused, check_image_bytes
 from studio.providers.base import ProviderContext
 from studio.providers.safety import blank_colour, blank_message
 
@@ -135,6 +136,13 @@ class ProviderHttp:
                     raise ProviderError(f"cannot connect to {self._where}") from None
                 await self._wait(attempt, None)
                 continue
+            except (httpx.LocalProtocolError, httpx.UnsupportedProtocol, UnicodeEncodeError) as exc:
+                # Refused on this machine before a byte was written (h11 checks every header first):
+                # provably not sent, so nothing stays held or unknown; the same request fails again.
+                raise AuthFailed(
+                    f"{what} to {self.label} could not be sent: {exc}; check {self._key_variable} "
+                    "(a key is one line of plain ASCII); nothing was sent"
+                ) from None
             except httpx.TransportError as exc:
                 raise SubmissionUnknown(
                     f"the connection to {self.label} failed after {what} was sent "
@@ -228,7 +236,7 @@ class ProviderHttp:
         is paid for, but it is no take (studio.providers.safety says how blank is measured)."""
         try:
             png, size, blank = await asyncio.to_thread(_normalise_checked, data, request.width, request.height)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, PILImage.DecompressionBombError) as exc:
             return Failed(f"{self.label} returned an image studio cannot read ({exc})", charged=True)
         if blank is not None:
             return Failed(blank_message(self.label, blank), charged=True, kind="rejected")
@@ -256,7 +264,11 @@ def _normalise_checked(
     data: bytes, width: int, height: int, check: bool = True
 ) -> tuple[bytes, tuple[int, int], str | None]:
     """`normalise`, and (decoded once) whether the image is blank: None, or the word for its flat colour."""
-    with PILImage.open(io.BytesIO(data)) as image:
+    try:  # PNG, JPEG or WebP of a sane size, judged from the header before any pixel is decoded
+        fmt = check_image_bytes(data, "the image").format
+    except FileRefused as exc:
+        raise ValueError(exc.why) from None
+    with PILImage.open(io.BytesIO(data), formats=[fmt]) as image:
         image.load()
         size = image.size
         blank = blank_colour(image) if check else None
