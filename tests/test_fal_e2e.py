@@ -80,7 +80,8 @@ def test_edit_requests_carry_the_references_and_mapping(fal_project: Path, fake_
         body = submission["input"]
         assert 1 <= len(body["image_urls"]) <= 4
         assert all(u.startswith("data:image/jpeg;base64,") for u in body["image_urls"])
-        assert body["image_size"]["width"] == 1600 and isinstance(body["seed"], int)
+        size = body["image_size"]  # generated within fal's FLUX.2 limits, not at the 1600 px master width
+        assert 512 <= size["width"] <= 2048 and 512 <= size["height"] <= 2048 and isinstance(body["seed"], int)
     sheets = [s for s in fake_fal.submissions if s["endpoint"] == "fal-ai/flux-2/flash"]
     assert sheets and all("image_urls" not in s["input"] for s in sheets)
 
@@ -155,25 +156,18 @@ def test_expired_result_is_reported_and_resubmitted_only_when_asked(fal_project:
     assert resent[0]["request_id"] == expired[0]["request_id"]
 
 
-def test_lost_submit_response_keeps_the_hold_and_is_never_resent(fal_project: Path, fake_fal) -> None:
+def test_lost_submit_response_is_recovered_from_fals_history_and_never_resent(fal_project: Path, fake_fal) -> None:
     fake_fal.inject("lost-response", times=1, on="submit")
     first = studio(fal_project, fake_fal, "run", "episode", "1", "--provider", "fal", "--concurrency", "1")
-    assert first.returncode == 3
-    (unknown,) = [r for r in ledger(fal_project) if r["status"] == "unknown"]
-    assert unknown["held_micro"] == unknown["estimate_micro"] > 0
-    submits = len(fake_fal.submissions)
-    again = studio(fal_project, fake_fal, "run", "episode", "1", "--provider", "fal")
-    assert again.returncode == 3 and f"studio ledger resolve {unknown['id']}" in again.stderr
-    assert len(fake_fal.submissions) == submits, "an unknown outcome is never resent silently"
-    budget = json.loads(studio(fal_project, fake_fal, "budget", "--json").stdout)
-    assert budget["held_micro"] == unknown["estimate_micro"]
-    resolved = studio(fal_project, fake_fal, "ledger", "resolve", str(unknown["id"]), "--charged")
-    assert resolved.returncode == 0, resolved.stderr
+    assert first.returncode == 0, first.stderr
+    assert "found as request" in first.stdout + first.stderr
+    assert duplicate_submissions(fake_fal) == [], "an unknown outcome is never resent blindly"
+    assert [r for r in ledger(fal_project) if r["status"] != "completed"] == []
     assert json.loads(studio(fal_project, fake_fal, "budget", "--json").stdout)["held_micro"] == 0
-    last = studio(fal_project, fake_fal, "run", "episode", "1", "--provider", "fal")
-    assert last.returncode == 0, last.stderr
     assert panels_made(fal_project) == panel_ids(fal_project)
     assert sum(r["actual_micro"] or 0 for r in ledger(fal_project)) == fake_fal.billed_micro
+    # More lost answers, and fal's history settling each (tests/test_reconcile_e2e.py): found,
+    # never ran, waiting, and a history that cannot be trusted.
 
 
 @pytest.mark.parametrize("seed", [1, 2])
