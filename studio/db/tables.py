@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Field, SQLModel, create_engine
 
 from studio.core.errors import StorageError
@@ -411,12 +412,59 @@ def open_ledger(state_dir: Path) -> Engine:
         state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot create {state_dir}: {exc.strerror or exc}") from exc
-    engine = create_engine(f"sqlite:///{state_dir / 'ledger.db'}", connect_args={"timeout": 30})
+    path = state_dir / LEDGER_FILE
+    _refuse_lost_ledger(state_dir, path)
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
     event.listen(engine, "connect", _sqlite_pragmas)
     # Let `BEGIN IMMEDIATE` through: pysqlite's own transaction handling would defer it.
     event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
-    _migrate(engine)
+    try:
+        _migrate(engine)
+    except DBAPIError as exc:
+        engine.dispose()
+        raise LedgerUnusable(_unusable(path, exc)) from None
     return engine
+
+
+LEDGER_FILE = "ledger.db"
+
+
+class LedgerUnusable(StorageError):
+    """The ledger cannot be read or written: every command stops, saying why and the way out."""
+
+
+def _refuse_lost_ledger(state_dir: Path, path: Path) -> None:
+    """An empty or missing ledger beside a store that holds objects was lost, not new: starting a new
+    one silently would forget what was paid (and pay for it again)."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise LedgerUnusable(f"{path} is not a regular file; restore the ledger there from a backup")
+    if path.is_file() and path.stat().st_size > 0:
+        return
+    objects = state_dir / "objects"
+    if objects.is_dir() and any(child.is_dir() and any(child.iterdir()) for child in objects.iterdir()):
+        state = "empty" if path.exists() else "missing"
+        raise LedgerUnusable(
+            f"{path} is {state} but {objects} holds images a ledger recorded: the ledger was lost, and a new one "
+            f"would forget what was paid for. Restore {path} from a backup; or, to start a new ledger "
+            f"knowingly, move {objects} aside (its images will be made, and paid for, again)"
+        )
+
+
+def _unusable(path: Path, exc: DBAPIError) -> str:
+    reason = str(exc.orig) if exc.orig is not None else str(exc)
+    lowered = reason.lower()
+    if "readonly" in lowered or "read-only" in lowered or "unable to open" in lowered or "permission" in lowered:
+        return (
+            f"cannot write the ledger {path} ({reason}); studio records every generation before sending it, so "
+            f"nothing runs without it: make {path} and its folder writable"
+        )
+    if "locked" in lowered or "busy" in lowered:
+        return f"the ledger {path} is locked by another process ({reason}); wait for it to finish and run again"
+    return (
+        f"the ledger {path} is not a database studio can read ({reason}); it records what was paid for: restore "
+        f"it from a backup, or move it aside to start a new one (then check your providers' dashboards for "
+        f"requests it may have held)"
+    )
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

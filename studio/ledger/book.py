@@ -182,13 +182,17 @@ class Ledger:
 
     def last_failure(self, job: Job, provider: str) -> Generation | None:
         """The latest attempt at this job and take, when it failed."""
+        last = self.last_attempt(job, provider)
+        return last if last is not None and last.status == "failed" else None
+
+    def last_attempt(self, job: Job, provider: str) -> Generation | None:
+        """The latest attempt at this job and take at this provider, whatever its status."""
         with Session(self.engine) as session:
-            last = session.exec(
+            return session.exec(
                 select(Generation)
                 .where(Generation.job_key == job.key, Generation.take == job.take, Generation.provider == provider)
                 .order_by(col(Generation.attempt).desc())
             ).first()
-        return last if last is not None and last.status == "failed" else None
 
     def completed(self, row_id: int, cost: Cost, output_sha256: str) -> None:
         actual, source = cost.actual

@@ -1,14 +1,15 @@
 """The draft provider: local, deterministic, free previz art from the same requests.
 
 It goes through the same submit/poll steps as a paid provider so the runner has one
-path. Its request id is derived from the request, so a restarted run that re-attaches
-to it simply renders the same bytes again.
+path. Its poll renders from the request, so a restarted run that re-attaches to a
+request id simply renders the same bytes again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 from typing import Any, ClassVar
 
 from studio.core.errors import Rejected
@@ -26,7 +27,8 @@ class DraftProvider:
         self._rendered: dict[str, bytes] = {}
 
     async def submit(self, request: GenerationRequest) -> Submission:
-        request_id = "draft-" + _fingerprint(request)
+        # Unique per submission: making the same image again (its object lost, or --force) is a new request.
+        request_id = f"draft-{_fingerprint(request)}-{uuid.uuid4().hex[:8]}"
         try:
             self._rendered[request_id] = await asyncio.to_thread(render_draft, request)
         except ValueError as exc:

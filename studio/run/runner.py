@@ -581,8 +581,17 @@ def _check_by_hand(job: Job, provider: str, row: Generation, ctx: RunContext) ->
 
 def _refuse_repeating(job: Job, provider: str, ctx: RunContext) -> None:
     """Paying again for an input the provider rejected, or a result it forgot, is the user's call."""
-    last = ctx.ledger.last_failure(job, provider)
-    if last is None:
+    last = ctx.ledger.last_attempt(job, provider)
+    chosen = ctx.pool.providers.get(provider)
+    paid = chosen is not None and chosen.paid
+    if last is not None and last.status == "completed" and paid and not ctx.resubmit_expired:
+        # Made and paid for, yet it is being made again: its image is gone from .studio/objects.
+        episode = f" episode {job.episode}" if job.episode is not None else ""
+        raise JobFailed(
+            f"{job.name}: its {provider} image (request {last.request_id}, ledger row {last.id}) was paid for but "
+            f"is missing from .studio/objects; run 'studio run{episode} --resubmit-expired' to pay for it again"
+        )
+    if last is None or last.status != "failed":
         return
     if last.failure == "expired" and not ctx.resubmit_expired:
         raise JobFailed(
