@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import struct
 import subprocess
@@ -65,7 +66,7 @@ def snapshot(root: Path) -> dict[str, str]:
     found = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        if rel.startswith((".studio/logs", "build")) or path.is_dir() and not path.is_symlink():
+        if rel.startswith((".studio/logs", "build")) or (path.is_dir() and not path.is_symlink()):
             continue
         if path.is_symlink():
             found[rel] = "link:" + os.readlink(path)
@@ -164,7 +165,7 @@ def test_export_into_a_folder_of_the_users_files_is_refused_and_keeps_them(tmp_p
     (out / "ep001_001.jpg").write_bytes(b"my drawing")
     (out / "notes.txt").write_text("notes")
     before = snapshot(out)
-    with pytest.raises(ExportRefused, match="not empty .* no studio export of episode 1"):
+    with pytest.raises(ExportRefused, match=r"not empty .* no studio export of episode 1"):
         export_episode(strip_layout(tmp_path / "panels"), PROFILES["webtoon"], out, 1, "ep001")
     assert snapshot(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "panels"]
@@ -205,3 +206,238 @@ def test_interrupted_export_staging_is_swept(tmp_path: Path) -> None:
     export_episode(strip_layout(tmp_path / "panels"), PROFILES["webtoon"], out, 1, "ep001")
     assert not stale.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "panels"]
+
+
+# ---------------------------------------------------------------- a hostile project through the CLI
+
+
+@pytest.fixture
+def hostile(sample: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """The sample, made hostile the ways a cloned repository can be. Outside it: a FIFO that any
+    blocking read would hang on, so a test that reads outside the project times out."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.mkfifo(outside / "trap")
+    (outside / "secret.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"secret" * 10)
+    refs = sample / "characters" / "wren" / "refs"
+    refs.mkdir()
+    (refs / "outside.png").symlink_to(outside / "secret.png")
+    (refs / "trap.png").symlink_to(outside / "trap")
+    (refs / "zero.png").symlink_to("/dev/zero")
+    os.mkfifo(refs / "fifo.png")
+    (refs / "eps.png").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+    (refs / "bomb.png").write_bytes(png_header(40_000, 40_000))
+    (refs / f"{ESCAPE}name.png").write_bytes(b"not an image")
+    (sample / "locations" / "zero.yaml").symlink_to("/dev/zero")
+    os.mkfifo(sample / "locations" / "pipe.yaml")
+    (sample / "styles" / "huge.yaml").write_bytes(b"# " + b"x" * (5 * 1024 * 1024))
+    return sample, outside
+
+
+HOSTILE_FILES = [
+    "characters/wren/refs/outside.png",
+    "characters/wren/refs/trap.png",
+    "characters/wren/refs/zero.png",
+    "characters/wren/refs/fifo.png",
+    "characters/wren/refs/eps.png",
+    "characters/wren/refs/bomb.png",
+    "locations/zero.yaml",
+    "locations/pipe.yaml",
+    "styles/huge.yaml",
+]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("check",), ("plan", "episode", "1"), ("run", "episode", "1"), ("export", "episode", "1")],
+    ids=lambda c: c[0],
+)
+def test_a_hostile_project_is_refused_quickly_naming_each_file(hostile: tuple[Path, Path], command) -> None:  # type: ignore[no-untyped-def]
+    project, outside = hostile
+    before = snapshot(project)
+    result = studio(project, *command, timeout=30)  # a hang or a read of /dev/zero would time out
+    no_traceback(result)
+    assert result.returncode == 1, result.stderr
+    for name in HOSTILE_FILES:
+        assert f"{name}:" in result.stderr, (name, result.stderr)
+    assert "\x1b" not in result.stderr + result.stdout, "escape sequences are stripped"
+    assert "name.png" in result.stderr
+    assert snapshot(project) == before, "nothing in the project changed"
+    assert not (project / "build").exists()
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.png", "trap"]
+
+
+def test_scripts_and_fonts_go_through_the_door(sample: Path, tmp_path: Path) -> None:
+    script = sample / "episodes" / "ep009" / "script.fountain"
+    script.parent.mkdir()
+    script.symlink_to("/dev/zero")
+    result = studio(sample, "storyboard", "draft", "episode", "9", "--from", str(script), timeout=30)
+    no_traceback(result)
+    assert result.returncode == 1 and "outside the project" in result.stderr
+    script.unlink()
+    script.write_text("INT. WORKSHOP - DAY\n\n" + "Wren works.\n\n" * 200_000)  # ~2.6 MB
+    result = studio(sample, "storyboard", "draft", "episode", "9", "--from", str(script), timeout=30)
+    assert result.returncode == 1 and "limit for a script file" in result.stderr
+    (sample / "fonts").mkdir()
+    (sample / "fonts" / "fake.ttf").write_bytes(small_png(sample / "fonts" / "fake.png").read_bytes())
+    with (sample / "studio.toml").open("a") as config:
+        config.write('\n[fonts]\ndialogue = "fonts/fake.ttf"\n')
+    result = studio(sample, "check", timeout=30)
+    no_traceback(result)
+    assert (
+        result.returncode == 1 and "fonts.dialogue: 'fonts/fake.ttf' not a TrueType or OpenType font" in result.stderr
+    )
+
+
+def test_bounded_command_lines(sample: Path) -> None:
+    for args, code in [
+        (("plan", "season", "--episodes", "1-99999999999"), 2),
+        (("run", "episode", "1", "--only", ""), 2),
+        (("plan", "episode", "1", "--only", " , "), 2),
+    ]:
+        result = studio(sample, *args, timeout=30)
+        no_traceback(result)
+        assert result.returncode == code, (args, result.stderr)
+
+
+def test_non_finite_numbers_in_config_and_prices(sample: Path) -> None:
+    config = sample / "studio.toml"
+    text = config.read_text()
+    config.write_text(re.sub(r"target_cost_per_panel = [0-9.]+", "target_cost_per_panel = nan", text))
+    result = studio(sample, "check", timeout=30)
+    no_traceback(result)
+    assert result.returncode == 1 and "target_cost_per_panel" in result.stderr
+    override = (
+        '\n[catalog.models."fal:fal-ai/flux-2/flash/edit"]\n'
+        'price = {rule = "per_image", usd = inf, source = "x", date = "2026-01-01"}\n'
+    )
+    config.write_text(text + override)
+    result = studio(sample, "plan", "episode", "1", "--provider", "fal", timeout=30)
+    no_traceback(result)
+    assert result.returncode == 1 and "price.usd" in result.stderr
+    config.write_text(text)
+    (sample / ".studio").mkdir()
+    prices = {
+        "prices": {
+            "fal:fal-ai/flux-2/flash/edit": {"rule": "per_image", "usd": float("nan"), "source": "x", "date": "d"}
+        }
+    }
+    (sample / ".studio" / "prices.json").write_text(json.dumps(prices))
+    result = studio(sample, "models", timeout=30)
+    no_traceback(result)
+    assert result.returncode == 0 and "ignored the refreshed price of 'fal:fal-ai/flux-2/flash/edit'" in result.stderr
+
+
+def test_a_provider_image_of_30000_px_is_refused_before_decoding() -> None:
+    from studio.providers.http import normalise
+
+    with pytest.raises(ValueError, match="30000x200 pixels"):
+        normalise(png_header(30_000, 200), 64, 64)
+    with pytest.raises(ValueError, match="not a PNG, JPEG or WebP"):
+        normalise(b"%!PS-Adobe-3.0 EPSF-3.0\n", 64, 64)
+
+
+def test_a_key_that_cannot_be_a_header_is_never_sent(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    import httpx
+
+    from studio.core.errors import AuthFailed, StudioError
+    from studio.providers.accounts import api_key
+    from studio.providers.http import ProviderHttp
+
+    monkeypatch.setenv("BFL_API_KEY", "abc\x1bdef")
+    with pytest.raises(StudioError, match="BFL_API_KEY environment variable holds characters no key has"):
+        api_key("bfl")
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.LocalProtocolError("Illegal header value b'abc\\n'")
+
+    async def send() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as client:
+            http = ProviderHttp(
+                client,
+                label="BFL",
+                where="BFL",
+                key_variable="BFL_API_KEY",
+                consequence="",
+                not_processed=lambda r: False,
+            )
+            await http.submit(
+                client.build_request("POST", "https://api.example/x"), lambda r: r, lambda r: AuthFailed("x")
+            )
+
+    with pytest.raises(AuthFailed, match="nothing was sent"):
+        asyncio.run(send())
+
+
+# ---------------------------------------------------------------- state that can be lost
+
+
+def test_lost_objects_are_made_again_and_a_lost_ledger_stops_every_command(sample: Path) -> None:
+    first = studio(sample, "run", "episode", "1", "--only", "p001", timeout=300)
+    assert first.returncode == 0, first.stderr
+    objects = sample / ".studio" / "objects"
+    for path in objects.rglob("*"):
+        if path.is_file():
+            path.unlink()
+    for args in (("run", "episode", "1", "--only", "p001"), ("run", "episode", "1", "--only", "p001", "--force")):
+        again = studio(sample, *args, timeout=300)
+        no_traceback(again)
+        assert again.returncode == 0, again.stderr
+    assert (sample / "build" / "episodes" / "ep001" / "panels" / "p001.png").is_file()
+    ledger = sample / ".studio" / "ledger.db"
+    with sqlite3.connect(ledger) as db:
+        assert not db.execute("SELECT COUNT(*) FROM generation WHERE status IN ('reserved', 'unknown')").fetchone()[0]
+    saved = ledger.read_bytes()
+    ledger.write_bytes(b"")
+    for args in (("run", "episode", "1"), ("cost",), ("ledger",)):
+        result = studio(sample, *args, timeout=60)
+        no_traceback(result)
+        assert result.returncode == 1 and "ledger was lost" in result.stderr, result.stderr
+    assert ledger.read_bytes() == b"", "an empty ledger is not silently made a new one"
+    ledger.write_bytes(b"this is not a database" * 100)
+    for args in (("run", "episode", "1"), ("cost",), ("budget",)):
+        result = studio(sample, *args, timeout=60)
+        no_traceback(result)
+        assert result.returncode == 1 and "not a database studio can read" in result.stderr, result.stderr
+    ledger.write_bytes(saved)
+    assert studio(sample, "cost", timeout=60).returncode == 0
+
+
+def test_a_paid_image_lost_from_the_store_is_reported_not_paid_again(fal_project: Path, fake_fal) -> None:  # type: ignore[no-untyped-def]
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_fal_e2e import studio as fal_studio
+
+    first = fal_studio(fal_project, fake_fal, "run", "episode", "1", "--provider", "fal", "--only", "p001")
+    assert first.returncode == 0, first.stderr
+    sent = len(fake_fal.submissions)
+    for path in (fal_project / ".studio" / "objects").rglob("*"):
+        if path.is_file():
+            path.unlink()
+    again = fal_studio(fal_project, fake_fal, "run", "episode", "1", "--provider", "fal", "--only", "p001")
+    no_traceback(again)
+    assert again.returncode == 3, again.stderr
+    assert "missing from .studio/objects" in again.stderr and "--resubmit-expired" in again.stderr
+    assert len(fake_fal.submissions) == sent, "nothing was paid for again"
+    paid = fal_studio(
+        fal_project, fake_fal, "run", "episode", "1", "--provider", "fal", "--only", "p001", "--resubmit-expired"
+    )
+    assert paid.returncode == 0, paid.stderr
+
+
+# ---------------------------------------------------------------- the last resort
+
+
+def test_an_unexpected_failure_is_one_line_and_a_log_without_secrets(sample: Path) -> None:
+    env = {"FAL_KEY": "fal-secret-0123456789", "STUDIO_PLUGINS": "test_hostile_crash_plugin"}
+    plugin = sample / "test_hostile_crash_plugin.py"
+    plugin.write_text("def register_providers(register):\n    raise RuntimeError('boom with fal-secret-0123456789')\n")
+    result = studio(sample, "check", timeout=60, env={**env, "PYTHONPATH": str(sample)})
+    no_traceback(result)
+    assert result.returncode == 1
+    assert "fal-secret" not in result.stderr
+    logs = list((sample / ".studio" / "logs").glob("crash-*.log"))
+    assert len(logs) == 1 and "RuntimeError" in logs[0].read_text() and "fal-secret" not in logs[0].read_text()
+    debug = studio(sample, "check", timeout=60, env={**env, "PYTHONPATH": str(sample), "STUDIO_DEBUG": "1"})
+    assert "Traceback" in debug.stderr

@@ -32,7 +32,7 @@ def draft_episode(
     from studio.plan.fountain import read_fountain
 
     project = open_project()
-    if not source.is_file():
+    if not source.exists() and not source.is_symlink():  # what it is, or leads to, the door says
         raise UsageError(f"--from {source}: no such file")
     target = project.root / "episodes" / f"ep{number:03d}" / "storyboard.yaml"
     if target.exists() and not force:
