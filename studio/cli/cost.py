@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 def cost(
     episode: Annotated[int | None, typer.Option(help="Only this episode.")] = None,
     by: Annotated[
-        Literal["panel", "episode", "model", "phase", "day"], typer.Option(help="Group rows by.")
+        Literal["panel", "episode", "model", "phase", "day", "quality"],
+        typer.Option(help="Group rows by (quality: preview takes, finals, panels made directly, draft)."),
     ] = "episode",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
@@ -133,6 +134,12 @@ def _print(report: CostReport) -> None:
             money(row.would_cost_micro),
         )
     out.print(table)
+    by_quality = report.spent_by_quality_micro or {}
+    if by_quality.get("preview") or by_quality.get("final"):
+        out.print(
+            f"spent on previews {money(by_quality['preview'])}, on finals {money(by_quality['final'])}, "
+            f"on panels made directly {money(by_quality['direct'])}"
+        )
     out.print(
         f"target {money(report.target_per_panel_micro)}/panel; per approved panel "
         f"{money(report.per_approved_panel_micro)}; rolling average (last 10 episodes) "

@@ -137,11 +137,15 @@ def _print_tables(view: dict) -> None:
     refs = Table(title=f"Reference jobs: {how}", title_justify="left")
     for column in ("phase", "name", "paid model", "estimate", "status"):
         refs.add_column(column, justify="right" if column == "estimate" else "left")
-    panel_models = {_models(row) for row in jobs if row["phase"] == "panel"}
-    common = panel_models.pop() if len(panel_models) == 1 else None
-    title = f"Episode {view['episode']}: {view['title']}" + (f" (panels: {common})" if common else "")
+    # Panels without characters go text-to-image on the edit model's sibling (strategy "text").
+    panel_models = {_models(row) for row in jobs if row["phase"] == "panel" and row.get("strategy") != "text"}
+    text_models = {_models(row) for row in jobs if row["phase"] == "panel" and row.get("strategy") == "text"}
+    common = panel_models.pop() if len(panel_models) == 1 and len(text_models) <= 1 else None
+    title = f"Episode {view['episode']}: {view['title']}"
+    if common:
+        title += f" (panels: {common}" + (f"; text-to-image: {next(iter(text_models))})" if text_models else ")")
     panels = Table(title=title, title_justify="left")
-    columns = ["panel", "where", "shot", "characters", "refs", "strategy", "made at", "upscale", "estimate", "status"]
+    columns = ["panel", "where", "shot", "characters", "refs", "strategy", "made at, upscale", "estimate", "status"]
     upscales = {row["panel"]: row for row in jobs if row["phase"] == "upscale"}
     if common is None:
         columns.insert(5, "paid model")
@@ -163,8 +167,7 @@ def _print_tables(view: dict) -> None:
                 ", ".join(row["characters"]) or "—",
                 _refs_cell(row["references"]),
                 row["strategy"],
-                "x".join(str(n) for n in row["made_at"]) if row.get("made_at") else "—",
-                _upscale_cell(up),
+                ("x".join(str(n) for n in row["made_at"]) if row.get("made_at") else "—") + f" {_upscale_cell(up)}",
                 estimate,
                 status,
             ]
@@ -218,7 +221,9 @@ def _upscale_cell(row: dict | None) -> str:
     if row["model"] == "local":
         paid = f" (est. {format_usd(row['estimate_micro'])})" if row.get("estimate_micro") else ""
         return "local" + paid
-    return f"{row['model'].split(':', 1)[1]} {format_usd(row['estimate_micro'] or 0)}"
+    name = row["model"].split(":", 1)[1]
+    short = name.split("/")[1] if name.count("/") >= 1 else name  # fal-ai/seedvr/upscale/image → seedvr
+    return f"{short} {format_usd(row['estimate_micro'] or 0)}"
 
 
 def _models(row: dict) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.table import Table
@@ -23,6 +23,13 @@ Track = Annotated[
         "--provider", help="Review the draft takes ('draft') or the paid ones (any other). Default: studio.toml's."
     ),
 ]
+Quality = Annotated[
+    Literal["preview", "final"] | None,
+    typer.Option(
+        help="The paid previews ('studio run --quality preview'; '--quality final' finishes the approved ones). "
+        "Default: the panels made directly."
+    ),
+]
 
 
 @app.command("episode")
@@ -31,6 +38,7 @@ def review(
     number: Annotated[int, typer.Argument(help="Episode number.")],
     provider: Track = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    quality: Quality = None,
 ) -> None:
     """Each panel's status (todo, pending review, approved, retake, or rejected: the provider refused
     the take, and the note says why), its latest take and the note."""
@@ -39,7 +47,7 @@ def review(
 
     project = open_project()
     storyboard = project.episode(number)
-    track = track_of(provider or project.config.provider)
+    track = track_of(provider or _paid(project, quality), quality)
     with ledger_engine(project.state_dir) as engine:
         reviews = Reviews(engine, track)
         latest = reviews.latest(number)
@@ -88,6 +96,7 @@ def approve(
     number: Annotated[int, typer.Argument(help="Episode number.")],
     panels: Annotated[list[str], typer.Argument(help="Panel ids to approve, e.g. p001 p002.")],
     provider: Track = None,
+    quality: Quality = None,
 ) -> None:
     """Approve panels: their current take is frozen and is not regenerated unless 'studio run --force'."""
     from studio.db.tables import ledger_engine
@@ -96,7 +105,7 @@ def approve(
     project = open_project()
     _check_panels(project, number, panels)
     with ledger_engine(project.state_dir) as engine:
-        takes = Reviews(engine, track_of(provider or project.config.provider)).approve(number, panels)
+        takes = Reviews(engine, track_of(provider or _paid(project, quality), quality)).approve(number, panels)
     for panel, take in zip(panels, takes, strict=True):
         out.print(f"approved {panel} (take {take})")
 
@@ -107,6 +116,7 @@ def retake(
     panels: Annotated[list[str], typer.Argument(help="Panel ids to redo, e.g. p004.")],
     note: Annotated[str | None, typer.Option(help="What is wrong with this take, e.g. 'face off-model'.")] = None,
     provider: Track = None,
+    quality: Quality = None,
 ) -> None:
     """Ask for a new take: the next 'studio run episode N' regenerates these panels with a new seed
     and keeps every earlier take."""
@@ -116,9 +126,18 @@ def retake(
     project = open_project()
     _check_panels(project, number, panels)
     with ledger_engine(project.state_dir) as engine:
-        takes = Reviews(engine, track_of(provider or project.config.provider)).retake(number, panels, note)
+        takes = Reviews(engine, track_of(provider or _paid(project, quality), quality)).retake(number, panels, note)
     for panel, take in zip(panels, takes, strict=True):
         out.print(f"retake requested for {panel} (take {take} → {take + 1})" + (f": {note}" if note else ""))
+
+
+def _paid(project: Project, quality: str | None) -> str:
+    """The provider whose takes to review: studio.toml's; previews are paid takes even when it says draft."""
+    provider = project.config.provider
+    if quality is not None and provider == "draft":
+        primary = project.config.models.primary("panel")
+        return primary.split(":", 1)[0] if ":" in primary else "fal"
+    return provider
 
 
 def _check_panels(project: Project, number: int, panels: list[str]) -> None:

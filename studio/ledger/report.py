@@ -14,7 +14,17 @@ GROUPINGS: dict[str, Callable[[Generation], str]] = {
     "model": lambda r: r.model,
     "phase": lambda r: r.phase,
     "day": lambda r: r.created_at.date().isoformat(),
+    "quality": lambda r: quality_of(r),
 }
+QUALITIES = ("preview", "final", "direct", "draft")
+
+
+def quality_of(row: Generation) -> str:
+    """Which spend a row is: preview takes, finals (upscales of approved previews), panels made
+    directly, or draft previz (free; its 'would cost' is what the paid model would have)."""
+    if row.provider == "draft":
+        return "draft"
+    return row.quality or "direct"
 ROLLING_EPISODES = 10
 
 
@@ -39,6 +49,7 @@ class CostReport:
     per_approved_panel_micro: int | None
     rolling_per_panel_micro: int | None  # average over the last ROLLING_EPISODES episodes
     estimated_to_run_micro: int | None
+    spent_by_quality_micro: dict[str, int] | None = None  # preview, final, direct (and draft: 0)
 
     def as_dict(self) -> dict:
         return {
@@ -50,6 +61,7 @@ class CostReport:
             "rolling_per_panel_micro": self.rolling_per_panel_micro,
             "rolling_episodes": ROLLING_EPISODES,
             "estimated_to_run_micro": self.estimated_to_run_micro,
+            "spent_by_quality_micro": self.spent_by_quality_micro,
         }
 
 
@@ -74,6 +86,10 @@ def cost_report(
         per_approved_panel_micro=_ceil_div(totals.spent_micro, approved_panels) if approved_panels else None,
         rolling_per_panel_micro=_rolling(rows),
         estimated_to_run_micro=estimated_to_run_micro,
+        spent_by_quality_micro={
+            quality: sum(r.actual_micro or 0 for r in rows if r.status in FINAL and quality_of(r) == quality)
+            for quality in QUALITIES
+        },
     )
 
 

@@ -177,6 +177,8 @@ def candidate_models(catalog: Catalog, provider: str | None) -> list[str]:
     for model_id, entry in catalog.entries.items():
         if entry.kind != "edit" or entry.provider == "draft" or entry.price is None:
             continue
+        if getattr(entry, "retired", None):  # shut down by its provider: not an option
+            continue
         if provider not in (None, "draft", "chain") and entry.provider != provider:
             continue
         try:
