@@ -122,3 +122,119 @@ def test_cli_reports_mutation_without_traceback(cli, tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     assert f"{STORYBOARD}:" in result.output
+
+
+# ---------------------------------------------------------------- issue 21: config, overrides, price files
+
+
+finite_or_not = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(2**70), 2**70),
+    st.sampled_from([0, -1, 1e308, -0.0, "1", "", True]),
+)
+CONFIG_NUMBERS = ["canvas_width", "master_scale", "target_cost_per_panel", "concurrency", "budget"]
+PRICE_FIELDS = ["usd", "extra_mp_usd", "min_ref_mp", "input_resize_mp", "seconds_per_mp", "min_seconds"]
+MODEL = "fal:fal-ai/flux-2/flash/edit"
+CLI_FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if value != value:
+            return "nan"
+        if value in (float("inf"), float("-inf")):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    return str(value)
+
+
+def _cli_outcome(root: Path, *args: str) -> None:
+    from typer.testing import CliRunner
+
+    from studio.cli.app import app
+
+    result = CliRunner().invoke(app, ["--project", str(root), *args])
+    assert result.exit_code in {0, 1, 2, 3}, (args, result.exit_code, result.output)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+
+
+@CLI_FUZZ
+@given(key=st.sampled_from(CONFIG_NUMBERS), value=finite_or_not)
+def test_studio_toml_numbers_end_in_an_exit_code(tmp_path_factory, key, value) -> None:  # type: ignore[no-untyped-def]
+    root = base_project(tmp_path_factory.mktemp("n"))
+    config = root / "studio.toml"
+    lines = [line for line in config.read_text(encoding="utf-8").splitlines() if not line.startswith(f"{key} ")]
+    lines.insert(1, f"{key} = {_toml_value(value)}")
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _cli_outcome(root, "check")
+    _cli_outcome(root, "plan", "episode", "1")
+
+
+@CLI_FUZZ
+@given(
+    field=st.sampled_from([*PRICE_FIELDS, "max_refs", "max_mp", "min_side", "max_side", "quality"]),
+    value=finite_or_not,
+    model=st.sampled_from([MODEL, "fal:new-model", "nocolon", "", "fal:"]),
+)
+def test_catalog_overrides_end_in_an_exit_code(tmp_path_factory, field, value, model) -> None:  # type: ignore[no-untyped-def]
+    root = base_project(tmp_path_factory.mktemp("o"))
+    price = {"rule": '"per_image"', "usd": "0.01", "source": '"x"', "date": '"2026-01-01"'}
+    table = f'\n[catalog.models."{model}"]\n'
+    if field in PRICE_FIELDS:
+        price[field] = _toml_value(value)
+        table += "price = {" + ", ".join(f"{k} = {v}" for k, v in price.items()) + "}\n"
+    else:
+        table += f"{field} = {_toml_value(value)}\n"
+    with (root / "studio.toml").open("a", encoding="utf-8") as config:
+        config.write(table)
+    _cli_outcome(root, "check")
+    _cli_outcome(root, "models")
+    _cli_outcome(root, "plan", "episode", "1", "--provider", "fal")
+
+
+@CLI_FUZZ
+@given(
+    field=st.sampled_from([*PRICE_FIELDS, "rule", "input_mp"]),
+    value=finite_or_not,
+    shape=st.sampled_from(["entry", "not-a-dict", "no-prices", "garbage"]),
+)
+def test_price_files_end_in_an_exit_code(tmp_path_factory, field, value, shape) -> None:  # type: ignore[no-untyped-def]
+    root = base_project(tmp_path_factory.mktemp("p"))
+    state = root / ".studio"
+    state.mkdir()
+    entry = {"rule": "per_image", "usd": 0.01, "source": "x", "date": "d", field: value}
+    data = {
+        "entry": {"prices": {MODEL: entry}},
+        "not-a-dict": {"prices": {MODEL: value}},
+        "no-prices": {"prices": value},
+        "garbage": None,
+    }[shape]
+    text = "{not json" if data is None else json.dumps(data, allow_nan=True)
+    (state / "prices.json").write_text(text, encoding="utf-8")
+    _cli_outcome(root, "models")
+    _cli_outcome(root, "plan", "episode", "1", "--provider", "fal")
+
+
+@settings(max_examples=60, deadline=None)
+@given(width=st.integers(0, 2**31 - 1), height=st.integers(0, 2**31 - 1), cut=st.integers(0, 64))
+def test_provider_image_sizes_are_refused_or_fitted(width: int, height: int, cut: int) -> None:
+    """Whatever size a provider's image header claims, fitting it ends in a PNG or a ValueError/OSError
+    (a charged, unreadable take), decided from the header: never a crash, never a huge allocation."""
+    import struct
+    import zlib
+
+    from studio.providers.http import normalise
+
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    data = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
+    data += b"\x00\x00\x00\x00IEND\xaeB`\x82"
+    try:
+        png, _ = normalise(data[: len(data) - cut], 64, 64)
+    except (ValueError, OSError):
+        return
+    assert png.startswith(b"\x89PNG")
