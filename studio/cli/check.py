@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from studio.cli.common import friendly, open_project, out, project_root
+from studio.core.terminal import clean
 
 if TYPE_CHECKING:
     from studio.project.loader import Project
@@ -19,7 +20,8 @@ if TYPE_CHECKING:
 def check() -> None:
     """Validate every project file; list every error as file:line:col and exit 1 if any."""
     project = open_project()
-    table = Table(title=f"{project.config.title}: all files valid", title_justify="left", show_header=False)
+    title = Text(f"{clean(project.config.title, keep_newlines=False)}: all files valid")  # text, never markup
+    table = Table(title=title, title_justify="left", show_header=False)
     table.add_column("what")
     table.add_column("count", justify="right")
     table.add_row("characters", str(len(project.characters)))
@@ -30,7 +32,7 @@ def check() -> None:
     out.print(table)
     warnings = lint_project(project)
     for warning in warnings:
-        out.print(Text(str(warning), style="yellow"))
+        out.print(Text(clean(str(warning)), style="yellow"))
     if warnings:
         advice = "the files are valid; adjust thresholds or disable rules under [lint] in studio.toml"
         out.print(Text(f"{len(warnings)} storyboard warning(s): {advice}"))
