@@ -128,7 +128,7 @@ def test_a_corrupt_reference_image_names_the_file(sample: Path, cli) -> None:
     (refs / "wren.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
     result = cli("--project", sample, "run", "episode", "1")
     assert result.exit_code == 1
-    assert "characters/wren/refs/wren.png: not a readable image" in result.output
+    assert "characters/wren/refs/wren.png:1:1: not a readable image" in result.output  # found by the loader
     assert "Traceback" not in result.output
 
 

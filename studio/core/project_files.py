@@ -164,7 +164,7 @@ def check_image_bytes(data: bytes, shown: str, max_pixels: int = MAX_IMAGE_PIXEL
             shown, f"image is over twice the limit of {max_pixels:,} pixels (a decompression bomb?); scale it down"
         ) from None
     except (OSError, ValueError, SyntaxError, UnidentifiedImageError) as exc:
-        raise FileRefused(shown, f"not a readable {fmt} image ({exc})") from None
+        raise FileRefused(shown, f"not a readable image ({fmt}: {exc})") from None
     if width <= 0 or height <= 0:
         raise FileRefused(shown, f"a {fmt} image of {width}x{height} pixels has nothing in it")
     if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE or width * height > max_pixels:
