@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import edit
 from PIL import Image
 
 from studio.project.loader import load_project
@@ -75,7 +76,9 @@ def test_full_episode_then_nothing_on_the_second_run(fal_project: Path, fake_fal
 def test_edit_requests_carry_the_references_and_mapping(fal_project: Path, fake_fal) -> None:
     assert studio(fal_project, fake_fal, "run", "episode", "1", "--provider", "fal").returncode == 0
     panels = [s for s in fake_fal.submissions if s["endpoint"] == "fal-ai/flux-2/flash/edit"]
-    assert len(panels) == 12
+    # Panels with characters are edits; the 3 without go text-to-image (no reference to pay for).
+    with_characters = [p for p in load_project(fal_project).episode(1).panels if p.characters]
+    assert len(panels) == len(with_characters) == 9
     for submission in panels:
         body = submission["input"]
         assert 1 <= len(body["image_urls"]) <= 4
@@ -105,7 +108,9 @@ def test_wrong_key_stops_the_run_without_charges(fal_project: Path, fake_fal) ->
 
 
 def test_rejected_panel_fails_alone_and_fail_fast_stops(fal_project: Path, fake_fal) -> None:
-    # Make one panel's prompt unacceptable to the model: too many references for flash/edit.
+    # Make one panel's prompt unacceptable to the model: too many references for flash/edit
+    # (every reference sent on its own, as `references = "all"` does).
+    edit(fal_project / "studio.toml", 'references = "needed"', 'references = "all"')
     fake_fal.endpoints["fal-ai/flux-2/flash/edit"] = fake_fal.endpoints["fal-ai/flux-2/flash/edit"].__class__(
         5_000, edit=True, max_image_urls=3
     )
