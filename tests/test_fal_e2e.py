@@ -17,6 +17,7 @@ from conftest import edit
 from PIL import Image
 
 from studio.project.loader import load_project
+from studio.providers.registry import project_plugins
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -50,7 +51,7 @@ def panels_made(root: Path, episode: int = 1) -> set[str]:
 
 
 def panel_ids(root: Path, episode: int = 1) -> set[str]:
-    return {p.id for p in load_project(root).episode(episode).panels}
+    return {p.id for p in load_project(root, project_plugins()).episode(episode).panels}
 
 
 def test_full_episode_then_nothing_on_the_second_run(fal_project: Path, fake_fal) -> None:
@@ -179,8 +180,10 @@ def test_lost_submit_response_is_recovered_from_fals_history_and_never_resent(fa
 def test_twenty_percent_faults_complete_or_name_the_failures(fal_project: Path, fake_fal, seed: int) -> None:
     kinds = ["429", "503", "503-no-id", "500", "reset", "lost-response", "moderation", "expired-image", "stall"]
     fake_fal.stall_seconds = 3
+    # A submit lost before fal read it is sent again once fal could no longer start it: short windows here.
     (fal_project / "studio.toml").write_text(
         (fal_project / "studio.toml").read_text().replace("request_timeout = 5", "request_timeout = 2")
+        + "start_timeout = 1\nlongest_run = 1\n"
     )
     fake_fal.set_fault_rate(0.2, kinds, seed=seed)
     result = studio(fal_project, fake_fal, "run", "episode", "1", "--provider", "fal")

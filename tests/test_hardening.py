@@ -24,12 +24,15 @@ from benchmarks.measure import run_with_peak
 pytestmark = pytest.mark.timeout(900)
 
 RECONCILABLE_FAULTS = ["429", "503", "503-no-id", "500", "reset", "stall", "expired-image", "expired-result"]
+# A submit lost before fal read it (a reset, a stall, a kill mid-send) is sent again once fal could no
+# longer start it: [providers.fal] start_timeout + the model's longest run. Short windows here.
+SHORT_WINDOWS = "start_timeout = 1\nlongest_run = 1\n"
 
 
 def test_faults_across_three_episodes_reconcile_to_the_micro_dollar(fal_project: Path, fake_fal) -> None:
     fake_fal.stall_seconds = 3
     config = fal_project / "studio.toml"
-    config.write_text(config.read_text().replace("request_timeout = 5", "request_timeout = 2"))
+    config.write_text(config.read_text().replace("request_timeout = 5", "request_timeout = 2") + SHORT_WINDOWS)
     fake_fal.set_fault_rate(0.2, RECONCILABLE_FAULTS, seed=11)
     for episode in (1, 2, 3):
         result = studio(fal_project, fake_fal, "run", "episode", str(episode), "--provider", "fal")
@@ -46,6 +49,8 @@ def test_faults_across_three_episodes_reconcile_to_the_micro_dollar(fal_project:
 def test_kill_9_at_random_points_over_twenty_runs(fal_project: Path, fake_fal) -> None:
     rng = random.Random(2026)
     fake_fal.latency = 0.3
+    with (fal_project / "studio.toml").open("a", encoding="utf-8") as handle:
+        handle.write(SHORT_WINDOWS)
     for _ in range(20):
         process = spawn(fal_project, fake_fal, "run", "episode", "1", "--provider", "fal")
         time.sleep(rng.uniform(0.3, 2.5))

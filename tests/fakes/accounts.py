@@ -1,4 +1,4 @@
-"""A loopback fake of the providers' account APIs: fal pricing and billing, BFL credits."""
+"""A loopback fake of the providers' account APIs: fal pricing, billing and request history, BFL credits."""
 
 from __future__ import annotations
 
@@ -24,9 +24,14 @@ def stored_schemas() -> dict[str, dict[str, Any]]:
 
 
 class FakeAccounts:
-    """Serves GET /v1/models/pricing, /v1/account/billing (fal) and /v1/credits (BFL) over plain HTTP."""
+    """Serves GET /v1/models/pricing, /v1/account/billing (fal) and /v1/credits (BFL) over plain HTTP.
 
-    def __init__(self, *, fal_key: str = "fal-test-key", bfl_key: str = "bfl-test-key"):
+    With `fal=` (a started `tests.fakes.fal.FakeFal`), also fal's request history,
+    /v1/models/requests/by-endpoint, answered from what that fake really received.
+    """
+
+    def __init__(self, *, fal_key: str = "fal-test-key", bfl_key: str = "bfl-test-key", fal: Any = None):
+        self.fal = fal
         self.fal_key = fal_key
         self.bfl_key = bfl_key
         self.prices: dict[str, dict[str, Any]] = {}
@@ -74,9 +79,13 @@ class FakeAccounts:
                     self._send(200, {"prices": prices, "next_cursor": None, "has_more": False})
                 elif url.path == "/v1/account/billing" and fal_ok:
                     self._send(200, {"username": "test", "credits": {"current_balance": fake.fal_balance}})
+                elif url.path == "/v1/models/requests/by-endpoint" and fal_ok and fake.fal is not None:
+                    self._send(*fake.fal.history({name: values[-1] for name, values in query.items()}))
                 elif url.path == "/v1/credits" and bfl_ok:
                     self._send(200, {"credits": fake.bfl_credits})
-                elif url.path in {"/v1/models/pricing", "/v1/account/billing", "/v1/credits"}:
+                elif url.path in {"/v1/models/pricing", "/v1/account/billing", "/v1/credits"} or (
+                    url.path == "/v1/models/requests/by-endpoint" and fake.fal is not None
+                ):
                     self._send(401, {"detail": "Unauthorized"})
                 else:
                     self._send(404, {"detail": "Not found"})

@@ -22,6 +22,8 @@ Protocol (what fal-client 1.0.x sends and parses; see PROVIDERS.md):
                                                  422 model error, 404 unknown / expired
     PUT  /{owner}/{app}/requests/{id}/cancel     202 CANCELLATION_REQUESTED / 400 ALREADY_COMPLETED
     GET  /files/{token}.{png|jpeg|webp}          the generated image (no auth, expires)
+    GET  /v1/models/requests/by-endpoint         the platform API's request history (see `history`):
+                                                 studio reaches it through STUDIO_FAL_PLATFORM_URL
 
 Choices where real fal's behaviour is not documented (all deliberate, all harsh-side):
 
@@ -30,6 +32,18 @@ Choices where real fal's behaviour is not documented (all deliberate, all harsh-
   result answers 422 `{"detail": [{loc, msg, type}]}`. `validate_on_submit=True` makes
   submit itself answer 422 instead.
 * `expire()` / `expire_after` forget the whole request: status, result and cancel -> 404.
+* `X-Fal-Request-Timeout: <s>` on a submit (PROVIDERS.md): a request still queued that long after
+  it was received is dropped, never billed (status COMPLETED with error_type "request_timeout",
+  result 504, history status_code 504).
+* Request history (PROVIDERS.md: fields, `limit` <= 100, `cursor`/`next_cursor`/`has_more`): it
+  lists what the fake really received and processed, and only requests that have *ended* (harsh
+  side: whether queued or running ones are listed is undocumented), filtered on `sent_at` within
+  `start`..`end`, sorted by `ended_at`. `json_input` echoes data URIs as stored file URLs
+  (`history_echo = "urls"`, the harsh side of an unconfirmed fact) or byte for byte ("inline").
+  A submit dropped by a "reset" or "stall" fault was read but never processed: it is not listed;
+  "lost-response" processes it (queued, billed, listed) and then resets the connection.
+  History faults: "403" (a key without the permission), "truncated" (the page cut mid-body), and
+  the common ones (429, 500, reset, ...), with `on="history"`.
 * Cancelling a queued request removes it (never billed; status COMPLETED with an error,
   result 400). Cancelling a running one answers 202 but the runner ignores it: it finishes
   and is billed (fal: "cancellation may not stop processing or refund credits").
@@ -130,10 +144,11 @@ APP_NAMESPACES = ("workflows", "comfy")
 # ---------------------------------------------------------------- faults
 
 HTTP_FAULTS = ("429", "503", "503-no-id", "500", "422", "stall", "reset", "lost-response")
-FAULT_KINDS = (*HTTP_FAULTS, "moderation", "nsfw", "expired-result", "expired-image")
-FAULT_TARGETS = ("submit", "status", "result", "cancel", "file", "any")
+FAULT_KINDS = (*HTTP_FAULTS, "403", "truncated", "moderation", "nsfw", "expired-result", "expired-image")
+FAULT_TARGETS = ("submit", "status", "result", "cancel", "file", "history", "any")
 # Kinds that only make sense on one kind of request.
 _ONLY_ON = {"moderation": "submit", "nsfw": "submit", "expired-result": "result", "expired-image": "file"}
+_ONLY_ON.update({"403": "history", "truncated": "history"})  # the request history's own failures
 
 # What an nginx ingress error page looks like. fal-client retries a 502/503/504 only when
 # the response has no x-fal-request-id header AND "nginx" occurs in the body text.
@@ -197,6 +212,9 @@ class _Job:
     finished: float | None = None
     cancelled: bool = False
     forgotten: bool = False
+    start_timeout: float | None = None  # X-Fal-Request-Timeout: dropped if still queued after it
+    dropped: bool = False
+    sent_wall: float = 0.0  # wall-clock time it was received (the history's sent_at)
     result: dict[str, Any] | None = None
 
 
@@ -260,10 +278,12 @@ class FakeFal(base.FakeServer):
         self._waiting: deque[_Job] = deque()
         self._running: list[_Job] = []
         self._seq = 0
+        self.history_echo = "urls"  # how the history echoes data URIs: "urls" (stored files) or "inline"
 
     def provider_env(self, key: str) -> dict[str, str]:
-        """fal-client's variables (set them before importing fal_client)."""
-        return {"FAL_KEY": key, "FAL_QUEUE_RUN_HOST": self.host}
+        """fal-client's variables (set them before importing fal_client), and studio's platform API URL
+        (the request history is served here too)."""
+        return {"FAL_KEY": key, "FAL_QUEUE_RUN_HOST": self.host, "STUDIO_FAL_PLATFORM_URL": f"{self.base_url}/v1"}
 
 
     @classmethod
@@ -313,10 +333,21 @@ class FakeFal(base.FakeServer):
         # Account concurrency: excess requests wait in the queue (PROVIDERS.md).
         while self._waiting and (self.concurrency is None or len(self._running) < self.concurrency):
             job = self._waiting.popleft()
+            if job.start_timeout is not None and at - job.submitted > job.start_timeout:
+                self._drop(job, job.submitted + job.start_timeout)
+                continue
             job.state = "IN_PROGRESS"
             job.started = at
             job.record["status"] = "IN_PROGRESS"
             self._running.append(job)
+
+    def _drop(self, job: _Job, at: float) -> None:
+        """No runner started it within its X-Fal-Request-Timeout: fal drops it, unbilled."""
+        job.dropped = True
+        job.state = "COMPLETED"
+        job.finished = at
+        job.record["status"] = "DROPPED"
+        self._committed_micro -= job.billed_micro
 
     def _complete(self, job: _Job, at: float) -> None:
         job.state = "COMPLETED"
@@ -507,6 +538,8 @@ class FakeFal(base.FakeServer):
         method, parts = request.method, request.parts
         if parts and parts[0] == "files":
             return Route("file", None, "", parts[1] if len(parts) == 2 else None)
+        if parts[:4] == ["v1", "models", "requests", "by-endpoint"] and len(parts) == 4:
+            return Route("history", None if method == "GET" else "method", "history")
         root_len = 3 if parts and parts[0] in APP_NAMESPACES else 2
         if len(parts) < root_len:
             return Route("other", "not_found")
@@ -559,10 +592,13 @@ class FakeFal(base.FakeServer):
             response = _json(401, {"detail": "Missing authorization header"})
         elif auth != "ok":
             response = _json(401, {"detail": "No user found for Key ID and Secret"})
+        elif route.category == "history":
+            response = self._history_answer(request.query, fault)
         elif route.category == "submit":
             with self._lock:
                 response = self._submit(root, request.body, request.bad_json, moderated=fault == "moderation",
-                                        flagged=fault == "nsfw")
+                                        flagged=fault == "nsfw",
+                                        start_timeout=request.header("x-fal-request-timeout"))
         elif route.category == "status":
             with self._lock:
                 response = self._status(root, request_id, request.query)
@@ -577,7 +613,8 @@ class FakeFal(base.FakeServer):
         if fault == "lost-response":
             response.action = "reset"
         return response
-    def _submit(self, endpoint: str, body: Any, bad_json: bool, *, moderated: bool, flagged: bool = False) -> Response:
+    def _submit(self, endpoint: str, body: Any, bad_json: bool, *, moderated: bool, flagged: bool = False,
+                start_timeout: str | None = None) -> Response:
         spec = self.endpoints.get(endpoint)
         if spec is None:
             return _json(404, {"detail": f"Application '{endpoint}' not found"})
@@ -622,6 +659,7 @@ class FakeFal(base.FakeServer):
             body=body if isinstance(body, dict) else {}, record=record, submitted=now, duration=self.latency,
             outputs=outputs, fmt=params.get("fmt", "png"), seed=seed, billed_units=units, billed_micro=micro,
             error_detail=detail, flagged=self._flags(body, flagged),
+            start_timeout=_seconds(start_timeout), sent_wall=time.time(),
         )
         self._jobs[request_id] = job
         self._submissions.append(record)
@@ -668,7 +706,10 @@ class FakeFal(base.FakeServer):
             return _json(202, {"status": "IN_PROGRESS", "logs": logs}, **headers)
         payload: dict[str, Any] = {"status": "COMPLETED", "logs": logs,
                                    "metrics": {"inference_time": round(job.duration, 3)}}
-        if job.cancelled:
+        if job.dropped:
+            payload["error"] = "Request timed out before a runner started it"
+            payload["error_type"] = "request_timeout"
+        elif job.cancelled:
             # Not documented by fal; the fake's guess for a request cancelled while queued.
             payload["error"] = "Request was cancelled"
             payload["error_type"] = "request_cancelled"
@@ -688,6 +729,9 @@ class FakeFal(base.FakeServer):
         headers = {"x-fal-request-id": job.request_id}
         if job.state != "COMPLETED":
             return _json(400, {"detail": "Request is still in progress"}, **headers)
+        if job.dropped:
+            return _json(504, {"detail": "Request timed out before a runner started it",
+                               "error_type": "request_timeout"}, **headers)
         if job.cancelled:
             return _json(400, {"detail": "Request was cancelled"}, **headers)
         if job.error_detail is not None:
@@ -713,6 +757,78 @@ class FakeFal(base.FakeServer):
         # IN_PROGRESS: the runner ignores the signal; it finishes and is billed.
         return _json(202, {"status": "CANCELLATION_REQUESTED"})
 
+    # ------------------------------------------------------------ the platform API's request history
+
+    def history(self, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """`GET /v1/models/requests/by-endpoint` (PROVIDERS.md): (status, body) for a query of last
+        values. Also what `tests.fakes.accounts.FakeAccounts(fal=...)` serves."""
+        endpoints = [e for e in query.get("endpoint_id", "").split(",") if e]
+        if not endpoints:
+            return 422, {"detail": [{"loc": ["query", "endpoint_id"], "msg": "Field required", "type": "missing"}]}
+        try:
+            limit = int(query.get("limit", "50"))
+            offset = int(query.get("cursor") or "0")
+        except ValueError:
+            return 422, {"detail": [{"loc": ["query"], "msg": "Invalid limit or cursor", "type": "value_error"}]}
+        if not 1 <= limit <= 100 or offset < 0:
+            return 422, {"detail": [{"loc": ["query", "limit"], "msg": "Input should be between 1 and 100",
+                                     "type": "value_error"}]}
+        now_wall = time.time()
+        start = _epoch(query.get("start")) or now_wall - 86_400  # `start` defaults to 24 h ago
+        end = _epoch(query.get("end")) or now_wall
+        wanted = query.get("status")
+        with self._lock:
+            self._advance(self._now())
+            jobs = [j for j in self._jobs.values() if j.endpoint in endpoints and j.finished is not None
+                    and start <= j.sent_wall <= end and query.get("request_id", j.request_id) == j.request_id]
+            items = [self._history_item(j, query.get("expand") == "payloads") for j in jobs]
+        if wanted:
+            kinds = {"success": range(200, 300), "user_error": range(400, 500), "error": range(500, 600)}
+            items = [i for i in items if i["status_code"] in kinds.get(wanted, ())]
+        items.sort(key=lambda item: (item["ended_at"], item["request_id"]))
+        page = items[offset : offset + limit]
+        more = offset + limit < len(items)
+        return 200, {"items": page, "next_cursor": str(offset + limit) if more else None, "has_more": more}
+
+    def _history_item(self, job: _Job, payloads: bool) -> dict[str, Any]:
+        wall = job.sent_wall - job.submitted  # fake clock -> wall clock, from when it was received
+        code = 504 if job.dropped else 499 if job.cancelled else 422 if job.error_detail else 200
+        item: dict[str, Any] = {
+            "request_id": job.request_id,
+            "endpoint_id": job.endpoint,
+            "sent_at": _iso(job.sent_wall),
+            "started_at": _iso(job.started + wall) if job.started is not None else None,
+            "ended_at": _iso(job.finished + wall) if job.finished is not None else None,
+            "status_code": code,
+            "duration": round(job.finished - job.started, 3) if job.started is not None and job.finished else None,
+        }
+        if payloads:
+            item["json_input"] = self._echo(copy.deepcopy(job.body))
+            item["json_output"] = copy.deepcopy(job.result) if code == 200 else {"detail": job.error_detail}
+        return item
+
+    def _echo(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The input as the history shows it: data URIs as stored file URLs unless `history_echo` is "inline"."""
+        if self.history_echo == "inline":
+            return body
+        for name in ("image_urls", "image_url"):
+            value = body.get(name)
+            urls = value if isinstance(value, list) else [value]
+            stored = [f"https://v3.fal.media/files/{base.seed_from(u):x}/input.png"
+                      if isinstance(u, str) and u.startswith("data:") else u for u in urls]
+            if name in body:
+                body[name] = stored if isinstance(value, list) else stored[0]
+        return body
+
+    def _history_answer(self, query: dict[str, str], fault: str | None) -> Response:
+        if fault == "403":  # a key without permission for the platform API
+            return _json(403, {"detail": "Forbidden: this key cannot read request history"})
+        status, body = self.history(query)
+        response = _json(status, body)
+        if fault == "truncated":  # the page cut short: half a body, with a length that matches it
+            response.body = response.body[: len(response.body) // 2]
+        return response
+
     def _serve_file(self, name: str | None, *, expired: bool) -> Response:
         missing = _json(404, {"detail": "File not found"})
         with self._lock:
@@ -723,6 +839,28 @@ class FakeFal(base.FakeServer):
                 file.gone = True
                 return missing
         return Response(200, self._image_bytes(file), OUTPUT_FORMATS[file.fmt], {"cache-control": "max-age=3600"})
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def _iso(wall: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(wall)) + f".{int(wall % 1 * 1e6):06d}Z"
+
+
+def _epoch(value: str | None) -> float | None:
+    from datetime import datetime
+
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 main = FakeFal.main  # python -m tests.fakes.fal --port 8443 [--latency 1.0] [--key KEY] [--concurrency N]
