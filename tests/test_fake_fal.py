@@ -583,7 +583,10 @@ def test_command_line_prints_the_environment_and_serves() -> None:
             if line.startswith("export "):
                 name, _, value = line.removeprefix("export ").strip().partition("=")
                 exports[name] = value.strip("'")
-        assert set(exports) == {"FAL_KEY", "FAL_QUEUE_RUN_HOST", "SSL_CERT_FILE"}, process.stderr
+        # The request history is served here too: studio's platform URL points at the fake.
+        wanted = {"FAL_KEY", "FAL_QUEUE_RUN_HOST", "STUDIO_FAL_PLATFORM_URL", "SSL_CERT_FILE"}
+        assert set(exports) == wanted, process.stderr
+        assert exports["STUDIO_FAL_PLATFORM_URL"] == f"https://{exports['FAL_QUEUE_RUN_HOST']}/v1"
         assert exports["FAL_KEY"] == "test-key"
         response = httpx.post(f"https://{exports['FAL_QUEUE_RUN_HOST']}/fal-ai/flux-2/flash",
                               json={"prompt": "x"}, headers={"Authorization": "Key test-key"},
@@ -597,3 +600,65 @@ def test_command_line_prints_the_environment_and_serves() -> None:
             process.kill()
             process.wait(timeout=5)
     assert process.returncode == 0
+
+
+# ---------------------------------------------------------------- the platform API's request history
+
+
+def test_history_lists_what_was_really_received_with_payloads_and_pages() -> None:
+    import base64 as b64
+
+    from fakes.server import render_png
+
+    uri = "data:image/png;base64," + b64.b64encode(render_png("ref", 64, 64, 1, "r", "m")).decode()
+    with FakeFal(latency=0.0) as fal, httpx.Client(verify=fal.ssl_context(), timeout=10) as client:
+        auth = {"Authorization": "Key test-key"}
+        url = f"{fal.base_url}/fal-ai/flux-2/flash/edit"
+        bodies = [{"prompt": f"p{n}", "image_size": {"width": 512, "height": 512}, "seed": n, "image_urls": [uri]}
+                  for n in range(4)]
+        fal.inject("reset", on="submit")  # read, never processed
+        with pytest.raises(httpx.TransportError):
+            client.post(url, json=bodies[0], headers=auth)
+        fal.inject("lost-response", on="submit")  # processed (queued, billed), then the answer is lost
+        with pytest.raises(httpx.TransportError):
+            client.post(url, json=bodies[1], headers=auth)
+        for body in bodies[2:]:
+            assert client.post(url, json=body, headers=auth).status_code == 200
+        fal.advance_clock(1)
+        history = f"{fal.base_url}/v1/models/requests/by-endpoint"
+        query = {"endpoint_id": "fal-ai/flux-2/flash/edit", "expand": "payloads", "limit": "2"}
+        first = client.get(history, params=query, headers=auth).json()
+        assert first["has_more"] is True and len(first["items"]) == 2
+        second = client.get(history, params={**query, "cursor": first["next_cursor"]}, headers=auth).json()
+        assert second["has_more"] is False and second["next_cursor"] is None
+        items = first["items"] + second["items"]
+        assert [i["json_input"]["prompt"] for i in items] == ["p1", "p2", "p3"], "the reset one was never processed"
+        assert {i["request_id"] for i in items} == {s["request_id"] for s in fal.submissions}
+        assert all(i["status_code"] == 200 and i["sent_at"].endswith("Z") and i["ended_at"] for i in items)
+        echoed = items[0]["json_input"]["image_urls"][0]
+        assert echoed.startswith("https://v3.fal.media/files/"), "data URIs echoed as stored URLs"
+        fal.history_echo = "inline"
+        inline = client.get(history, params={**query, "limit": "100"}, headers=auth).json()["items"]
+        assert inline[0]["json_input"] == bodies[1]
+        assert client.get(history, params={**query, "limit": "101"}, headers=auth).status_code == 422
+        assert client.get(history, params=query).status_code == 401
+        fal.inject("403", on="history")
+        assert client.get(history, params=query, headers=auth).status_code == 403
+        fal.inject("truncated", on="history")
+        with pytest.raises(ValueError):
+            client.get(history, params=query, headers=auth).json()
+
+
+def test_a_request_still_queued_after_its_start_timeout_is_dropped_unbilled() -> None:
+    with FakeFal(latency=5.0, concurrency=1) as fal, httpx.Client(verify=fal.ssl_context(), timeout=10) as client:
+        auth = {"Authorization": "Key test-key"}
+        url = f"{fal.base_url}/fal-ai/flux-2/flash"
+        ids = [client.post(url, json={"prompt": f"p{n}", "image_size": {"width": 512, "height": 512}},
+                           headers={**auth, "X-Fal-Request-Timeout": "2"}).json()["request_id"] for n in range(2)]
+        fal.advance_clock(6)  # the first ran 5 s; the second waited past its 2 s start timeout
+        assert [fal.job_state(i) for i in ids] == ["COMPLETED", "COMPLETED"]
+        assert client.get(f"{fal.base_url}/fal-ai/flux-2/requests/{ids[1]}", headers=auth).status_code == 504
+        assert fal.billed_micro == fal.price("fal-ai/flux-2/flash", 512, 512)
+        query = {"endpoint_id": "fal-ai/flux-2/flash"}
+        items = client.get(f"{fal.base_url}/v1/models/requests/by-endpoint", params=query, headers=auth).json()
+        assert sorted(i["status_code"] for i in items["items"]) == [200, 504]
