@@ -69,7 +69,7 @@ def test_cost_per_panel_against_target_and_rolling_average(sample: Path, cli) ->
     assert rows["ep001"]["panels"] == 2
     assert rows["ep001"]["per_panel_micro"] == -(-(10_000 + 15_000 + 40_000 + 45_000 + 45_000) // 2)
     assert rows["ep002"]["per_panel_micro"] == 61_000 + 7_000  # one finished panel carries the charged failure
-    assert report["target_per_panel_micro"] == 50_000
+    assert report["target_per_panel_micro"] == 12_000  # the sample's studio.toml
     assert report["rolling_per_panel_micro"] == -(-(77_500 + 68_000) // 2)
     text = cli("--project", sample, "cost", "--episode", "2")
     assert text.exit_code == 0 and "ep002" in text.output and "ep001" not in text.output
