@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import edit
-
 
 @pytest.fixture
 def acme(monkeypatch: pytest.MonkeyPatch, sample: Path) -> Path:
@@ -61,7 +59,8 @@ def test_a_setting_no_plugin_declares_is_an_error(acme: Path, cli) -> None:  # t
 
 
 def test_balance_comes_from_the_plugins_capability(acme: Path, cli) -> None:  # type: ignore[no-untyped-def]
-    edit(acme / "studio.toml", 'provider = "draft"', 'provider = "draft"\n\n[providers.acme]\nregion = "eu"')
+    config = acme / "studio.toml"
+    config.write_text(config.read_text() + '\n[providers.acme]\nregion = "eu"\n')
     rows = json.loads(cli("--project", acme, "providers", "--balance", "--json").stdout)["providers"]
     acme_row = next(r for r in rows if r["provider"] == "acme")
     assert acme_row["key_variable"] == "ACME_API_KEY" and acme_row["key_present"] is True
