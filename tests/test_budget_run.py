@@ -9,7 +9,6 @@ from test_fal_e2e import ledger, panels_made, studio
 
 from studio.core.money import format_usd
 
-
 # Episode 1 costs about $0.145 on the fake (12 panels at 1 MP with one reference at most, sheets, plates).
 
 

@@ -94,8 +94,7 @@ def test_every_panel_is_made_small_then_upscaled_to_the_master(sample: Path) -> 
 
 def test_an_upscaler_model_is_a_paid_phase_with_its_estimate_and_why(sample: Path, cli) -> None:  # type: ignore[no-untyped-def]
     local = plan_of(sample, provider="fal")
-    panel_model = 'panel = "fal:fal-ai/flux-2/flash/edit"\n'
-    edit(sample / "studio.toml", panel_model, panel_model + 'upscale = "fal:fal-ai/seedvr/upscale/image"\n')
+    edit(sample / "studio.toml", 'upscale = "local"', 'upscale = "fal:fal-ai/seedvr/upscale/image"')
     paid = plan_of(sample, provider="fal")
     before, after = by(local, Phase.UPSCALE), by(paid, Phase.UPSCALE)
     assert {name: job.key for name, job in by(local, Phase.PANEL).items()} == {  # type: ignore[attr-defined]
@@ -156,13 +155,13 @@ def test_references_are_chosen_for_cost(sample: Path) -> None:
 
 
 def test_references_all_sends_every_reference_and_per_image_models_keep_them(sample: Path) -> None:
-    edit(sample / "studio.toml", "concurrency = 4\n", 'concurrency = 4\nreferences = "all"\n')
+    edit(sample / "studio.toml", 'references = "needed"', 'references = "all"')
     plan = plan_of(sample, provider="fal")
     roles = {n: [r.role for r in j.generation.refs] for n, j in by(plan, Phase.PANEL).items()}  # type: ignore[attr-defined]
     assert roles["p005"] == ["character", "location", "style"]
     assert by(plan, Phase.STYLE_FRAME)
     # Where references cost nothing (a per-image price), they are all sent whatever the setting.
-    edit(sample / "studio.toml", 'references = "all"\n', "")
+    edit(sample / "studio.toml", 'references = "all"', 'references = "needed"')
     edit(sample / "studio.toml", 'panel = "fal:fal-ai/flux-2/flash/edit"', 'panel = "fal:fal-ai/nano-banana/edit"')
     plan = plan_of(sample, provider="fal")
     roles = {n: [r.role for r in j.generation.refs] for n, j in by(plan, Phase.PANEL).items()}  # type: ignore[attr-defined]

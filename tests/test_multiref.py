@@ -34,8 +34,11 @@ def panel_row(view: dict, panel: str) -> dict:
 
 
 def set_config(root: Path, line: str) -> None:
+    """Set top-level keys of studio.toml (replacing the sample's own setting of them)."""
     config = root / "studio.toml"
-    config.write_text(config.read_text().replace("concurrency = 4\n", f"concurrency = 4\n{line}\n", 1))
+    names = {part.split("=", 1)[0].strip() for part in line.splitlines() if "=" in part}
+    kept = [row for row in config.read_text().splitlines(keepends=True) if row.split("=", 1)[0].strip() not in names]
+    config.write_text("".join(kept).replace("concurrency = 4\n", f"concurrency = 4\n{line}\n", 1))
 
 
 def test_auto_packs_a_four_character_panel_on_a_four_reference_model(sample: Path, cli) -> None:

@@ -43,16 +43,21 @@ def test_run_episode_makes_every_output(sample: Path, studio_process) -> None:
     assert all(f"panels/{p.id}.png" in html for p in storyboard.panels)
     characters = {m.id for p in storyboard.panels for m in p.characters}
     assert {p.parent.name for p in (sample / "build/characters").glob(f"*/{storyboard.style}.png")} == characters
-    assert (sample / f"build/styles/{storyboard.style}.png").is_file()
-    assert {f"{p.parent.parent.name}@{p.stem}" for p in (sample / "build/locations").glob("*/*/*.png")} == {
-        f"{p.location}@{p.time}" for p in storyboard.panels
-    }
+    # Where references are billed (flash/edit), no panel needs the generated style frame (its prompt
+    # carries the style) nor a plate for a close shot or a panel without characters: none is made.
+    assert not (sample / f"build/styles/{storyboard.style}.png").exists()
+    close = {"close-up", "extreme-close-up", "medium-close-up"}
+    places = {f"{p.location}@{p.time}" for p in storyboard.panels if p.characters and p.shot not in close}
+    assert {f"{p.parent.parent.name}@{p.stem}" for p in (sample / "build/locations").glob("*/*/*.png")} == places
+    for panel in storyboard.panels:  # each take made small, then upscaled to the master
+        with Image.open(folder / f"generated/{panel.id}_t1.png") as made:
+            assert made.size[0] * made.size[1] <= 1_000_000
+        with Image.open(folder / f"raw/{panel.id}_t1.png") as raw:
+            assert raw.size[0] == 1600
     # The summary table is printed, with every panel generated.
     assert "Run summary" in result.stderr
     rows = ledger_rows(sample)
-    assert len(rows) == len(storyboard.panels) + len(characters) + 1 + len(
-        {(p.location, p.time) for p in storyboard.panels}
-    )
+    assert len(rows) == len(storyboard.panels) + len(characters) + len(places)
     assert {r["status"] for r in rows} == {"completed"}
     assert all(r["actual_micro"] == 0 and r["provider"] == "draft" for r in rows)
     # A draft run records what the configured paid model would have cost.

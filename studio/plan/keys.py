@@ -174,8 +174,17 @@ def panel(
     """A panel's take made by a model from its references (direct, packed, or harmonising a composite)."""
     width, height = target.size
     members = [SimpleNamespace(**m.model_dump(), character=characters[m.id]) for m in panel.characters]
+    packed = previz.get("pack_roles", [])
     prompt = render_prompt(
-        "panel", panel=panel, members=members, location=location, style=style, width=width, height=height
+        "panel",
+        panel=panel,
+        members=members,
+        location=location,
+        style=style,
+        width=width,
+        height=height,
+        roles=[r.role for r in refs],
+        packed=packed,
     )
     sources = {
         "panel": {"shot": panel.shot, "angle": panel.angle, "time": panel.time, "action": panel.action},

@@ -392,6 +392,7 @@ class _Planner:
             sheet = RefSpec("pack", "characters", job_key=pack.key, pixels=PACK_PIXELS)
             refs = [sheet if r.role == "pack" else r for r in refs]
             previz["pack"] = [ref.label for ref in packed_in if ref.role == "character"]
+            previz["pack_roles"] = sorted({ref.role for ref in packed_in})
         elif strategy == "composite":
             support = self._composite(inputs, take, seed)
             refs = [RefSpec("composite", panel.id, job_key=support[-1].key, pixels=_pixels(inputs.size))]
