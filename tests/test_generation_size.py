@@ -150,8 +150,10 @@ def test_references_are_chosen_for_cost(sample: Path) -> None:
         if f"{panel_id} pack" in packs:
             sent |= {label for label, _ in packs[f"{panel_id} pack"].local["refs"]}  # type: ignore[attr-defined]
         assert {m.id for m in panel.characters} <= sent, panel_id
-    # No panel is sent the generated style frame: the style frame is not even made.
-    assert not by(plan, Phase.STYLE_FRAME)
+    # No panel is sent the generated style frame (its prompt carries the style), but the frame is
+    # still made once per style: it is what the creator reviews the style by.
+    assert by(plan, Phase.STYLE_FRAME)
+    assert not any(r.role == "style" for j in made.values() for r in j.generation.refs)  # type: ignore[attr-defined]
 
 
 def test_references_all_sends_every_reference_and_per_image_models_keep_them(sample: Path) -> None:

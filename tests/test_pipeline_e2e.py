@@ -43,9 +43,9 @@ def test_run_episode_makes_every_output(sample: Path, studio_process) -> None:
     assert all(f"panels/{p.id}.png" in html for p in storyboard.panels)
     characters = {m.id for p in storyboard.panels for m in p.characters}
     assert {p.parent.name for p in (sample / "build/characters").glob(f"*/{storyboard.style}.png")} == characters
-    # Where references are billed (flash/edit), no panel needs the generated style frame (its prompt
-    # carries the style) nor a plate for a close shot or a panel without characters: none is made.
-    assert not (sample / f"build/styles/{storyboard.style}.png").exists()
+    # Where references are billed (flash/edit), no panel is sent the generated style frame (its prompt
+    # carries the style), but the frame is still made once per style for the creator to review.
+    assert (sample / f"build/styles/{storyboard.style}.png").exists()
     close = {"close-up", "extreme-close-up", "medium-close-up"}
     places = {f"{p.location}@{p.time}" for p in storyboard.panels if p.characters and p.shot not in close}
     assert {f"{p.parent.parent.name}@{p.stem}" for p in (sample / "build/locations").glob("*/*/*.png")} == places
@@ -57,7 +57,7 @@ def test_run_episode_makes_every_output(sample: Path, studio_process) -> None:
     # The summary table is printed, with every panel generated.
     assert "Run summary" in result.stderr
     rows = ledger_rows(sample)
-    assert len(rows) == len(storyboard.panels) + len(characters) + len(places)
+    assert len(rows) == len(storyboard.panels) + len(characters) + len(places) + 1  # and the style frame
     assert {r["status"] for r in rows} == {"completed"}
     assert all(r["actual_micro"] == 0 and r["provider"] == "draft" for r in rows)
     # A draft run records what the configured paid model would have cost.

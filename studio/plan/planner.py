@@ -121,11 +121,13 @@ def plan_episode(project: Project, number: int, catalog: Catalog, options: PlanO
 
 def _needed(jobs: list[Job]) -> list[Job]:
     """The jobs the episode's lettered panels and contact sheet depend on, in order: a plate no
-    panel is sent, a style frame the prompts carry, or the assets behind an approved take kept
-    as it is, are not made."""
+    panel is sent, or the assets behind an approved take kept as it is, are not made. The style
+    frame is always made (once per style, a few tenths of a cent): it is the style's picture the
+    creator reviews, even where the prompts carry the style and no panel is sent it."""
     by_key = {job.key: job for job in jobs}
     wanted: set[str] = set()
-    stack = [job.key for job in jobs if job.phase in (Phase.LETTER, Phase.CONTACT_SHEET)]
+    roots = (Phase.LETTER, Phase.CONTACT_SHEET, Phase.STYLE_FRAME)
+    stack = [job.key for job in jobs if job.phase in roots]
     while stack:
         key = stack.pop()
         if key in wanted or key not in by_key:
