@@ -366,5 +366,5 @@ def test_check_names_the_panels_a_model_cannot_take_and_what_studio_does(sample:
     assert len(notes) == 6  # every sample panel of height 1.3 or more (1600 x 2080 and up)
     assert (
         "episodes/ep001/storyboard.yaml: p012: 1600x3200 is outside fal-ai/flux-2/flash/edit's 512–2048 px "
-        "sides; it is generated at 1024x2048 and upscaled (on fal:fal-ai/flux-2/flash/edit)"
+        "sides; it is generated at 704x1408 and upscaled (on fal:fal-ai/flux-2/flash/edit)"  # as a run makes it: ≤ 1 MP
     ) in notes

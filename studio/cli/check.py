@@ -46,6 +46,7 @@ def check() -> None:
 def size_notes(project: Project) -> list[str]:
     """The panels a model of their chain cannot take at master size, and what studio does instead."""
     from studio.catalog.limits import size_note
+    from studio.plan.sizes import generation_size, price_cap
 
     found = []
     width = project.config.master_width
@@ -59,7 +60,7 @@ def size_notes(project: Project) -> list[str]:
                 entry = project.catalog.entries.get(model_id or "")
                 if entry is None or entry.retired:
                     continue  # reported as an error by the loader
-                note = size_note(panel.id, entry, wanted, entry.fit(*wanted))
+                note = size_note(panel.id, entry, wanted, generation_size(entry, wanted, price_cap(entry)))
                 if note is not None:
                     found.append(f"{path}: {note} (on {model_id})")
     return found
