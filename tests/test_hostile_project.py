@@ -441,3 +441,50 @@ def test_an_unexpected_failure_is_one_line_and_a_log_without_secrets(sample: Pat
     assert len(logs) == 1 and "RuntimeError" in logs[0].read_text() and "fal-secret" not in logs[0].read_text()
     debug = studio(sample, "check", timeout=60, env={**env, "PYTHONPATH": str(sample), "STUDIO_DEBUG": "1"})
     assert "Traceback" in debug.stderr
+
+
+def test_text_from_files_reaches_no_terminal_with_its_escape_sequences(sample: Path) -> None:
+    """A storyboard title, a caption, notes and a character name with escape sequences: plan, run
+    (draft), review, cost and ledger print them with no escape byte (issue 21: text to the terminal)."""
+    board = sample / "episodes" / "ep001" / "storyboard.yaml"
+    text = board.read_text(encoding="utf-8")
+    edits = {
+        "title: Backwards at Midnight": r'title: "Backwards\e]0;pwned\a at\e[2J Midnight"',
+        "caption: Saltmarrow. A town that has always known exactly what time it is.": (
+            r'caption: "Saltmarrow.\e[31m A town\e]8;;http://x\e\\ on time."'
+        ),
+        "notes: >-\n      Series establishing shot.": r'notes: "Series \e[2J\x9b2Jestablishing shot.',
+        "      landmark; it recurs in every episode from this same side.": (
+            '      landmark; it recurs in every episode from this same side."'
+        ),
+    }
+    for old, new in edits.items():
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    board.write_text(text, encoding="utf-8")
+    character = sample / "characters" / "wren" / "character.yaml"
+    character.write_text(
+        character.read_text(encoding="utf-8").replace("name: Wren Halloway", r'name: "Wren\e[2J Halloway"', 1),
+        encoding="utf-8",
+    )
+    project = sample.rename(sample.with_name(f"project{ESCAPE}"))  # printed as a path by run
+    printed = {}
+    for args in [
+        ("check",),
+        ("plan", "episode", "1"),
+        ("plan", "episode", "1", "--why"),
+        ("run", "episode", "1", "--only", "p001,p002"),
+        ("retake", "1", "p001", "--provider", "draft", "--note", f"face off-model{ESCAPE}"),
+        ("review", "episode", "1", "--provider", "draft"),
+        ("cost",),
+        ("cost", "--by", "panel"),
+        ("ledger",),
+    ]:
+        result = studio(project, *args, timeout=120)
+        no_traceback(result)
+        assert result.returncode == 0, (args, result.stderr)
+        assert "\x1b" not in result.stdout + result.stderr, (args, result.stdout + result.stderr)
+        printed[args] = result.stdout
+    plan = printed[("plan", "episode", "1")]
+    assert "Backwards at Midnight" in plan, plan  # the sequences go, the title stays
+    assert "face off-model" in printed[("review", "episode", "1", "--provider", "draft")]

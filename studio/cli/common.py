@@ -10,16 +10,18 @@ from typing import Any, TypeVar
 
 import click
 import typer
-from rich.console import Console
 from rich.text import Text
 
 from studio.core.errors import StudioError
+from studio.core.terminal import CleanConsole
 from studio.project.loader import Project, find_project_root, load_project
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-out = Console(soft_wrap=True, highlight=False)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
+# Every text printed passes studio.core.terminal.clean (names, titles, notes, paths and
+# provider messages come from files and answers): one choke point for the whole CLI.
+out = CleanConsole(soft_wrap=True, highlight=False)
+err = CleanConsole(stderr=True, soft_wrap=True, highlight=False)
 
 EXIT_JOBS_FAILED = 3
 EXIT_INTERRUPTED = 130

@@ -14,6 +14,7 @@ from studio.cli.common import friendly, open_project, out, parse_ids
 if TYPE_CHECKING:
     from studio.plan.season import SeasonPlan
 from studio.core.errors import UsageError
+from studio.core.terminal import clean
 
 PROVIDER_HELP = "Plan for this provider ('chain': the [models] fallback chains). Default: studio.toml's."
 QUALITY_HELP = (
@@ -144,7 +145,8 @@ def _print_tables(view: dict) -> None:
     title = f"Episode {view['episode']}: {view['title']}"
     if common:
         title += f" (panels: {common}" + (f"; text-to-image: {next(iter(text_models))})" if text_models else ")")
-    panels = Table(title=title, title_justify="left")
+    # The title is the storyboard's: cleaned before Rich sees it (never markup; an OSC's BEL intact).
+    panels = Table(title=Text(clean(title, keep_newlines=False)), title_justify="left")
     columns = ["panel", "where", "shot", "characters", "refs", "strategy", "made at, upscale", "estimate", "status"]
     upscales = {row["panel"]: row for row in jobs if row["phase"] == "upscale"}
     if common is None:

@@ -4,11 +4,19 @@ Names, titles, ids and messages often come from project files or provider answer
 escape sequence in them could retitle the terminal, hide lines, or fake a prompt. Every
 such text passes `clean` before it is printed: escape sequences (CSI, OSC, and the rest)
 are removed, other control characters are shown as `\\xNN`, and newlines and tabs stay.
+
+`CleanConsole` is the one choke point for the CLI: a Rich console whose every rendered
+text (table cells and titles, f-strings, paths, provider messages) passes `clean`, while
+the styles Rich itself writes (colours, progress cursor moves) are untouched.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+
+from rich.console import Console, ConsoleOptions, RenderableType
+from rich.segment import Segment
 
 # ESC followed by a CSI, OSC/DCS/PM/APC string, or a single-character sequence; and the
 # 8-bit C1 forms of CSI and OSC.
@@ -32,3 +40,20 @@ def clean(text: object, keep_newlines: bool = True) -> str:
     if not keep_newlines:
         value = value.replace("\n", "\\n").replace("\r", "\\r").replace("\t", " ")
     return value
+
+
+class CleanConsole(Console):
+    """A Rich console that prints no escape sequence from the text it is given.
+
+    Rich keeps a style apart from its text (`Segment.style`) and writes its own escape
+    sequences only when it outputs the segments, so cleaning the text of every segment
+    here strips what came from a file and nothing Rich adds. Control segments (cursor
+    moves of a live progress bar) are Rich's own and pass as they are.
+    """
+
+    def render(self, renderable: RenderableType, options: ConsoleOptions | None = None) -> Iterable[Segment]:
+        for segment in super().render(renderable, options):
+            if segment.control or not _CONTROLS.search(segment.text):
+                yield segment
+            else:
+                yield Segment(clean(segment.text), segment.style, segment.control)
