@@ -488,3 +488,39 @@ def test_text_from_files_reaches_no_terminal_with_its_escape_sequences(sample: P
     plan = printed[("plan", "episode", "1")]
     assert "Backwards at Midnight" in plan, plan  # the sequences go, the title stays
     assert "face off-model" in printed[("review", "episode", "1", "--provider", "draft")]
+
+
+def test_a_long_export_reports_each_panel_and_slice(tmp_path: Path) -> None:
+    """A 60-panel episode: the callback hears of every panel assembled and every slice encoded, in
+    order (issue 21: every long command shows progress), and the CLI's bar shows both stages."""
+    import io
+
+    from rich.console import Console
+
+    from studio.cli.export import ExportProgress
+
+    folder = tmp_path / "panels"
+    folder.mkdir()
+    panels = []
+    for index in range(60):
+        path = small_png(folder / f"p{index + 1:03d}.png", (MASTER, 300))
+        panels.append(StripPanel(f"p{index + 1:03d}", path, 300, 100, ()))
+    heard: list[tuple[str, int, int]] = []
+
+    def progress(stage: str, done: int, total: int) -> None:
+        heard.append((stage, done, total))
+
+    layout = layout_strip(panels, MASTER, progress=progress)
+    manifest = export_episode(layout, PROFILES["webtoon"], tmp_path / "out", 60, "ep060", progress)
+    slices = len(manifest.files)
+    assert slices > 1
+    assert heard == [("assemble", n, 60) for n in range(1, 61)] + [("slice", n, slices) for n in range(1, slices + 1)]
+
+    screen = io.StringIO()
+    shown = ExportProgress(Console(file=screen, force_terminal=True, width=100))
+    with shown.progress:
+        for stage, done, total in heard:
+            shown(stage, done, total)
+        shown.progress.refresh()
+    assert "assembling panels" in screen.getvalue() and "slicing" in screen.getvalue()
+    assert f"{slices}/{slices}" in screen.getvalue()

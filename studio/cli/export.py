@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from studio.cli.common import friendly, open_project, out
+from studio.cli.common import err, friendly, open_project, out
 
 app = typer.Typer(help="Slice an episode into platform-ready images.", no_args_is_help=True)
 
@@ -35,7 +37,9 @@ def export_episode(
     from studio.run.publish import export
 
     project = open_project()
-    manifest = export(project, number, platform, out_dir, provider)
+    shown = ExportProgress(err)  # on stderr, like 'studio run': stdout keeps only the result
+    with shown.progress:
+        manifest = export(project, number, platform, out_dir, provider, shown)
     table = Table(title=f"Episode {number} for {platform}", title_justify="left")
     for column in ("file", "size", "bytes", "panels"):
         table.add_column(column, justify="right" if column == "bytes" else "left")
@@ -46,3 +50,28 @@ def export_episode(
     out.print(f"{len(manifest.files)} slices, {manifest.total_bytes:,} bytes{quality}")
     for warning in manifest.warnings:
         out.print(Text(f"warning: {warning}", style="yellow"))
+
+
+STAGES = {"assemble": "assembling panels", "slice": "slicing", "re-encode": "re-encoding to fit"}
+
+
+class ExportProgress:
+    """A progress bar per stage of an export (panels assembled, slices encoded), called as the
+    export's progress callback: (stage, done, total)."""
+
+    def __init__(self, console: Console):
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.tasks: dict[str, TaskID] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        task = self.tasks.get(stage)
+        if task is None:
+            task = self.tasks[stage] = self.progress.add_task(STAGES.get(stage, stage), total=total)
+        self.progress.update(task, completed=done, total=total)

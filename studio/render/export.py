@@ -45,7 +45,7 @@ from pathlib import Path
 
 from PIL import Image, ImageFile
 
-from studio.render.strip import Cut, ExportRefused, Layout, StripRenderer, plan_cuts
+from studio.render.strip import Cut, ExportRefused, Layout, ProgressCallback, StripRenderer, plan_cuts
 
 __all__ = [
     "MANIFEST_NAME",
@@ -126,8 +126,18 @@ class _Encoded:
 # ---------------------------------------------------------------- public API
 
 
-def export_episode(layout: Layout, profile: Profile, out_dir: Path, episode: int, prefix: str) -> Manifest:
-    """Write `{prefix}_{n:03d}.jpg|png` slices and manifest.json into out_dir, or refuse and write nothing."""
+def export_episode(
+    layout: Layout,
+    profile: Profile,
+    out_dir: Path,
+    episode: int,
+    prefix: str,
+    progress: ProgressCallback | None = None,
+) -> Manifest:
+    """Write `{prefix}_{n:03d}.jpg|png` slices and manifest.json into out_dir, or refuse and write nothing.
+
+    `progress`, if given, is called ("slice", done, total) after each slice is encoded, and
+    ("re-encode", done, total) on a pass that lowers every slice's quality to fit the episode limit."""
     _check_request(layout, profile, prefix)
     scale = profile.width / layout.width
     cuts = plan_cuts(layout, scale, min(profile.max_slice_height, MAX_IMAGE_SIDE))
@@ -147,7 +157,7 @@ def export_episode(layout: Layout, profile: Profile, out_dir: Path, episode: int
     # The new export is staged whole beside out_dir (one filesystem: the renames are atomic).
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}{_STAGING}{os.getpid()}-", dir=out_dir.parent))
     try:
-        encoded = _encode_all(layout, profile, slices, staging)
+        encoded = _encode_all(layout, profile, slices, staging, progress or _silent)
         manifest = _manifest(profile, episode, slices, encoded, warnings)
         (staging / MANIFEST_NAME).write_text(json.dumps(asdict(manifest), indent=2) + "\n", encoding="utf-8")
         if user_files:  # the user's files stay where they are: only what studio wrote is replaced
@@ -220,17 +230,33 @@ def _plan_warnings(cuts: Sequence[Cut], slices: Sequence[_Slice], profile: Profi
 # ---------------------------------------------------------------- encoding
 
 
-def _encode_all(layout: Layout, profile: Profile, slices: Sequence[_Slice], staging: Path) -> list[_Encoded]:
+def _silent(stage: str, done: int, total: int) -> None:
+    """No one is watching the progress."""
+
+
+def _told(progress: ProgressCallback, stage: str, results: Iterator[_Encoded], total: int) -> list[_Encoded]:
+    """The slices encoded, `progress` called after each."""
+    done: list[_Encoded] = []
+    for encoded in results:
+        done.append(encoded)
+        progress(stage, len(done), total)
+    return done
+
+
+def _encode_all(
+    layout: Layout, profile: Profile, slices: Sequence[_Slice], staging: Path, progress: ProgressCallback
+) -> list[_Encoded]:
     # One renderer for the whole pass: slices go top to bottom, so a panel split between two
     # slices is decoded once, and memory holds one slice and one panel at a time.
     renderer = StripRenderer(layout)
+    total = len(slices)
     if profile.format == "PNG":
-        done = [_encode_png(renderer, profile, item, staging) for item in slices]
+        done = _told(progress, "slice", (_encode_png(renderer, profile, item, staging) for item in slices), total)
         if sum(e.size for e in done) > profile.max_total_bytes:
             raise _total_refusal(profile, slices, done, None)
         return done
     ladder = quality_ladder(profile.min_quality)
-    done = [_fit_jpeg(renderer, profile, item, ladder, 0, staging) for item in slices]
+    done = _told(progress, "slice", (_fit_jpeg(renderer, profile, item, ladder, 0, staging) for item in slices), total)
     cap = 0
     while sum(e.size for e in done) > profile.max_total_bytes:
         if cap == len(ladder) - 1:
@@ -238,10 +264,15 @@ def _encode_all(layout: Layout, profile: Profile, slices: Sequence[_Slice], stag
         cap += 1
         # The whole episode is over: cap every slice one step lower, re-encoding only those above the cap.
         renderer = StripRenderer(layout)
-        done = [
-            _fit_jpeg(renderer, profile, item, ladder, cap, staging) if e.step < cap else e
-            for item, e in zip(slices, done, strict=True)
-        ]
+        done = _told(
+            progress,
+            "re-encode",
+            (
+                _fit_jpeg(renderer, profile, item, ladder, cap, staging) if e.step < cap else e
+                for item, e in zip(slices, done, strict=True)
+            ),
+            total,
+        )
     return done
 
 

@@ -17,7 +17,7 @@ import io
 import math
 import re
 from bisect import bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,11 +26,16 @@ from PIL import Image, ImageChops, ImageCms
 
 from studio.core.errors import StudioError
 
+# Told of long work as it goes: (stage, done, total), e.g. ("assemble", 12, 60) after the 12th
+# of 60 panels. Passed per call, never kept globally; None where nobody watches.
+ProgressCallback = Callable[[str, int, int], None]
+
 __all__ = [
     "Cut",
     "ExportRefused",
     "Layout",
     "LayoutError",
+    "ProgressCallback",
     "StripPanel",
     "StripRenderer",
     "choose_cuts",
@@ -101,9 +106,15 @@ def panel_from_png(panel_id: str, path: Path, gap_after: int, keep: Sequence[Box
 
 
 def layout_strip(
-    panels: Sequence[StripPanel], master_width: int, background: RGB = (255, 255, 255), top_margin: int = 0
+    panels: Sequence[StripPanel],
+    master_width: int,
+    background: RGB = (255, 255, 255),
+    top_margin: int = 0,
+    progress: ProgressCallback | None = None,
 ) -> Layout:
-    """Stack panels top to bottom, each followed by its gutter; checks sizes and boxes from the headers."""
+    """Stack panels top to bottom, each followed by its gutter; checks sizes and boxes from the headers.
+
+    `progress`, if given, is called ("assemble", done, total) after each panel."""
     if master_width <= 0:
         raise LayoutError(f"master width must be positive, got {master_width}")
     if top_margin < 0:
@@ -120,6 +131,8 @@ def layout_strip(
         _check_panel(panel, master_width)
         placed.append((panel, y))
         y += panel.height + panel.gap_after
+        if progress is not None:
+            progress("assemble", len(placed), len(panels))
     red, green, blue = background
     return Layout(master_width, y, tuple(placed), (int(red), int(green), int(blue)))
 

@@ -11,7 +11,7 @@ from studio.plan.jobs import Phase
 from studio.project.loader import Project
 from studio.project.models import GAP_PIXELS, Gap
 from studio.render.export import PROFILES, Manifest, export_episode
-from studio.render.strip import layout_strip, panel_from_png
+from studio.render.strip import ProgressCallback, layout_strip, panel_from_png
 from studio.run.episode import make_plan
 from studio.run.store import ArtifactStore
 
@@ -20,7 +20,15 @@ class NotMadeYet(StudioError):
     pass
 
 
-def export(project: Project, number: int, platform: str, out_dir: Path | None, provider: str | None) -> Manifest:
+def export(
+    project: Project,
+    number: int,
+    platform: str,
+    out_dir: Path | None,
+    provider: str | None,
+    progress: ProgressCallback | None = None,
+) -> Manifest:
+    """Stack the episode's lettered panels and slice them; `progress` hears of each panel and slice."""
     storyboard = project.episode(number)
     chosen = provider or project.config.provider
     with ledger_engine(project.state_dir) as engine:
@@ -41,9 +49,9 @@ def export(project: Project, number: int, platform: str, out_dir: Path | None, p
             f"episode {number} has panels not made yet or changed since the last run ({', '.join(missing[:8])}"
             f"{' …' if len(missing) > 8 else ''}); run 'studio run episode {number}' first"
         )
-    layout = layout_strip(panels, project.config.master_width)
+    layout = layout_strip(panels, project.config.master_width, progress=progress)
     target = out_dir or project.build_dir / "episodes" / f"ep{number:03d}" / "export" / platform
-    return export_episode(layout, PROFILES[platform], target, number, f"ep{number:03d}")
+    return export_episode(layout, PROFILES[platform], target, number, f"ep{number:03d}", progress)
 
 
 def _gap(gap: Gap | int | str, scale: int) -> int:
