@@ -29,7 +29,7 @@ from studio.render.contact import (
 XSS = "<script>alert(1)</script>"
 XSS_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 COLOURS = ["#c0392b", "#2980b9", "#27ae60", "#8e44ad", "#f39c12", "#16a085", "#d35400"]
-STATUSES = ["approved", "pending review", "todo", "retake"]
+STATUSES = ["approved", "pending review", "todo", "retake", "rejected"]
 
 
 def make_panel(directory: Path, panel_id: str, colour: str, size: tuple[int, int] = (160, 200)) -> Path:
@@ -231,3 +231,62 @@ def test_summary_is_derived_from_cells(tmp_path: Path) -> None:
     assert summary.approved_count == 1
     assert not summary.over_target  # exactly on target is not over
     assert summarize(make_header(), []).per_panel_micro == 0
+
+
+REJECTED_BADGE = (0x5B, 0x2A, 0x86)
+
+
+def test_a_rejected_take_has_its_own_badge(tmp_path: Path) -> None:
+    """A take the provider refused is 'rejected', not an unexpected status: its own class and badge colour."""
+    cells = [replace(cell, status="rejected", note="refused by the safety filter") for cell in make_cells(tmp_path, 1)]
+    html = render_contact_html(make_header(), cells)
+    assert '<span class="badge status-rejected">rejected</span>' in html
+    assert ".status-rejected { background: #5b2a86" in html
+    assert "status-other" not in html
+    image = decode(render_contact_png(make_header(), cells)).convert("RGB")
+    colours = {colour for _, colour in image.getcolors(maxcolors=1 << 20)}
+    assert REJECTED_BADGE in colours
+    other = decode(render_contact_png(make_header(), [replace(cells[0], status="retake")])).convert("RGB")
+    assert REJECTED_BADGE not in {colour for _, colour in other.getcolors(maxcolors=1 << 20)}
+
+
+def test_a_take_the_provider_rejected_reaches_the_sheet_as_rejected(tmp_path: Path) -> None:
+    """Where cells take their status from review state, a rejected take maps to 'rejected', its reason the note."""
+    from studio.db.tables import ledger_engine
+    from studio.plan import keys
+    from studio.plan.jobs import Job, Phase
+    from studio.review.takes import Reviews
+    from studio.run.local_jobs import contact_preparer
+
+    header = {
+        "project_title": "Moonlit Alley",
+        "episode": 3,
+        "episode_title": "The Heist",
+        "style": "ink",
+        "track": "draft",
+        "target_per_panel_micro": 50_000,
+    }
+    cells = [
+        {
+            "panel_id": panel_id,
+            "panel_key": f"key-{panel_id}",
+            "characters": [],
+            "shot": "medium",
+            "model": "draft",
+            "strategy": "text",
+            "estimate_micro": 0,
+            "take": 1,
+            "note": "",
+            "earlier_takes": [],
+        }
+        for panel_id in ("p001", "p002")
+    ]
+    keyed = keys.contact_sheet(header, cells)
+    job = Job(key=keyed.key, phase=Phase.CONTACT_SHEET, name="contact", outputs={}, local=keyed.local or {})
+    with ledger_engine(tmp_path / ".studio") as engine:
+        Reviews(engine, "draft").record_rejected(3, "p001", 1, "key-p001", "refused by the safety filter")
+        prepared = contact_preparer(engine, "draft")(job)
+    by_panel = {cell["panel_id"]: cell for cell in prepared.local["cells"]}
+    assert by_panel["p001"]["status"] == "rejected"
+    assert by_panel["p001"]["note"] == "refused by the safety filter"
+    assert by_panel["p002"]["status"] == "todo"

@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw, ImageFont
 from studio.core.money import format_usd
 
 # Part of the contact sheet's content key: bump it when the sheet's look changes.
-CONTACT_VERSION = 3
+CONTACT_VERSION = 4  # 4: rejected takes have their own badge
 
 __all__ = [
     "COLUMNS",
@@ -57,7 +57,7 @@ class ContactCell:
     model: str  # e.g. "draft (est. fal-ai/flux-2/flash/edit)"
     strategy: str  # e.g. "direct"
     cost_micro: int  # estimated or actual cost of this panel
-    status: str = "todo"  # todo | pending review | approved | retake
+    status: str = "todo"  # todo | pending review | approved | retake | rejected (the provider refused the take)
     take: int = 1
     note: str = ""
     earlier_takes: tuple[str, ...] = ()  # relative paths of earlier takes, oldest first
@@ -103,7 +103,7 @@ def summarize(header: ContactHeader, cells: Sequence[ContactCell]) -> ContactSum
 
 # --- status ---------------------------------------------------------------------------------
 
-KNOWN_STATUSES = ("todo", "pending review", "approved", "retake")
+KNOWN_STATUSES = ("todo", "pending review", "approved", "retake", "rejected")
 
 # (badge background, badge text) per status; "other" for anything unexpected.
 _BADGE_COLOURS: dict[str, tuple[str, str]] = {
@@ -111,6 +111,7 @@ _BADGE_COLOURS: dict[str, tuple[str, str]] = {
     "pending review": ("#f6c453", "#4a3300"),
     "approved": ("#2f9e6b", "#ffffff"),
     "retake": ("#d64545", "#ffffff"),
+    "rejected": ("#5b2a86", "#ffffff"),  # the provider refused the take: no image, a retake to ask for
     "other": ("#8a6fd1", "#ffffff"),
 }
 
@@ -362,7 +363,7 @@ def _draw_band(draw: ImageDraw.ImageDraw, header: ContactHeader, cells: Sequence
         draw.rectangle((0, bar_top, WIDTH - 1, bar_bottom), fill="#3a404c")
         return
     x = 0.0
-    for key in ("approved", "pending review", "retake", "other", "todo"):
+    for key in ("approved", "pending review", "retake", "rejected", "other", "todo"):
         count = sum(1 for cell in cells if _status_key(cell.status) == key)
         if not count:
             continue
