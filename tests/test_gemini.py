@@ -252,8 +252,11 @@ def test_unknown_endpoint_is_refused_before_sending(fake: FakeGemini, tmp_path: 
 
 def test_registers_and_is_in_the_catalog() -> None:
     found: dict[str, Any] = {}
-    register_providers(lambda name, factory: found.setdefault(name, factory))
-    assert found == {"gemini": GeminiProvider}
+    register_providers(lambda name, factory, **capabilities: found.setdefault(name, (factory, capabilities)))
+    factory, capabilities = found.pop("gemini")
+    assert found == {} and factory is GeminiProvider
+    assert capabilities.get("reconciles", False) is False  # Google publishes no request history
+    assert "https://" in str(capabilities.get("dashboard", ""))  # where to check an unknown outcome by hand
     catalog = load_catalog()
     flash, pro = catalog.get(f"gemini:{FLASH}"), catalog.get(f"gemini:{PRO}")
     assert (flash.max_refs, pro.max_refs) == (14, 14)

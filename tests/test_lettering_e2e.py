@@ -106,4 +106,4 @@ def test_project_fonts_are_used_and_re_letter_without_provider_calls(sample: Pat
     assert any(before[name] != after[name] for name in before), "panels with SFX are re-lettered"
     config.write_text(config.read_text().replace('sfx = "fonts/shout.ttf"', 'sfx = "fonts/missing.ttf"'))
     bad = cli("--project", sample, "check")
-    assert bad.exit_code == 1 and "fonts.sfx: 'fonts/missing.ttf' must be a .ttf or .otf file" in bad.output
+    assert bad.exit_code == 1 and "fonts.sfx: 'fonts/missing.ttf' no such file" in bad.output
