@@ -349,6 +349,12 @@ def test_a_key_that_cannot_be_a_header_is_never_sent(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("BFL_API_KEY", "abc\x1bdef")
     with pytest.raises(StudioError, match="BFL_API_KEY environment variable holds characters no key has"):
         api_key("bfl")
+    from studio.providers.gemini import gemini_key
+
+    monkeypatch.setenv("GEMINI_API_KEY", "AIza-ключ")
+    with pytest.raises(StudioError, match="GEMINI_API_KEY environment variable holds characters no key has") as caught:
+        gemini_key()
+    assert "ключ" not in str(caught.value)  # the key itself is never in a message
 
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.LocalProtocolError("Illegal header value b'abc\\n'")

@@ -44,10 +44,14 @@ def api_key(provider: str) -> str:
     key = os.environ.get(KEY_VARIABLES[provider], "").strip()
     if not key:
         raise MissingKey(provider)
+    return sendable_key(key, KEY_VARIABLES[provider])
+
+
+def sendable_key(key: str, variable: str) -> str:
+    """The key, if it can be sent as a header; else stop now, before anything is held or sent."""
     if not all("!" <= char <= "~" or char == " " for char in key):
-        # It could never be sent as a header: say so now, before anything is held or sent.
         raise StudioError(
-            f"the {KEY_VARIABLES[provider]} environment variable holds characters no key has (a newline, a "
+            f"the {variable} environment variable holds characters no key has (a newline, a "
             "control or non-ASCII character); copy the key again from your provider's dashboard"
         )
     return key

@@ -34,7 +34,7 @@ from studio.core.errors import (
     Rejected,
     StudioError,
 )
-from studio.providers.accounts import MissingKey
+from studio.providers.accounts import MissingKey, sendable_key
 from studio.providers.base import Done, Failed, GenerationRequest, Image, PollResult, ProviderContext, Submission
 from studio.providers.http import MAX_IMAGE_BYTES, SUBMIT_ATTEMPTS, ProviderHttp, backoff, provider_client
 from studio.providers.transfer import ReferenceCache, closest_ratio, prompt_text
@@ -92,7 +92,7 @@ def gemini_key() -> str:
     key = os.environ.get(KEY_VARIABLE, "").strip()
     if not key:
         raise MissingGeminiKey()
-    return key
+    return sendable_key(key, KEY_VARIABLE)
 
 
 def gemini_base_url(config: Any) -> str:
