@@ -530,3 +530,15 @@ def test_a_long_export_reports_each_panel_and_slice(tmp_path: Path) -> None:
         shown.progress.refresh()
     assert "assembling panels" in screen.getvalue() and "slicing" in screen.getvalue()
     assert f"{slices}/{slices}" in screen.getvalue()
+
+
+def test_text_from_files_that_looks_like_markup_is_printed_as_written(sample: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    """A title or note with '[/x]' in it is text, not a broken style tag: the commands print it and go on."""
+    board = sample / "episodes" / "ep001" / "storyboard.yaml"
+    text = board.read_text(encoding="utf-8")
+    assert "title: Backwards at Midnight" in text
+    board.write_text(text.replace("title: Backwards at Midnight", 'title: "Backwards [/x] at [bold]Midnight"', 1))
+    for args in (("check",), ("plan", "episode", "1"), ("run", "episode", "1", "--only", "p001")):
+        result = cli("--project", sample, *args)
+        assert result.exit_code == 0, (args, result.output)
+    assert "Backwards [/x] at [bold]Midnight" in cli("--project", sample, "plan", "episode", "1").output

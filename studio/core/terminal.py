@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from rich.console import Console, ConsoleOptions, RenderableType
+from rich.errors import MarkupError
 from rich.segment import Segment
 
 # ESC followed by a CSI, OSC/DCS/PM/APC string, or a single-character sequence; and the
@@ -50,6 +52,14 @@ class CleanConsole(Console):
     here strips what came from a file and nothing Rich adds. Control segments (cursor
     moves of a live progress bar) are Rich's own and pass as they are.
     """
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        # Text from a file can look like markup ("[/x]" in a title): when it does not parse, print
+        # it as it is written rather than stop the command over it.
+        try:
+            super().print(*objects, **kwargs)
+        except MarkupError:
+            super().print(*objects, **{**kwargs, "markup": False})
 
     def render(self, renderable: RenderableType, options: ConsoleOptions | None = None) -> Iterable[Segment]:
         for segment in super().render(renderable, options):
