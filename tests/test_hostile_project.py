@@ -542,3 +542,19 @@ def test_text_from_files_that_looks_like_markup_is_printed_as_written(sample: Pa
         result = cli("--project", sample, *args)
         assert result.exit_code == 0, (args, result.output)
     assert "Backwards [/x] at [bold]Midnight" in cli("--project", sample, "plan", "episode", "1").output
+
+
+def test_the_console_prints_unparsable_markup_as_written() -> None:
+    """The last line of defence for text interpolated into markup: a plain Rich console stops on it."""
+    import io
+
+    from rich.console import Console
+    from rich.errors import MarkupError
+
+    from studio.core.terminal import CleanConsole
+
+    with pytest.raises(MarkupError):
+        Console(file=io.StringIO()).print("title [/x] here")
+    buffer = io.StringIO()
+    CleanConsole(file=buffer, width=80).print("title [/x] here")
+    assert buffer.getvalue() == "title [/x] here\n"
