@@ -1,7 +1,7 @@
 """studio's benchmarks: one command, one JSON line per figure.
 
     .venv/bin/python benchmarks/run.py            # everything (about 4 minutes on 2 cores)
-    .venv/bin/python benchmarks/run.py startup    # one section: orchestration, noop, render, cost, startup
+    .venv/bin/python benchmarks/run.py startup    # one section: orchestration, noop, render, cost, startup, whole
 
 Timings are medians over several runs (never single shots) or ratios. Each figure goes to
 stdout as JSON; benchmarks/README.md records a run.
@@ -219,6 +219,13 @@ def startup(tmp: Path) -> None:
     emit("startup", help_s=round(help_s, 3), check_s=round(check_s, 3), runs=7)
 
 
+def whole(tmp: Path) -> None:
+    """Issue 17: the whole episode on fal with realistic images, against the provider's bound."""
+    from benchmarks.whole import whole as run_whole
+
+    run_whole(tmp, project, LONG, emit)
+
+
 SECTIONS = {
     "orchestration": orchestration,
     "sequential": sequential,
@@ -226,6 +233,7 @@ SECTIONS = {
     "render": render,
     "cost": cost,
     "startup": startup,
+    "whole": whole,
 }
 
 
