@@ -276,5 +276,5 @@ def _normalise_checked(
             return data, size, blank
         fitted = ImageOps.fit(image.convert("RGB"), (width, height), PILImage.LANCZOS)
     buffer = io.BytesIO()
-    fitted.save(buffer, format="PNG")
+    fitted.save(buffer, format="PNG", compress_level=1)  # a stored raw take: fast to encode
     return buffer.getvalue(), size, blank

@@ -79,7 +79,7 @@ def compose(
         figure = figure.resize((max(1, round(figure.width * scale)), max(1, round(height))), Image.Resampling.LANCZOS)
         canvas.paste(figure, (round(cx - figure.width / 2), round(top)), figure)
     buffer = io.BytesIO()
-    canvas.save(buffer, format="PNG", compress_level=6)
+    canvas.save(buffer, format="PNG", compress_level=1)  # an intermediate: fast to encode; exports pay for small files
     return buffer.getvalue()
 
 

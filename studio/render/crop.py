@@ -18,5 +18,5 @@ def crop(sheet: Path, box: tuple[float, float, float, float]) -> bytes:
         w, h = image.size
         part = image.convert("RGB").crop((round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h)))
     buffer = io.BytesIO()
-    part.save(buffer, format="PNG", compress_level=6)
+    part.save(buffer, format="PNG", compress_level=1)  # an intermediate: fast to encode; exports pay for small files
     return buffer.getvalue()

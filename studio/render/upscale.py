@@ -23,5 +23,5 @@ def upscale(path: Path, size: tuple[int, int]) -> bytes:
     if image.size != size:
         image = ImageOps.fit(image, size, Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=6)
+    image.save(buffer, format="PNG", compress_level=1)  # an intermediate: fast to encode; exports pay for small files
     return buffer.getvalue()

@@ -51,7 +51,7 @@ def letter_panel(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[b
     own = {name: Path(path) for name, path in spec.get("font_paths", {}).items()}
     lettered, placed = letter(image, lines, heads, default_fonts(**own), scale=float(spec["scale"]))
     buffer = io.BytesIO()
-    lettered.save(buffer, format="PNG", compress_level=6)
+    lettered.save(buffer, format="PNG", compress_level=1)  # an intermediate: fast; exports pay for small files
     boxes = {"boxes": [[p.box.x0, p.box.y0, p.box.x1, p.box.y1] for p in placed]}
     return {
         "image": (buffer.getvalue(), "image/png"),

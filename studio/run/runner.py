@@ -654,7 +654,7 @@ def _scale_to(data: bytes, size: tuple[int, int]) -> bytes:
     with PILImage.open(io.BytesIO(data)) as image:
         scaled = image.convert("RGB").resize(size, PILImage.LANCZOS)
     buffer = io.BytesIO()
-    scaled.save(buffer, format="PNG")
+    scaled.save(buffer, format="PNG", compress_level=1)  # an intermediate: fast; exports pay for small files
     return buffer.getvalue()
 
 

@@ -22,7 +22,7 @@ from studio.render.painters.colour import INK, RGB, WHITE, edge, mix
 from studio.render.staging import Point
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
-PNG_COMPRESS_LEVEL = 6
+PNG_COMPRESS_LEVEL = 1  # draft takes are intermediates: fast to encode; exports pay for small files
 
 
 @lru_cache(maxsize=32)
