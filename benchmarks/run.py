@@ -226,6 +226,13 @@ def whole(tmp: Path) -> None:
     run_whole(tmp, project, LONG, emit)
 
 
+def whole_profile(tmp: Path) -> None:
+    """The same run once under cProfile (main thread and pool workers): where the time goes."""
+    from benchmarks.whole import whole as run_whole
+
+    run_whole(tmp, project, LONG, emit, profile_only=True)
+
+
 SECTIONS = {
     "orchestration": orchestration,
     "sequential": sequential,
@@ -234,11 +241,12 @@ SECTIONS = {
     "cost": cost,
     "startup": startup,
     "whole": whole,
+    "whole_profile": whole_profile,
 }
 
 
 def main() -> None:
-    chosen = sys.argv[1:] or list(SECTIONS)
+    chosen = sys.argv[1:] or [name for name in SECTIONS if name != "whole_profile"]
     with tempfile.TemporaryDirectory(prefix="studio-bench-") as tmp:
         for name in chosen:
             SECTIONS[name](Path(tmp))

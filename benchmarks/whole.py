@@ -132,7 +132,9 @@ def _cap_heights(root: Path, number: int) -> None:
     path.write_text(re.sub(r"height: (1\.5|[2-9](\.\d+)?)\b", "height: 1.25", text))
 
 
-def whole(tmp: Path, project: Any, number: int, emit: Any) -> None:
+def whole(tmp: Path, project: Any, number: int, emit: Any, *, profile_only: bool = False) -> None:
+    """STUDIO_BENCH_RUNS timed runs (default 2), a no-op re-run and --help, then one profiled run
+    (unless STUDIO_BENCH_PROFILE_RUN=0); `profile_only`: the warm-up and the profiled run alone."""
     runs = int(os.environ.get("STUDIO_BENCH_RUNS", "2"))
     settings = "\n[providers.fal]\npoll_interval = 0.05\nrequest_timeout = 30\n"
 
@@ -149,6 +151,9 @@ def whole(tmp: Path, project: Any, number: int, emit: Any) -> None:
         fal.latency = 0.05
         _studio(fresh("whole-warm"), *run_args, env=env)
         fal.latency = LATENCY
+        if profile_only:
+            _profile_run(fresh("whole-profile"), run_args, env, emit)
+            return
         rows = []
         last_root = None
         for attempt in range(runs):
@@ -206,16 +211,50 @@ def whole(tmp: Path, project: Any, number: int, emit: Any) -> None:
             _profile_run(fresh("whole-profile"), run_args, env, emit)
 
 
+# Put on PYTHONPATH for a profiled run: each spawned worker of studio's process pool profiles itself
+# and writes its stats when it exits (multiprocessing runs its finalizers, not atexit, in children).
+_WORKER_SITECUSTOMIZE = """
+import os, sys
+_dir = os.environ.get("STUDIO_BENCH_WORKER_PROFILE_DIR")
+if _dir and "--multiprocessing-fork" in sys.argv:
+    import cProfile
+    import multiprocessing.util
+    _profiler = cProfile.Profile()
+    _profiler.enable()
+    def _dump():
+        _profiler.disable()
+        _profiler.dump_stats(os.path.join(_dir, "worker-%d.prof" % os.getpid()))
+    multiprocessing.util.Finalize(None, _dump, exitpriority=100)
+"""
+
+
+def _top(stats: pstats.Stats, count: int, key: int) -> list[dict[str, Any]]:
+    rows = sorted(stats.stats.items(), key=lambda item: item[1][key], reverse=True)[:count]  # type: ignore[attr-defined]
+    return [{"function": f"{Path(f).name}:{line}:{name}", "calls": nc, "own_s": round(tt, 2), "cum_s": round(ct, 2)}
+            for (f, line, name), (_cc, nc, tt, ct, _callers) in rows]
+
+
 def _profile_run(root: Path, run_args: tuple[str, ...], env: dict[str, str], emit: Any) -> None:
-    """One more whole run with cProfile on studio's main thread: the top costs by own time."""
+    """One more whole run with cProfile on studio's main thread and in each pool worker: the top costs."""
     out = root / "whole.prof"
-    figures = _studio(root, *run_args, env=env, extra={"STUDIO_BENCH_PROFILE": str(out)})
-    stats = pstats.Stats(str(out))
-    rows = sorted(stats.stats.items(), key=lambda item: item[1][2], reverse=True)[:20]  # type: ignore[attr-defined]
-    top = [{"function": f"{Path(f).name}:{line}:{name}", "calls": nc, "own_s": round(tt, 2), "cum_s": round(ct, 2)}
-           for (f, line, name), (_cc, nc, tt, ct, _callers) in rows]
+    site = root / "bench-site"
+    workers = root / "worker-profiles"
+    site.mkdir()
+    workers.mkdir()
+    (site / "sitecustomize.py").write_text(_WORKER_SITECUSTOMIZE)
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    figures = _studio(root, *run_args, env=env, extra={
+        "STUDIO_BENCH_PROFILE": str(out), "STUDIO_BENCH_WORKER_PROFILE_DIR": str(workers), "PYTHONPATH": path})
     keep = os.environ.get("STUDIO_BENCH_PROFILE_OUT")
     if keep:
         shutil.copy(out, keep)
-    emit("whole_profile", wall_s=round(figures["wall_s"], 2), main_cpu_s=round(figures["main_cpu_s"], 2),
-         top_own_time=top)
+    main = pstats.Stats(str(out))
+    emit("whole_profile_main", wall_s=round(figures["wall_s"], 2), main_cpu_s=round(figures["main_cpu_s"], 2),
+         top_own_time=_top(main, 20, 2))
+    files = sorted(str(f) for f in workers.glob("*.prof"))
+    if files:
+        pool = pstats.Stats(*files)
+        if keep:
+            pool.dump_stats(keep + ".workers")
+        emit("whole_profile_workers", workers=len(files), total_s=round(pool.total_tt, 2),  # type: ignore[attr-defined]
+             top_own_time=_top(pool, 20, 2), top_cumulative=_top(pool, 25, 3))
