@@ -95,8 +95,8 @@ def test_image_at_the_requested_size_with_references_inline(fake: FakeGemini, tm
     assert isinstance(result, Done)
     with Image.open(io.BytesIO(result.images[0].data)) as image:
         assert (image.size, image.format) == ((800, 1000), "PNG")
-    # The catalog prices 3.1 Flash at its 2K price (one per_image rule never undershoots); 1K bills less.
-    assert result.computed_cost_micro == 101_000
+    # Estimated at 3.1 Flash's 2K price (never undershoots), recorded at the 1K tier it asked for: the bill.
+    assert result.computed_cost_micro == 67_000
     assert result.billed_units == 1.0
     assert fake.billed_micro == 67_000
     [sent] = fake.requests

@@ -47,6 +47,9 @@ class PriceRule(BaseModel):
     # is a bound: max(min_seconds, seconds_per_mp x started output MP) seconds, rounded up.
     seconds_per_mp: Annotated[float, Field(ge=0, le=MAX_FACTOR)] = 0.0
     min_seconds: Annotated[float, Field(ge=0, le=MAX_FACTOR)] = 0.0
+    # Per-image prices by the output size asked for (Gemini's "1K", "2K"): `usd` stays the dearest,
+    # so an estimate never undershoots; the adapter records the tier it asked for as the computed cost.
+    tiers: dict[str, Annotated[float, Field(ge=0, le=MAX_USD)]] | None = None
     source: str
     date: str
 

@@ -34,6 +34,7 @@ from studio.core.errors import (
     Rejected,
     StudioError,
 )
+from studio.core.money import usd_to_micro
 from studio.providers.accounts import MissingKey, sendable_key
 from studio.providers.base import Done, Failed, GenerationRequest, Image, PollResult, ProviderContext, Submission
 from studio.providers.http import MAX_IMAGE_BYTES, SUBMIT_ATTEMPTS, ProviderHttp, backoff, provider_client
@@ -152,8 +153,9 @@ class GeminiProvider:
             parts.append({"inline_data": {"mime_type": "image/jpeg", "data": data}})
         image_config: dict[str, Any] = {"aspectRatio": closest_ratio(request.width, request.height)}
         if request.model.startswith(SIZED_MODELS):
-            # 1K and 2K cost the same; 4K costs more and is never asked for.
-            image_config["imageSize"] = "2K" if max(request.width, request.height) > 1024 else "1K"
+            # The smallest size that holds the request (3.1 Flash bills 1K less than 2K); 4K costs
+            # more and is never asked for.
+            image_config["imageSize"] = image_size(request)
         return {
             "contents": [{"role": "user", "parts": parts}],
             "generationConfig": {"responseModalities": ["IMAGE"], "imageConfig": image_config},
@@ -178,6 +180,9 @@ class GeminiProvider:
             return fitted
         refs = [REF_MAX_PIXELS] * min(len(request.references), entry.max_refs)
         computed = estimate_micro(entry, model_id, request.width, request.height, refs)
+        tiers = entry.price.tiers if entry.price is not None else None
+        if tiers and request.model.startswith(SIZED_MODELS) and image_size(request) in tiers:
+            computed = usd_to_micro(tiers[image_size(request)])  # the price of the size it was asked for
         return Done((Image(fitted[0]),), billed_units=1.0, computed_cost_micro=computed)
 
     def _instead(self, entry: CatalogEntry) -> str:
@@ -197,6 +202,11 @@ class GeminiProvider:
     async def aclose(self) -> None:
         self._results.clear()
         await self._http.aclose()
+
+
+def image_size(request: GenerationRequest) -> str:
+    """The imageSize a sized model is asked for: 1K holds up to 1024 px a side, 2K the rest."""
+    return "2K" if max(request.width, request.height) > 1024 else "1K"
 
 
 def answer_outcome(response: httpx.Response, model_id: str) -> PollResult:
