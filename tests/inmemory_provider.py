@@ -14,14 +14,22 @@ Use it as a fixture (`memory_provider`) or register it as a plugin with
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 from mock_http import png
 
+from studio.catalog.catalog import Catalog, CatalogEntry, load_catalog
 from studio.core.errors import ProviderError
 from studio.core.generation import Done, Failed, Image, Pending, PollResult
+from studio.db.tables import open_ledger
+from studio.ledger.book import Ledger
+from studio.plan.jobs import GenerationSpec, Job, Phase
 from studio.providers.base import GenerationRequest, ProviderContext, Submission
+from studio.run.routing import ProviderPool, ProviderSetup
+from studio.run.runner import RunContext
+from studio.run.store import ArtifactStore
 
 
 class InMemoryProvider:
@@ -77,3 +85,36 @@ def memory_provider() -> InMemoryProvider:
 
 def register_providers(register: Callable[..., None]) -> None:
     register("memory", InMemoryProvider)
+
+
+def memory_context(root: Path, provider: InMemoryProvider, slots: int = 2, **extra: Any) -> RunContext:
+    """A runner context with only the in-memory provider, its model in the catalog, a fresh ledger."""
+    base = load_catalog()
+    entry = CatalogEntry(provider="memory", endpoint="memory-image", kind="text-to-image", max_refs=0)
+    engine = open_ledger(root / ".studio")
+    return RunContext(
+        root=root,
+        pool=ProviderPool({"memory": provider}, {"memory": ProviderSetup(slots=slots, poll_interval=0.0)}),
+        catalog=Catalog({**base.entries, "memory:memory-image": entry}, base.defaults),
+        store=ArtifactStore(root / ".studio", engine),
+        ledger=Ledger(engine),
+        local_renderers={},
+        **extra,
+    )
+
+
+def memory_jobs(prompts: list[str]) -> list[Job]:
+    """One panel job per prompt (p001, p002, …), each a 64x48 image on the in-memory model."""
+    return [
+        Job(
+            key=f"k{n}",
+            phase=Phase.PANEL,
+            name=f"p00{n}",
+            outputs={"image": f"build/p00{n}.png"},
+            generation=GenerationSpec("memory:memory-image", prompt, 64, 48, seed=n),
+            episode=1,
+            panel=f"p00{n}",
+            estimate_micro=20_000,
+        )
+        for n, prompt in enumerate(prompts, start=1)
+    ]

@@ -13,17 +13,16 @@ from typing import Any
 
 import httpx
 import pytest
-from inmemory_provider import InMemoryProvider
+from inmemory_provider import InMemoryProvider, memory_context, memory_jobs
 from mock_http import ScriptedServer, png, with_provider
 from PIL import Image
 from sqlmodel import Session, select
 
-from studio.catalog.catalog import Catalog, CatalogEntry, load_catalog
+from studio.catalog.catalog import load_catalog
 from studio.core.errors import AuthFailed, ProviderError, RateLimited, Rejected, SubmissionUnknown
 from studio.core.generation import Failed, GenerationRequest, Pending
-from studio.db.tables import Generation, open_ledger
-from studio.ledger.book import Ledger
-from studio.plan.jobs import GenerationSpec, Job, Phase, Plan
+from studio.db.tables import Generation
+from studio.plan.jobs import Plan
 from studio.project.models import StudioConfig
 from studio.providers import gemini as gemini_module
 from studio.providers import http as http_module
@@ -43,9 +42,7 @@ from studio.providers.http import (
     provider_client,
 )
 from studio.run.report import RecordingReporter
-from studio.run.routing import ProviderPool, ProviderSetup
-from studio.run.runner import RunContext, run_plan
-from studio.run.store import ArtifactStore
+from studio.run.runner import run_plan
 
 URL = "https://provider.test/v1/generate"
 
@@ -411,34 +408,10 @@ def test_the_runner_works_with_an_in_memory_provider(tmp_path: Path) -> None:
     provider.script("panel two", Failed("Acme moderated the generated image", charged=True, kind="rejected"))
     provider.script("panel three", SubmissionUnknown("the connection failed after the request was sent"))
     assert isinstance(provider, Provider)
-    base = load_catalog()
-    entry = CatalogEntry(provider="memory", endpoint="memory-image", kind="text-to-image", max_refs=0)
-    catalog = Catalog({**base.entries, "memory:memory-image": entry}, base.defaults)
-    engine = open_ledger(tmp_path / ".studio")
     reporter = RecordingReporter()
-    ctx = RunContext(
-        root=tmp_path,
-        pool=ProviderPool({"memory": provider}, {"memory": ProviderSetup(slots=2, poll_interval=0.0)}),
-        catalog=catalog,
-        store=ArtifactStore(tmp_path / ".studio", engine),
-        ledger=Ledger(engine),
-        reporter=reporter,
-        local_renderers={},
-    )
-    names = {1: "one", 2: "two", 3: "three"}
-    jobs = [
-        Job(
-            key=f"k{n}",
-            phase=Phase.PANEL,
-            name=f"p00{n}",
-            outputs={"image": f"build/p00{n}.png"},
-            generation=GenerationSpec("memory:memory-image", f"panel {names[n]}", 64, 48, seed=n),
-            episode=1,
-            panel=f"p00{n}",
-            estimate_micro=20_000,
-        )
-        for n in names
-    ]
+    ctx = memory_context(tmp_path, provider, reporter=reporter)
+    engine = ctx.ledger.engine
+    jobs = memory_jobs(["panel one", "panel two", "panel three"])
     summary = asyncio.run(run_plan(Plan(1, jobs), ctx))
 
     assert {o.job.name: o.status for o in summary.outcomes} == {"p001": "generated", "p002": "failed", "p003": "failed"}

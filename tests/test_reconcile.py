@@ -17,25 +17,23 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
-from inmemory_provider import InMemoryProvider
+from inmemory_provider import InMemoryProvider, memory_context, memory_jobs
 from mock_http import ScriptedServer, with_provider
 from sqlmodel import Session, select
 
-from studio.catalog.catalog import Catalog, CatalogEntry, load_catalog
+from studio.catalog.catalog import load_catalog
 from studio.core.errors import SubmissionUnknown
 from studio.db.tables import Generation, open_ledger
 from studio.ledger.book import Ledger
 from studio.ledger.reconcile import Doubt, Found, NeverRan, Reconciler, SentRecord, Wait, open_unknowns
-from studio.plan.jobs import GenerationSpec, Job, Phase, Plan
+from studio.plan.jobs import Job, Phase, Plan
 from studio.project.models import StudioConfig
 from studio.providers import fal_history
 from studio.providers.base import GenerationRequest, ProviderContext
 from studio.providers.fal import FalProvider
 from studio.providers.registry import installed_plugins
 from studio.run.report import RecordingReporter
-from studio.run.routing import ProviderPool, ProviderSetup
-from studio.run.runner import RunContext, run_plan
-from studio.run.store import ArtifactStore
+from studio.run.runner import run_plan
 
 KEY = "fal-key-history"
 PLATFORM = "https://api.fal.ai/v1"
@@ -314,28 +312,17 @@ class ReconcilingMemory(InMemoryProvider):
 
 
 def run(tmp_path: Path, provider: InMemoryProvider, prompts: list[str], reconciles: bool = True):  # type: ignore[no-untyped-def]
-    base = load_catalog()
-    entry = CatalogEntry(provider="memory", endpoint="memory-image", kind="text-to-image", max_refs=0)
-    catalog = Catalog({**base.entries, "memory:memory-image": entry}, base.defaults)
-    engine = open_ledger(tmp_path / ".studio")
     reporter = RecordingReporter()
-    ctx = RunContext(
-        root=tmp_path,
-        pool=ProviderPool({"memory": provider}, {"memory": ProviderSetup(slots=1, poll_interval=0.0)}),
-        catalog=catalog,
-        store=ArtifactStore(tmp_path / ".studio", engine),
-        ledger=Ledger(engine),
+    ctx = memory_context(
+        tmp_path,
+        provider,
+        slots=1,
         reporter=reporter,
-        local_renderers={},
-        reconcilers={"memory": provider} if reconciles else {},  # type: ignore[dict-item]
+        reconcilers={"memory": provider} if reconciles else {},
         dashboards={"memory": "the Memory console (https://memory.example/requests)"},
     )
-    jobs = [
-        Job(key=f"k{n}", phase=Phase.PANEL, name=f"p00{n}", outputs={"image": f"build/p00{n}.png"},
-            generation=GenerationSpec("memory:memory-image", prompt, 64, 48, seed=n), episode=1, panel=f"p00{n}",
-            estimate_micro=20_000)
-        for n, prompt in enumerate(prompts, start=1)
-    ]
+    engine = ctx.ledger.engine
+    jobs = memory_jobs(prompts)
     summary = asyncio.run(run_plan(Plan(1, jobs), ctx))
     with Session(engine) as session:
         rows = list(session.exec(select(Generation).order_by(Generation.id)))

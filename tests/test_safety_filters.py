@@ -18,18 +18,16 @@ from typing import Any
 
 import httpx
 import pytest
-from inmemory_provider import InMemoryProvider
+from inmemory_provider import InMemoryProvider, memory_context, memory_jobs
 from mock_http import ScriptedServer, png, with_provider
 from PIL import Image
 from rich.console import Console
 from sqlmodel import Session, select
 
-from studio.catalog.catalog import Catalog, CatalogEntry, load_catalog
 from studio.core.errors import UsageError
 from studio.core.generation import Done, Failed, GenerationRequest, Reference, Submission
 from studio.db.tables import Generation, open_ledger
-from studio.ledger.book import Ledger
-from studio.plan.jobs import GenerationSpec, Job, Phase, Plan
+from studio.plan.jobs import Plan
 from studio.providers import gemini as gemini_module
 from studio.providers import http as http_module
 from studio.providers.bfl import BflProvider
@@ -40,9 +38,7 @@ from studio.providers.safety import MAX_OFF_SHARE, blank_colour, off_share
 from studio.render.draft_art import render_draft
 from studio.review.takes import PENDING, REJECTED, RETAKE, Reviews
 from studio.run.report import ConsoleReporter, RecordingReporter
-from studio.run.routing import ProviderPool, ProviderSetup
-from studio.run.runner import RunContext, run_plan
-from studio.run.store import ArtifactStore
+from studio.run.runner import run_plan
 
 BLANK_WORDS = "returned a blank image"
 
@@ -333,33 +329,11 @@ def run_panels(tmp_path: Path, outcomes: dict[str, Any], reporter: Any, rejected
     provider = InMemoryProvider(pending_polls=0, reported_cost_micro=None)
     for word, outcome in outcomes.items():
         provider.script(word, outcome)
-    base = load_catalog()
-    entry = CatalogEntry(provider="memory", endpoint="memory-image", kind="text-to-image", max_refs=0)
-    catalog = Catalog({**base.entries, "memory:memory-image": entry}, base.defaults)
-    engine = open_ledger(tmp_path / ".studio")
-    ctx = RunContext(
-        root=tmp_path,
-        pool=ProviderPool({"memory": provider}, {"memory": ProviderSetup(slots=2, poll_interval=0.0)}),
-        catalog=catalog,
-        store=ArtifactStore(tmp_path / ".studio", engine),
-        ledger=Ledger(engine),
-        reporter=reporter,
-        local_renderers={},
-        after_rejected=lambda job, reason: rejected.append((job.name, reason)),
+    ctx = memory_context(
+        tmp_path, provider, reporter=reporter, after_rejected=lambda job, reason: rejected.append((job.name, reason))
     )
-    jobs = [
-        Job(
-            key=f"k{n}",
-            phase=Phase.PANEL,
-            name=f"p00{n}",
-            outputs={"image": f"build/p00{n}.png"},
-            generation=GenerationSpec("memory:memory-image", f"panel {word}", 64, 48, seed=n),
-            episode=1,
-            panel=f"p00{n}",
-            estimate_micro=20_000,
-        )
-        for n, word in ((1, "fine"), (2, "flagged"))
-    ]
+    engine = ctx.ledger.engine
+    jobs = memory_jobs(["panel fine", "panel flagged"])
     return asyncio.run(run_plan(Plan(1, jobs), ctx)), engine
 
 
