@@ -146,16 +146,8 @@ def cutout(
 
 def matte(cutout_ref: RefSpec, key_hex: str, model: str, size: tuple[int, int], take: int) -> Keyed:
     """Background removal of a cutout by a model (no prompt: the image is the request)."""
-    spec = GenerationSpec(
-        model=model,
-        prompt="",
-        width=size[0],
-        height=size[1],
-        seed=0,
-        refs=(cutout_ref,),
-        previz={"subject": "remove_background", "key_hex": key_hex},
-    )
-    return _keyed_generation(Phase.MATTE, {"key_colour": key_hex}, spec, take)
+    previz = {"subject": "remove_background", "key_hex": key_hex}
+    return _image_only(Phase.MATTE, {"key_colour": key_hex}, cutout_ref, model, size, previz, take)
 
 
 def panel(
@@ -212,16 +204,16 @@ def panel_from_composite(composite: RefSpec, take: int, size: tuple[int, int]) -
 def upscale_by_model(take: RefSpec, model: str, size: tuple[int, int], take_number: int) -> Keyed:
     """A take brought to the master `size` by an upscaler model (`[models] upscale`): the take is
     its one reference and there is no prompt; the result is fitted to `size` when it arrives."""
-    spec = GenerationSpec(
-        model=model,
-        prompt="",
-        width=size[0],
-        height=size[1],
-        seed=0,
-        refs=(take,),
-        previz={"subject": "upscale", "label": take.label},
-    )
-    return _keyed_generation(Phase.UPSCALE, {"upscaler": model}, spec, take_number)
+    previz = {"subject": "upscale", "label": take.label}
+    return _image_only(Phase.UPSCALE, {"upscaler": model}, take, model, size, previz, take_number)
+
+
+def _image_only(
+    phase: Phase, named: dict, image: RefSpec, model: str, size: tuple[int, int], previz: dict, take: int
+) -> Keyed:
+    """A model job whose whole request is one image (no prompt, no seed): a matte, an upscale."""
+    spec = GenerationSpec(model=model, prompt="", width=size[0], height=size[1], seed=0, refs=(image,), previz=previz)
+    return _keyed_generation(phase, named, spec, take)
 
 
 # ---------------------------------------------------------------- local render phases
