@@ -45,7 +45,7 @@ def test_contact_sheet_renders_from_disk_with_every_thumbnail(sample: Path, cli,
     html = dom.stdout
     assert html.count('class="cell"') == 12
     assert html.count("data:image/jpeg;base64,") == 12
-    assert 'href="panels/p001.png"' in html and 'href="raw/p003_t1.png"' in html
+    assert 'href="panels/p001.png"' in html and 'href="generated/p003_t1.png"' in html
     assert "hands &lt;wrong&gt;" in html
     shot = tmp_path / "contact.png"
     result = chromium(tmp_path, f"--screenshot={shot}", "--window-size=1400,1800", url)
@@ -55,5 +55,5 @@ def test_contact_sheet_renders_from_disk_with_every_thumbnail(sample: Path, cli,
         colours = image.convert("RGB").resize((140, 180)).getcolors(140 * 180)
         assert colours is not None and len(colours) > 500, "thumbnails are drawn, not an empty page"
     # Every link on the page points at a file that exists next to it.
-    for target in ("panels/p001.png", "raw/p003_t1.png", "panels/p012.png"):
+    for target in ("panels/p001.png", "generated/p003_t1.png", "panels/p012.png"):
         assert (page.parent / target).is_file()

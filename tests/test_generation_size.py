@@ -79,31 +79,31 @@ def by(plan: Plan, phase: Phase) -> dict[str, object]:
 def test_every_panel_is_made_small_then_upscaled_to_the_master(sample: Path) -> None:
     project = load_project(sample)
     plan = plan_of(sample, provider="fal")
-    panels, upscales = by(plan, Phase.PANEL), by(plan, Phase.UPSCALE)
-    letters = by(plan, Phase.LETTER)
+    panels, letters = by(plan, Phase.PANEL), by(plan, Phase.LETTER)
+    assert by(plan, Phase.UPSCALE) == {}  # the local upscale is done by the lettering, in memory
     for panel in project.episode(3).panels:
-        made, up = panels[panel.id], upscales[panel.id]
+        made, letter = panels[panel.id], letters[panel.id]
         assert made.generation.width * made.generation.height <= BILLED_MP_PIXELS  # type: ignore[attr-defined]
-        assert made.generation.final_size is None  # type: ignore[attr-defined]  # the upscale job scales it
-        assert up.deps == (made.key,) and up.local["size"] == [1600, round(1600 * panel.height / 16) * 16]  # type: ignore[attr-defined]
-        assert up.generation is None and up.estimate_micro is None  # type: ignore[attr-defined]  # local: free
-        assert letters[panel.id].deps == (up.key,)  # type: ignore[attr-defined]
+        assert made.generation.final_size is None  # type: ignore[attr-defined]  # the lettering scales it
+        assert letter.deps == (made.key,) and letter.local["upscale"]  # type: ignore[attr-defined]
+        assert (letter.local["width"], letter.local["height"]) == (1600, round(1600 * panel.height / 16) * 16)  # type: ignore[attr-defined]
         assert made.outputs["image"].endswith(f"generated/{panel.id}_t1.png")  # type: ignore[attr-defined]
-        assert up.outputs["image"].endswith(f"raw/{panel.id}_t1.png")  # type: ignore[attr-defined]
+        assert letter.outputs["image"].endswith(f"panels/{panel.id}.png")  # type: ignore[attr-defined]
 
 
 def test_an_upscaler_model_is_a_paid_phase_with_its_estimate_and_why(sample: Path, cli) -> None:  # type: ignore[no-untyped-def]
     local = plan_of(sample, provider="fal")
     edit(sample / "studio.toml", 'upscale = "local"', 'upscale = "fal:fal-ai/seedvr/upscale/image"')
     paid = plan_of(sample, provider="fal")
-    before, after = by(local, Phase.UPSCALE), by(paid, Phase.UPSCALE)
+    after = by(paid, Phase.UPSCALE)
+    assert by(local, Phase.UPSCALE) == {} and len(after) == 22
     assert {name: job.key for name, job in by(local, Phase.PANEL).items()} == {  # type: ignore[attr-defined]
         name: job.key for name, job in by(paid, Phase.PANEL).items()  # type: ignore[attr-defined]
     }, "the takes do not change with the upscaler"
     for name, job in after.items():
         assert job.generation.model == "fal:fal-ai/seedvr/upscale/image"  # type: ignore[attr-defined]
         assert job.estimate_micro and job.estimate_micro >= 4_000  # type: ignore[attr-defined]  # >= 4 MP out
-        assert job.key != before[name].key  # type: ignore[attr-defined]
+        assert by(paid, Phase.LETTER)[name].deps == (job.key,)  # type: ignore[attr-defined]  # lettered on its master
     # A draft plan shows what the paid upscaler would cost, and upscales locally.
     drafted = by(plan_of(sample), Phase.UPSCALE)
     assert all(job.generation is None and job.estimate_micro for job in drafted.values())  # type: ignore[attr-defined]
@@ -119,7 +119,7 @@ def test_why_names_the_upscaler_and_the_take(sample: Path, cli) -> None:  # type
     edit(sample / "episodes/ep001/storyboard.yaml", "A lone gull glides", "Two gulls glide")
     result = cli("--project", sample, "plan", "episode", "1", "--only", "p001", "--why", "--json")
     reasons = {(r["phase"], r["name"]): r["why"] for r in json.loads(result.stdout)["jobs"] if r["why"]}
-    (reason,) = reasons[("upscale", "p001")]
+    (reason,) = reasons[("letter", "p001")]
     assert reason.startswith("reference p001 (take) changed → p001 panel: panel.action changed"), reason
 
 

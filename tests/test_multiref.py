@@ -85,7 +85,7 @@ def test_every_strategy_puts_characters_where_the_staging_says(sample: Path, cli
     assert result.exit_code == 0, result.output
     project = load_project(sample)
     (panel,) = [p for p in project.episode(1).panels if p.id == "p009"]
-    with Image.open(sample / "build/episodes/ep001/raw/p009_t1.png") as image:
+    with Image.open(sample / "build/episodes/ep001/generated/p009_t1.png") as image:
         for member in panel.characters:
             outfit = project.characters[member.id].palette.outfit
             x = outfit_centroid_x(image, outfit)
@@ -196,7 +196,7 @@ def test_a_background_removal_model_replaces_local_keying(sample: Path, cli) -> 
             assert matte.mode == "RGBA" and matte.getchannel("A").getextrema()[0] == 0
     project = load_project(sample)
     (panel,) = [p for p in project.episode(1).panels if p.id == "p009"]
-    with Image.open(sample / "build/episodes/ep001/raw/p009_t1.png") as image:
+    with Image.open(sample / "build/episodes/ep001/generated/p009_t1.png") as image:
         for member in panel.characters:
             x = outfit_centroid_x(image, project.characters[member.id].palette.outfit)
             assert x is not None and abs(x - POSITION_X[member.position]) < 0.09
@@ -211,7 +211,7 @@ def test_composite_without_harmonising_is_the_take_itself(sample: Path, cli) -> 
     from test_pipeline_e2e import ledger_rows
 
     assert not [r for r in ledger_rows(sample) if r["phase"] == "panel"], "no edit pass was generated"
-    assert (sample / "build/episodes/ep001/raw/p009_t1.png").is_file()
+    assert (sample / "build/episodes/ep001/generated/p009_t1.png").is_file()
     review = json.loads(cli("--project", sample, "review", "episode", "1", "--json").stdout)
     (p009,) = [p for p in review["panels"] if p["panel"] == "p009"]
     assert p009["status"] == "pending review" and p009["take"] == 1

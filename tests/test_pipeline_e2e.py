@@ -52,8 +52,8 @@ def test_run_episode_makes_every_output(sample: Path, studio_process) -> None:
     for panel in storyboard.panels:  # each take made small, then upscaled to the master
         with Image.open(folder / f"generated/{panel.id}_t1.png") as made:
             assert made.size[0] * made.size[1] <= 1_000_000
-        with Image.open(folder / f"raw/{panel.id}_t1.png") as raw:
-            assert raw.size[0] == 1600
+        with Image.open(folder / f"panels/{panel.id}.png") as lettered:  # upscaled on its way to the lettering
+            assert lettered.size[0] == 1600
     # The summary table is printed, with every panel generated.
     assert "Run summary" in result.stderr
     rows = ledger_rows(sample)

@@ -94,7 +94,7 @@ def test_an_outfit_names_the_sheet_and_reaches_exactly_the_panels_showing_her(pr
         "reference ada (character) changed → ada character_sheet: character.outfit changed",
     ]
     assert reasons[("letter", direct)] == [
-        f"reference {direct} (raw) changed → {direct} panel: characters.ada.outfit changed; "
+        f"reference {direct} (take) changed → {direct} panel: characters.ada.outfit changed; "
         "ada character_sheet: character.outfit changed"
     ]
 
@@ -176,14 +176,14 @@ def test_a_models_change_names_the_model(fal_project: Path, fake_fal) -> None:  
     assert paid_why() == {}
     edit(fal_project / "studio.toml", 'panel = "fal:fal-ai/flux-2/flash/edit"', 'panel = "fal:fal-ai/flux-2/edit"')
     reasons = paid_why()
-    assert set(reasons) == {("panel", "p001"), ("upscale", "p001"), ("letter", "p001")}
+    assert set(reasons) == {("panel", "p001"), ("letter", "p001")}
     # p001 has no characters: it is made by the edit model's text-to-image sibling.
     assert "model changed fal:fal-ai/flux-2/flash → fal:fal-ai/flux-2" in reasons[("panel", "p001")]
     edit(
         fal_project / STORYBOARD, "    seed: 20240611\n", "    seed: 20240611\n    model: fal:fal-ai/flux-2-pro/edit\n"
     )
     reasons = paid_why()
-    assert set(reasons) == {("panel", "p001"), ("upscale", "p001"), ("letter", "p001")}
+    assert set(reasons) == {("panel", "p001"), ("letter", "p001")}
     assert "model changed fal:fal-ai/flux-2/flash → fal:fal-ai/flux-2-pro" in reasons[("panel", "p001")]
 
 

@@ -45,7 +45,12 @@ def test_plan_has_every_phase_in_dependency_order(sample: Path) -> None:
     assert {j.name for j in plan.jobs if j.phase is Phase.LOCATION_PLATE} == {
         f"{p.location}@{p.time}" for p in storyboard.panels if p.characters and p.shot not in close
     }
-    assert [j.name for j in plan.upscale_jobs()] == [p.id for p in storyboard.panels]
+    # The local upscale is no job of its own: each panel's lettering upscales its take in memory.
+    assert plan.upscale_jobs() == []
+    takes = {job.key for job in plan.panel_jobs()}
+    letters = plan.letter_jobs()
+    assert [j.name for j in letters] == [p.id for p in storyboard.panels]
+    assert all(job.deps[0] in takes and job.local["upscale"] for job in letters)
     position = {job.key: index for index, job in enumerate(plan.jobs)}
     for job in plan.jobs:
         assert all(position[dep] < position[job.key] for dep in job.deps), job.name
@@ -61,7 +66,6 @@ def test_changing_one_panels_action_changes_that_panel_only(sample: Path) -> Non
     edit(sample / "episodes/ep001/storyboard.yaml", "A lone gull glides", "Two gulls glide")
     assert changed(before, plan_of(sample)) == {
         ("panel", "p001"),
-        ("upscale", "p001"),
         ("letter", "p001"),
         ("contact_sheet", "ep001"),
     }
@@ -82,7 +86,7 @@ def test_changing_a_character_changes_its_sheet_and_exactly_its_panels(sample: P
     text = path.read_text(encoding="utf-8")
     path.write_text(text.replace("description: ", "description: Now with a limp. ", 1), encoding="utf-8")
     expected = {("character_sheet", "ada"), ("crop", "ada body"), ("crop", "ada face"), ("contact_sheet", "ep001")}
-    expected |= {(phase, p) for p in showing_ada for phase in ("panel", "upscale", "letter")}
+    expected |= {(phase, p) for p in showing_ada for phase in ("panel", "letter")}
     packs = {job.name for job in before.jobs if job.phase is Phase.PACK}
     expected |= {("pack", f"{p} pack") for p in showing_ada if f"{p} pack" in packs}
     assert ("pack", "p009 pack") in expected  # the 4-character panel is packed on a 4-reference model

@@ -28,7 +28,7 @@ def test_approve_retake_cycle(sample: Path, cli) -> None:
     assert (state["p004"]["status"], state["p004"]["note"]) == ("retake", "face off-model")
 
     rows_before = ledger_rows(sample)
-    raw = sample / "build/episodes/ep001/raw"
+    raw = sample / "build/episodes/ep001/generated"
     t1 = (raw / "p004_t1.png").read_bytes()
     lettered_t1 = (sample / "build/episodes/ep001/panels/p004.png").read_bytes()
     assert cli("--project", sample, "run", "episode", "1").exit_code == 0
@@ -44,7 +44,7 @@ def test_approve_retake_cycle(sample: Path, cli) -> None:
     cost = json.loads(cli("--project", sample, "cost", "--json").stdout)
     assert cost["totals"]["retakes"] == 1
     html = (sample / "build/episodes/ep001/contact.html").read_text()
-    assert 'href="raw/p004_t1.png"' in html and "approved" in html
+    assert 'href="generated/p004_t1.png"' in html and "approved" in html
 
 
 def test_approved_panels_are_frozen_until_forced(sample: Path, cli) -> None:
@@ -67,11 +67,11 @@ def test_approved_panels_are_frozen_until_forced(sample: Path, cli) -> None:
 
 def test_editing_a_pending_panel_makes_a_new_take_not_an_overwrite(sample: Path, cli) -> None:
     assert cli("--project", sample, "run", "episode", "1").exit_code == 0
-    t1 = (sample / "build/episodes/ep001/raw/p002_t1.png").read_bytes()
+    t1 = (sample / "build/episodes/ep001/generated/p002_t1.png").read_bytes()
     edit(sample / "episodes/ep001/storyboard.yaml", "Wren trudges along the misty quay", "Wren runs along the quay")
     assert cli("--project", sample, "run", "episode", "1").exit_code == 0
-    assert (sample / "build/episodes/ep001/raw/p002_t1.png").read_bytes() == t1
-    assert (sample / "build/episodes/ep001/raw/p002_t2.png").is_file()
+    assert (sample / "build/episodes/ep001/generated/p002_t1.png").read_bytes() == t1
+    assert (sample / "build/episodes/ep001/generated/p002_t2.png").is_file()
     assert review_of(cli, sample)["p002"]["take"] == 2
 
 

@@ -46,7 +46,7 @@ def test_a_flagged_panel_is_a_charged_rejected_take_until_retaken(fal_project: P
 
     # Never a finished panel: no panel image, no lettered panel.
     assert not (fal_project / PANEL_PNG).exists()
-    assert not (fal_project / "build/episodes/ep001/raw/p004_t1.png").exists()
+    assert not (fal_project / "build/episodes/ep001/generated/p004_t1.png").exists()
 
     # `studio review` shows the rejected take and its reason; it cannot be approved.
     review = studio(fal_project, fake_fal, "review", "episode", "1", "--provider", "fal")

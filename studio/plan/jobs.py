@@ -167,4 +167,8 @@ class Plan:
         return [job for job in self.jobs if job.phase is Phase.PANEL]
 
     def upscale_jobs(self) -> list[Job]:
+        """Paid upscales (and their draft stand-ins); a local upscale is part of the lettering."""
         return [job for job in self.jobs if job.phase is Phase.UPSCALE]
+
+    def letter_jobs(self) -> list[Job]:
+        return [job for job in self.jobs if job.phase is Phase.LETTER]

@@ -293,11 +293,15 @@ def letter(
     staging: Sequence[Mapping[str, Any]],
     scale: int,
     fonts: Mapping[str, tuple[str, str]],
+    upscale: bool = False,
 ) -> Keyed:
-    """Balloons, captions and SFX on a raw take. `fonts`: name -> (path, content hash); only the
-    hash is in the key, so moving the project keeps its letters."""
+    """Balloons, captions and SFX on a master; with `upscale`, on a take brought to `size` by the
+    local resampler first. `fonts`: name -> (path, content hash); only the hash is in the key, so
+    moving the project keeps its letters."""
+    renderer = {"letter": LETTER_VERSION, **({"upscale": UPSCALE_VERSION} if upscale else {})}
     hashed = {
         "version": LETTER_VERSION,
+        **({"upscale": UPSCALE_VERSION} if upscale else {}),
         "raw": raw.identity,
         "width": size[0],
         "height": size[1],
@@ -323,7 +327,7 @@ def letter(
         "size": list(size),
         "scale": scale,
         "fonts": hashed["fonts"],
-        "renderer": {"letter": LETTER_VERSION},
+        "renderer": renderer,
     }
     key = content_key(Phase.LETTER.value, hashed)
     local = {**hashed, "font_paths": {name: path for name, (path, _) in fonts.items()}}

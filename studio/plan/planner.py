@@ -110,9 +110,11 @@ def plan_episode(project: Project, number: int, catalog: Catalog, options: PlanO
         jobs.extend(support)
         panel_jobs.append(made)
         upscale_jobs.append(planner.upscale(panel, made))
-    letter_jobs = [planner.letter(panel, raw) for panel, raw in zip(panels, upscale_jobs, strict=True)]
+    letter_jobs = [
+        planner.letter(panel, up or made) for panel, made, up in zip(panels, panel_jobs, upscale_jobs, strict=True)
+    ]
     jobs.extend(panel_jobs)
-    jobs.extend(upscale_jobs)
+    jobs.extend(up for up in upscale_jobs if up is not None)
     jobs.extend(letter_jobs)
     if options.only is None:  # a partial run leaves the episode's contact sheet as it was
         jobs.append(planner.contact_sheet(panel_jobs, upscale_jobs, letter_jobs, style.name))
@@ -463,14 +465,18 @@ class _Planner:
             made = generation_size(entry, size, price_cap(entry))
         return Target(run_chain[0], size, made, upscaled=True)
 
-    def upscale(self, panel: Panel, made: Job) -> Job:
-        """The take brought to the master size: by the local resampler (previews always, and by
-        default), or by the upscaler model `[models] upscale` names (a paid generation)."""
-        size = (self.config.master_width, _multiple_of_16(self.config.master_width * panel.height))
+    def upscale(self, panel: Panel, made: Job) -> Job | None:
+        """The take brought to the master size by the upscaler model `[models] upscale` names (a paid
+        generation; in a draft run, a local stand-in that carries its estimate). None for the local
+        resampler (previews always, and by default): the lettering upscales the take in memory, since
+        a free, deterministic upscale costs less to make again than its stored master costs to read."""
+        size = self.master_size(panel)
         made_size = _made_size(made)
         take_ref = RefSpec("take", panel.id, job_key=made.key, pixels=_pixels(made_size))
         folder = f"build/episodes/ep{self.storyboard.episode:03d}"
         upscaler = self.upscaler()
+        if upscaler == LOCAL:
+            return None
         common = {
             "phase": Phase.UPSCALE,
             "name": panel.id,
@@ -481,16 +487,14 @@ class _Planner:
             "take": made.take,
             "quality": self.options.quality,
         }
-        provider = self.options.provider
-        if upscaler == LOCAL or provider == "draft":
+        if self.options.provider == "draft":
             keyed = keys.upscale_locally(take_ref, size)
-            estimate = self._upscale_estimate(upscaler, made_size, size) if upscaler != LOCAL else None
             return Job(
                 key=keyed.key,
                 local=keyed.local or {},
                 inputs=keyed.inputs,
-                estimate_model=None if upscaler == LOCAL else upscaler,
-                estimate_micro=estimate,
+                estimate_model=upscaler,
+                estimate_micro=self._upscale_estimate(upscaler, made_size, size),
                 **common,  # type: ignore[arg-type]
             )
         keyed = keys.upscale_by_model(take_ref, upscaler, size, made.take)
@@ -639,16 +643,22 @@ class _Planner:
     def _staging(self, panel: Panel) -> list[dict]:
         return panel_staging(self.project, panel)
 
-    def letter(self, panel: Panel, raw: Job) -> Job:
-        """Lettering is local and free: changing dialogue re-letters one panel and calls no provider."""
+    def master_size(self, panel: Panel) -> tuple[int, int]:
         width = self.config.master_width
+        return width, _multiple_of_16(width * panel.height)
+
+    def letter(self, panel: Panel, raw: Job) -> Job:
+        """Lettering is local and free: changing dialogue re-letters one panel and calls no provider.
+        `raw` is the master a paid upscaler made, or the take itself, upscaled here on the way."""
+        take = raw.phase is Phase.PANEL
         keyed = keys.letter(
             panel,
-            RefSpec("raw", panel.id, job_key=raw.key),
-            (width, _multiple_of_16(width * panel.height)),
+            RefSpec("take" if take else "raw", panel.id, job_key=raw.key),
+            self.master_size(panel),
             self._staging(panel),
             self.config.master_scale,
             self._fonts(),
+            upscale=take,
         )
         folder = f"build/episodes/ep{self.storyboard.episode:03d}"
         return Job(
@@ -669,7 +679,7 @@ class _Planner:
         return self.fonts
 
     def contact_sheet(
-        self, panel_jobs: list[Job], upscale_jobs: list[Job], letter_jobs: list[Job], style_name: str
+        self, panel_jobs: list[Job], upscale_jobs: list[Job | None], letter_jobs: list[Job], style_name: str
     ) -> Job:
         """Review state and costs are filled in when it runs (see run/local_jobs.py): they change after planning.
         Each cell names the model that made the take and what upscaled it, and prices both."""
@@ -683,9 +693,9 @@ class _Planner:
                 "shot": panels[raw.name].shot,
                 "model": f"{raw.local.get('model') or raw.paid_model_label}, {_upscale_label(up)}",
                 "strategy": raw.strategy or "",
-                "estimate_micro": (raw.estimate_micro or 0) + (up.estimate_micro or 0),
+                "estimate_micro": (raw.estimate_micro or 0) + (up.estimate_micro or 0 if up else 0),
                 "take": raw.take,
-                "earlier_takes": [f"raw/{raw.name}_t{t}.png" for t in range(1, raw.take)],
+                "earlier_takes": [_take_path(raw, up, t) for t in range(1, raw.take)],
                 "note": panels[raw.name].notes or "",
             }
             for raw, up, letter in zip(panel_jobs, upscale_jobs, letter_jobs, strict=True)
@@ -875,7 +885,14 @@ def _made_size(job: Job) -> tuple[int, int]:
     return (int(made[0]), int(made[1]))
 
 
-def _upscale_label(job: Job) -> str:
+def _take_path(made: Job, upscale: Job | None, take: int) -> str:
+    """An earlier take as the contact sheet links it: its upscaled master, else the take itself."""
+    return f"{'raw' if upscale is not None else 'generated'}/{made.name}_t{take}.png"
+
+
+def _upscale_label(job: Job | None) -> str:
+    if job is None:
+        return "upscaled locally"
     if job.generation is not None:
         return f"upscaled by {job.generation.model.split(':', 1)[1]}"
     if job.estimate_model:

@@ -126,7 +126,7 @@ def _written(
     if preview:  # each approved preview upscaled by [models] upscale (previews themselves are upscaled locally)
         model = project.config.models.upscale
         model = model if model == LOCAL else (catalog.resolve(model) or model)
-        sizes = {job.panel: job.local["size"] for job in plan.upscale_jobs()}
+        sizes = {job.panel: (job.local["width"], job.local["height"]) for job in plan.letter_jobs()}
         finals = sum(
             upscale_micro(catalog, model, made_size(job), tuple(sizes[job.panel])) for job in plan.panel_jobs()
         )

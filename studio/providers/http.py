@@ -33,6 +33,7 @@ from PIL import ImageOps
 
 from studio.core.errors import AuthFailed, ProviderError, SubmissionUnknown
 from studio.core.generation import Failed, GenerationRequest, Pending, PollResult
+from studio.core.png import png_bytes
 from studio.core.project_files import FileRefused, check_image_bytes
 from studio.providers.base import ProviderContext
 from studio.providers.safety import blank_colour, blank_message
@@ -275,6 +276,4 @@ def _normalise_checked(
         if size == (width, height) and image.format == "PNG":
             return data, size, blank
         fitted = ImageOps.fit(image.convert("RGB"), (width, height), PILImage.LANCZOS)
-    buffer = io.BytesIO()
-    fitted.save(buffer, format="PNG", compress_level=1)  # a stored raw take: fast to encode
-    return buffer.getvalue(), size, blank
+    return png_bytes(fitted), size, blank  # a stored raw take: fast to encode

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from studio.core.png import png_bytes
 from studio.render.key_colours import KEYS, choose_key  # noqa: F401  (re-exported for callers)
 from studio.render.painters.colour import PAPER
 from studio.render.staging import PACK_CELL, back_to_front, pack_cell_box, stage
@@ -78,9 +79,7 @@ def compose(
         scale = height / figure.height
         figure = figure.resize((max(1, round(figure.width * scale)), max(1, round(height))), Image.Resampling.LANCZOS)
         canvas.paste(figure, (round(cx - figure.width / 2), round(top)), figure)
-    buffer = io.BytesIO()
-    canvas.save(buffer, format="PNG", compress_level=1)  # an intermediate: fast to encode; exports pay for small files
-    return buffer.getvalue()
+    return png_bytes(canvas)  # an intermediate: fast to encode; exports pay for small files
 
 
 def pack(references: Sequence[tuple[str, Path]], cell: int = PACK_CELL) -> bytes:

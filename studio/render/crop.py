@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 from PIL import Image
+
+from studio.core.png import png_bytes
 
 # Part of the content key of every crop: bump it when the crop's pixels change.
 CROP_VERSION = 1
@@ -17,6 +18,4 @@ def crop(sheet: Path, box: tuple[float, float, float, float]) -> bytes:
     with Image.open(sheet) as image:
         w, h = image.size
         part = image.convert("RGB").crop((round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h)))
-    buffer = io.BytesIO()
-    part.save(buffer, format="PNG", compress_level=1)  # an intermediate: fast to encode; exports pay for small files
-    return buffer.getvalue()
+    return png_bytes(part)  # an intermediate: fast to encode; exports pay for small files

@@ -3,25 +3,33 @@
 Free and deterministic (Pillow's LANCZOS). When the model could not make the panel's exact aspect
 (a 1:4 panel under 1 MP at a 512 px minimum side is made at 512x1952), the few pixels of
 difference are cropped from the centre, never stretched.
+
+Being free and deterministic, a local upscale is never stored: the lettering step upscales the take
+in memory on its way to the lettered panel (decoding a stored 1600 px master takes longer than
+making it again from the 1 MP take). Only a paid upscaler's master is an object of its own.
 """
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 from PIL import Image, ImageOps
+
+from studio.core.png import png_bytes
 
 # Part of every local upscale's key: change it when the output of `upscale` changes.
 UPSCALE_VERSION = 1
 
 
+def fit_to(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """`image` (RGB) at exactly `size`, resampled with LANCZOS and cropped to the aspect."""
+    if image.size == size:
+        return image
+    return ImageOps.fit(image, size, Image.Resampling.LANCZOS)
+
+
 def upscale(path: Path, size: tuple[int, int]) -> bytes:
-    """The image at `path` as a PNG of exactly `size`, resampled with LANCZOS (cropped to the aspect)."""
+    """The image at `path` as a PNG of exactly `size` (see `fit_to`)."""
     with Image.open(path) as opened:
         image = opened.convert("RGB")
-    if image.size != size:
-        image = ImageOps.fit(image, size, Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=1)  # an intermediate: fast to encode; exports pay for small files
-    return buffer.getvalue()
+    return png_bytes(fit_to(image, size))  # an intermediate: fast to encode; exports pay for small files

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import replace
 from datetime import date
@@ -12,20 +11,28 @@ from PIL import Image
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from studio.core.png import png_bytes
 from studio.db.tables import Generation
 from studio.plan import keys
 from studio.plan.jobs import Job, Phase
 from studio.render.composite import compose, pack
-from studio.render.contact import ContactCell, ContactHeader, render_contact_html, render_contact_png
+from studio.render.contact import (
+    ContactCell,
+    ContactHeader,
+    render_contact_html,
+    render_contact_png,
+    thumbnail_jpeg,
+)
 from studio.render.crop import crop
-from studio.render.upscale import upscale
+from studio.render.upscale import fit_to, upscale
 from studio.review.takes import TODO, Reviews
 from studio.run.runner import LocalRenderer
 from studio.run.store import StoredObject
 
 
 def letter_panel(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[bytes, str]]:
-    """The raw take with its balloons, captions and SFX; the boxes go beside it for the exporter."""
+    """The master with its balloons, captions and SFX (a take is upscaled to the master on the way,
+    decoded once); the boxes go beside it for the exporter, and a thumbnail for the contact sheet."""
     from studio.render.fonts import default_fonts
     from studio.render.lettering import Line, heads_from_previz, letter
 
@@ -33,6 +40,8 @@ def letter_panel(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[b
     spec = job.local
     with Image.open(raw.path) as opened:
         image = opened.convert("RGB")
+    if spec.get("upscale"):
+        image = fit_to(image, (spec["width"], spec["height"]))
     w, h = image.size
     staging = {"shot": spec["shot"], "angle": spec.get("angle", "eye-level")}
     heads = heads_from_previz({**staging, "figures": spec["figures"]}, w, h)
@@ -50,12 +59,11 @@ def letter_panel(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[b
         lines.append(Line("sfx", spec["sfx"]))
     own = {name: Path(path) for name, path in spec.get("font_paths", {}).items()}
     lettered, placed = letter(image, lines, heads, default_fonts(**own), scale=float(spec["scale"]))
-    buffer = io.BytesIO()
-    lettered.save(buffer, format="PNG", compress_level=1)  # an intermediate: fast; exports pay for small files
     boxes = {"boxes": [[p.box.x0, p.box.y0, p.box.x1, p.box.y1] for p in placed]}
     return {
-        "image": (buffer.getvalue(), "image/png"),
+        "image": (png_bytes(lettered), "image/png"),  # an intermediate: fast; exports pay for small files
         "boxes": (json.dumps(boxes).encode("utf-8"), "application/json"),
+        "thumb": (thumbnail_jpeg(lettered), "image/jpeg"),
     }
 
 
