@@ -178,9 +178,11 @@ def test_an_endpoint_not_in_the_catalog_is_refused_before_sending(fal: ScriptedS
 def test_waiting_is_pending(fal: ScriptedServer, tmp_path: Path, state: str) -> None:
     fal.on("GET", "/requests/req-1/status", status(state))
     assert poll(tmp_path, fal) == [Pending()]
-    [get] = fal.requests
+    # No status stream here (404): one plain status check answers (tests/test_fal_stream.py streams).
+    [stream, get] = fal.requests
+    assert stream.url.path == "/fal-ai/flux-2/requests/req-1/status/stream", "owner/app only, never the sub-path"
     assert get.url.path == "/fal-ai/flux-2/requests/req-1/status", "owner/app only, never the sub-path"
-    assert get.headers["authorization"] == f"Key {KEY}"
+    assert stream.headers["authorization"] == get.headers["authorization"] == f"Key {KEY}"
 
 
 def test_done_downloads_the_image_and_prices_it(fal: ScriptedServer, tmp_path: Path) -> None:

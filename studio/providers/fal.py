@@ -1,8 +1,12 @@
 """The fal.ai provider: the queue API through the real `fal-client`, images fetched with httpx.
 
-Status, result and their retries go through fal-client's own request handles (what
-`fal_client.AsyncClient.status` and `.result` call), on an httpx client built here the way
-fal-client builds its own, so a transport can be passed in. The submit POST is ours
+A poll waits on fal's status stream (`GET {status_url}/stream`, server-sent events, read with
+httpx-sse as fal-client reads its own streams) until it says COMPLETED, instead of asking for the
+status again and again: a job costs a submit, one stream, the result and the download. Whatever
+the stream cannot tell (an error answer, a cut, silence) is settled by one plain status check,
+as before the stream. Status, result and their retries go through fal-client's own request
+handles (what `fal_client.AsyncClient.status` and `.result` call), on an httpx client built here
+the way fal-client builds its own, so a transport can be passed in. The submit POST is ours
 (`studio.providers.http`): fal-client retries a POST after *any* transport error, including
 one where the request reached fal and only the answer was lost, which would start (and bill)
 the same generation twice. Here a POST is resent only when it provably was not processed (no
@@ -18,11 +22,13 @@ put in a message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import httpx
+from httpx_sse import SSEError, aconnect_sse
 
 from studio.catalog.catalog import REF_MAX_PIXELS, CatalogEntry, estimate_micro, megapixels_up
 from studio.core.errors import AuthFailed, InsufficientCredits, ProviderError, RateLimited, Rejected, SubmissionUnknown
@@ -40,11 +46,16 @@ from studio.providers.base import (
     ProviderContext,
     Submission,
 )
-from studio.providers.http import ProviderHttp, provider_client
+from studio.providers.http import CONNECT_TIMEOUT, ProviderHttp, provider_client
 from studio.providers.transfer import ReferenceCache, closest_ratio, prompt_text
 
 REJECTION_TYPES = {"content_policy_violation", "validation_error", "image_too_large", "unprocessable_entity"}
 QUEUE_CLIENT_TIMEOUT = 120.0  # what fal_client.AsyncClient gives its own client
+# The status stream: fal sends an event on each change and a keep-alive comment every 15 seconds,
+# and closes it after COMPLETED (PROVIDERS.md, "Status stream"; fal docs, "Stream request status").
+STREAM_WINDOW = 60.0  # the longest one poll listens; then Pending, and the runner's next poll listens again
+STREAM_SILENCE = 40.0  # no byte for this long (keep-alives missed): the stream is dead
+STREAM_DRAIN = 1.0  # after COMPLETED, how long to wait for the server's end (the connection can then be reused)
 T = TypeVar("T")
 
 
@@ -55,6 +66,8 @@ class FalProvider:
     # fal runs as many requests at once as the account allows and queues the rest: a few sent
     # ahead start the moment a slot frees, instead of after studio hears of it and sends the next.
     queues_excess: ClassVar[bool] = True
+    # A poll waits on fal's status stream until the request completes: the runner need not sleep before it.
+    streams_status: ClassVar[bool] = True
 
     def __init__(self, context: ProviderContext):
         self._key = api_key("fal")  # a missing key stops the run before anything is sent
@@ -83,6 +96,7 @@ class FalProvider:
         self._start_timeout = fal_history.start_timeout(self._settings)
         self._platform = service_url(context.config, "fal", "platform_url")
         self._prepared: dict[int, tuple[GenerationRequest, bytes]] = {}  # by id(request), until submitted
+        self._unstreamed: set[str] = set()  # requests whose stream answered with an error: polled plainly
 
     # ------------------------------------------------------------ submit
 
@@ -141,17 +155,24 @@ class FalProvider:
     # ------------------------------------------------------------ poll
 
     async def poll(self, submission: Submission, request: GenerationRequest) -> PollResult:
+        """Wait on the status stream until COMPLETED (at most `STREAM_WINDOW`), then fetch the result
+        and the image. When the stream cannot tell, one plain status check decides, as it always did."""
         request_id = submission.request_id
         handle = self._handle(request.model, request_id)
         try:
-            status = await self._guard(handle.status(with_logs=False))
+            status = await self._listen(handle)
+            if isinstance(status, Pending):  # the window passed with the stream alive: the runner asks again
+                self._http.answered(request_id)
+                return status
+            if status is None:
+                status = await self._guard(handle.status(with_logs=False))
             if not isinstance(status, self._fal.Completed):
                 return Pending()
             if status.error and status.error_type == "request_cancelled":
                 return Failed(f"fal: {status.error}", charged=False)
             # A failed generation also reports COMPLETED; the result's own answer (422, 5xx)
             # says which kind of failure it was.
-            result = await self._guard(handle.get())
+            result = await self._guard(self._result(handle))
         except self._fal.FalClientHTTPError as exc:
             return self._poll_error(request_id, exc)
         except (httpx.HTTPError, TimeoutError):
@@ -170,7 +191,7 @@ class FalProvider:
         data = await self._http.download(url)
         if data is None:  # the image URL expired: the result may hold a fresh one
             try:
-                result = await self._guard(self._handle(request.model, submission.request_id).get())
+                result = await self._guard(self._result(self._handle(request.model, submission.request_id)))
             except (self._fal.FalClientHTTPError, httpx.HTTPError, TimeoutError):
                 result = None
             fresh = _first_image_url(result) if result else None
@@ -188,6 +209,66 @@ class FalProvider:
         billed = float(megapixels_up(size[0] * size[1]))
         return Done((Image(data),), billed_units=billed, computed_cost_micro=computed)
 
+    async def _listen(self, handle: Any) -> Any:
+        """fal's status stream for `handle`'s request: fal-client's `Completed` once it says so; Pending
+        when `STREAM_WINDOW` passed with the stream alive; None when it cannot tell (an error answer,
+        not an event stream, cut, silent for `STREAM_SILENCE`, ended early): a status check decides.
+
+        A request whose stream answered with an error is not streamed again (`_unstreamed`): each
+        poll would cost two requests. Cancelling the task closes the stream (the `async with`s)."""
+        if handle.request_id in self._unstreamed:
+            return None
+        timeout = httpx.Timeout(STREAM_SILENCE, connect=CONNECT_TIMEOUT)
+        try:
+            async with asyncio.timeout(STREAM_WINDOW) as window:
+                async with aconnect_sse(self._queue, "GET", f"{handle.status_url}/stream", timeout=timeout) as source:
+                    code = source.response.status_code
+                    if code != 200:
+                        if not _transient(code):  # e.g. 404: unknown, or no stream for it; the status check tells
+                            self._unstreamed.add(handle.request_id)
+                        return None
+                    async with contextlib.aclosing(source.aiter_sse()) as events:
+                        async for event in events:
+                            completed = self._completed(event.data)
+                            if completed is not None:
+                                window.reschedule(None)  # the answer is in: reading on is only for reuse
+                                await _drain(events)
+                                return completed
+        except TimeoutError:
+            return Pending()
+        except SSEError:  # answered 200, but not with an event stream
+            self._unstreamed.add(handle.request_id)
+        except httpx.HTTPError:
+            pass  # refused connection, reset, cut mid-way, silent: the status check tells
+        return None
+
+    def _completed(self, data: str) -> Any:
+        """fal-client's `Completed` for a COMPLETED event (the fields of a status answer); None for any other."""
+        try:
+            status = json.loads(data)
+        except ValueError:
+            return None
+        if not isinstance(status, dict) or status.get("status") != "COMPLETED":
+            return None
+        return self._fal.Completed(
+            logs=status.get("logs"),
+            metrics=status.get("metrics") or {},
+            error=status.get("error"),
+            error_type=status.get("error_type"),
+        )
+
+    async def _result(self, handle: Any) -> Any:
+        """The result, as `AsyncRequestHandle.get` fetches it (fal-client's retries and errors) once the
+        status says COMPLETED, without the status check `get` makes first: the status is known."""
+        retrying = getattr(self._fal.client, "_async_maybe_retry_request", None)
+        raise_for_status = getattr(self._fal.client, "_raise_for_status", None)
+        if retrying is None or raise_for_status is None:  # another fal-client: its public way, one request more
+            return await handle.get()
+        timeout = self._fal.client.QUEUE_POLL_TIMEOUT
+        response = await retrying(handle.client, "GET", handle.response_url, timeout=timeout)
+        raise_for_status(response)
+        return response.json()
+
     def _poll_error(self, request_id: str, exc: Any) -> PollResult:
         code = exc.status_code
         detail = _detail(exc.message)
@@ -199,7 +280,7 @@ class FalProvider:
             raise self._http.refused_key(code)
         if code == 422 or (exc.error_type or "") in REJECTION_TYPES:
             return Failed(f"fal rejected the request: {detail}", charged=True, kind="rejected")
-        if code >= 500 or code in {408, 409, 429}:
+        if _transient(code):
             return self._http.transient(request_id, f"fal answered HTTP {code}")
         return Failed(f"fal answered HTTP {code}: {detail}", charged=False)
 
@@ -238,9 +319,23 @@ def _queue_client(fal_client: Any, key: str, transport: httpx.AsyncBaseTransport
     )
 
 
+async def _drain(events: Any) -> None:
+    """Read what follows COMPLETED until fal closes the stream (briefly): the connection then returns
+    to the pool for the result request, instead of being dropped."""
+    with contextlib.suppress(TimeoutError, httpx.HTTPError, SSEError):
+        async with asyncio.timeout(STREAM_DRAIN):
+            async for _ in events:
+                pass
+
+
 def _json_body(arguments: dict[str, Any]) -> bytes:
     """The JSON body exactly as sent (as httpx would encode `json=`)."""
     return json.dumps(arguments, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _transient(code: int) -> bool:
+    """An answer to a poll that asking again may change."""
+    return code >= 500 or code in {408, 409, 429}
 
 
 def _not_processed(response: httpx.Response) -> bool:

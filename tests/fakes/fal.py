@@ -18,6 +18,10 @@ Protocol (what fal-client 1.0.x sends and parses; see PROVIDERS.md):
 
     POST /{owner}/{app}[/{path}]                 submit: 200 {request_id, response_url, status_url, cancel_url}
     GET  /{owner}/{app}/requests/{id}/status     202 IN_QUEUE / IN_PROGRESS, 200 COMPLETED, 404 unknown
+    GET  /{owner}/{app}/requests/{id}/status/stream
+                                                 200 text/event-stream: `data: {status}` on connect and on
+                                                 each change, `: keep-alive` comments, closed after
+                                                 COMPLETED; 404 unknown (see `_events`)
     GET  /{owner}/{app}/requests/{id}            result: 200 model output, 400 still running,
                                                  422 model error, 404 unknown / expired
     PUT  /{owner}/{app}/requests/{id}/cancel     202 CANCELLATION_REQUESTED / 400 ALREADY_COMPLETED
@@ -56,6 +60,8 @@ Choices where real fal's behaviour is not documented (all deliberate, all harsh-
 * Safety checker (PROVIDERS.md, fal: Safety): a request whose prompt contains one of
   `nsfw_prompts`, or submitted with the "nsfw" fault, completes with a black image and
   `has_nsfw_concepts: [true]`, billed like any output; `enable_safety_checker: false` turns it off.
+* Status stream: a request forgotten while its stream is open ends the stream without COMPLETED
+  (undocumented). The "stream-cut" fault sends the first event, then resets the connection.
 """
 
 from __future__ import annotations
@@ -64,11 +70,15 @@ import argparse
 import copy
 import functools
 import io
+import json
+import math
+import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import trustme
 
@@ -144,10 +154,16 @@ APP_NAMESPACES = ("workflows", "comfy")
 # ---------------------------------------------------------------- faults
 
 HTTP_FAULTS = ("429", "503", "503-no-id", "500", "422", "stall", "reset", "lost-response")
-FAULT_KINDS = (*HTTP_FAULTS, "403", "truncated", "moderation", "nsfw", "expired-result", "expired-image")
-FAULT_TARGETS = ("submit", "status", "result", "cancel", "file", "history", "any")
+FAULT_KINDS = (*HTTP_FAULTS, "403", "truncated", "moderation", "nsfw", "expired-result", "expired-image", "stream-cut")
+FAULT_TARGETS = ("submit", "status", "stream", "result", "cancel", "file", "history", "any")
 # Kinds that only make sense on one kind of request.
-_ONLY_ON = {"moderation": "submit", "nsfw": "submit", "expired-result": "result", "expired-image": "file"}
+_ONLY_ON = {
+    "moderation": "submit",
+    "nsfw": "submit",
+    "expired-result": "result",
+    "expired-image": "file",
+    "stream-cut": "stream",
+}
 _ONLY_ON.update({"403": "history", "truncated": "history"})  # the request history's own failures
 
 # What an nginx ingress error page looks like. fal-client retries a 502/503/504 only when
@@ -184,6 +200,56 @@ def _black(width: int, height: int, fmt: str) -> bytes:
 
 def _not_found() -> Response:
     return _json(404, {"detail": "Request not found"})
+
+
+# The status stream (fal docs, "Stream request status", https://fal.ai/docs/inference-api/queue/status-stream;
+# PROVIDERS.md line "Status stream"): server-sent events, each a `data:` line holding a status object
+# with the same fields as the status answer; a comment line every 15 seconds keeps the connection
+# open; the server closes the stream after it sends COMPLETED.
+STREAM_KEEPALIVE = 15.0
+_CUT = None  # what `_events` yields where the "stream-cut" fault drops the connection
+
+
+@dataclass
+class _EventStream(Response):
+    """A 200 whose body is sent event by event (`_Handler`): `events` yields each chunk, `_CUT` to reset."""
+
+    events: Iterator[bytes | None] | None = None
+
+
+class _Handler(base._Handler):
+    """The shared handler, able to send fal's status stream: an answer `FakeFal` marked as an event
+    stream (`_stream_local.events`, this thread's) goes out chunked, one event at a time, in place
+    of a Content-Length body."""
+
+    def _events(self) -> Iterator[bytes | None] | None:
+        return getattr(self.server.fake._stream_local, "events", None)  # type: ignore[attr-defined]
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword.lower() == "content-length" and self._events() is not None:
+            keyword, value = "Transfer-Encoding", "chunked"
+        super().send_header(keyword, value)
+
+    def end_headers(self) -> None:
+        super().end_headers()
+        events = self._events()
+        if events is None:
+            return
+        self.server.fake._stream_local.events = None  # type: ignore[attr-defined]
+        try:
+            for chunk in events:
+                if chunk is _CUT:
+                    self._reset()
+                    break
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            else:
+                self.wfile.write(b"0\r\n\r\n")
+                return
+        except OSError:  # the client went away (closed its stream, or was cancelled)
+            self.close_connection = True
+        finally:
+            events.close()
+        self.wfile = io.BytesIO()  # the connection is gone: what the base handler still writes goes nowhere
 
 
 # ---------------------------------------------------------------- bookkeeping
@@ -225,15 +291,18 @@ class FakeFal(base.FakeServer):
         host, base_url, ca_file, client_env()   where it is and how to trust it
         requests       every request: method, path, query, headers (lower-case names,
                        credentials shown as "Key ***"), auth ("ok"/"wrong"/"missing"/"n/a"),
-                       auth_ok, json, category, fault, status, request_id
+                       auth_ok, json, category, fault, status, request_id; a status
+                       stream also `events`, the statuses it sent (filled while it runs)
+        streams_open   status streams being sent right now
         submissions    one per accepted submit: request_id, endpoint, input, status,
                        billed_micro, billed_units, error_type, cancel_requested
         billed_micro   total billed, integer micro-USD
         inject(kind, times=1, on="any"); set_fault_rate(rate, kinds, seed); clear_faults()
         expire(request_id); advance_clock(seconds); job_state(request_id); price(...)
-        latency, concurrency, expire_after, image_url_ttl, stall_seconds: may be changed live
-        (latency applies to requests submitted afterwards).
-    Fault targets: "submit", "status", "result", "cancel", "file", "any".
+        latency, concurrency, expire_after, image_url_ttl, stall_seconds, stream_keepalive: may be
+        changed live (latency applies to requests submitted afterwards).
+    Fault targets: "submit", "status", "stream", "result", "cancel", "file", "any" ("stream-cut"
+    only on "stream": the first event, then a reset connection).
     """
 
     name = "fal"
@@ -279,6 +348,10 @@ class FakeFal(base.FakeServer):
         self._running: list[_Job] = []
         self._seq = 0
         self.history_echo = "urls"  # how the history echoes data URIs: "urls" (stored files) or "inline"
+        self.stream_keepalive = STREAM_KEEPALIVE  # seconds between keep-alive comments on a quiet stream
+        self._changed = threading.Condition(self._lock)  # notified when a request may have changed a job
+        self._stream_local = threading.local()  # the events a handler thread is to send (`_Handler`)
+        self._streams_open = 0
 
     def provider_env(self, key: str) -> dict[str, str]:
         """fal-client's variables (set them before importing fal_client), and studio's platform API URL
@@ -289,6 +362,35 @@ class FakeFal(base.FakeServer):
     @classmethod
     def add_cli_arguments(cls, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--concurrency", type=int, default=None, help="generations in progress at once")
+
+    def start(self) -> Self:
+        super().start()
+        for server in self._servers.values():
+            server.RequestHandlerClass = _Handler  # no client knows the port yet
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._lock:
+            self._changed.notify_all()  # open status streams end
+        super().stop()
+
+    def handle(self, request: base.Request) -> Response:
+        response = super().handle(request)
+        with self._lock:
+            self._changed.notify_all()  # a submit, cancel or result may have changed a job: streams look again
+        return response
+
+    def advance_clock(self, seconds: float) -> None:
+        super().advance_clock(seconds)
+        with self._lock:
+            self._changed.notify_all()
+
+    @property
+    def streams_open(self) -> int:
+        """Status streams being sent right now."""
+        with self._lock:
+            return self._streams_open
 
     # ------------------------------------------------------------ inspection and control
 
@@ -315,6 +417,7 @@ class FakeFal(base.FakeServer):
             if job is None:
                 raise KeyError(request_id)
             job.forgotten = True
+            self._changed.notify_all()
 
     # ------------------------------------------------------------ the queue simulation
 
@@ -546,8 +649,13 @@ class FakeFal(base.FakeServer):
         root = "/".join(parts[:root_len])
         rest = parts[root_len:]
         if rest and rest[0] == "requests":
-            action = rest[2] if len(rest) == 3 else "" if len(rest) == 2 else None
-            wanted = {"": ("result", "GET"), "status": ("status", "GET"), "cancel": ("cancel", "PUT")}
+            action = "/".join(rest[2:]) if 2 <= len(rest) <= 4 else None
+            wanted = {
+                "": ("result", "GET"),
+                "status": ("status", "GET"),
+                "status/stream": ("stream", "GET"),
+                "cancel": ("cancel", "PUT"),
+            }
             if action not in wanted:
                 return Route("other", "not_found", root)
             category, verb = wanted[action]
@@ -602,6 +710,9 @@ class FakeFal(base.FakeServer):
         elif route.category == "status":
             with self._lock:
                 response = self._status(root, request_id, request.query)
+        elif route.category == "stream":
+            with self._lock:
+                response = self._stream(root, request_id, request.query, entry, cut=fault == "stream-cut")
         elif route.category == "result":
             with self._lock:
                 response = self._result(root, request_id, expired=fault == "expired-result")
@@ -612,6 +723,8 @@ class FakeFal(base.FakeServer):
             response = _json(404, {"detail": "Not Found"})
         if fault == "lost-response":
             response.action = "reset"
+        elif isinstance(response, _EventStream):
+            self._stream_local.events = response.events  # this thread's handler sends them (`_Handler`)
         return response
     def _submit(self, endpoint: str, body: Any, bad_json: bool, *, moderated: bool, flagged: bool = False,
                 start_timeout: str | None = None) -> Response:
@@ -694,16 +807,19 @@ class FakeFal(base.FakeServer):
         job = self._lookup(root, request_id, now)
         if job is None:
             return _not_found()
-        with_logs = query.get("logs", "0").lower() in ("1", "true")
-        headers = {"x-fal-request-id": job.request_id}
+        payload = self._status_payload(job, _with_logs(query))
+        return _json(200 if job.state == "COMPLETED" else 202, payload, **{"x-fal-request-id": job.request_id})
+
+    def _status_payload(self, job: _Job, with_logs: bool) -> dict[str, Any]:
+        """The status object, as the status answer and each status stream event carry it."""
         if job.state == "IN_QUEUE":
-            return _json(202, {"status": "IN_QUEUE", "queue_position": self._queue_position(job)}, **headers)
+            return {"status": "IN_QUEUE", "queue_position": self._queue_position(job)}
         logs = None
         if with_logs:
             logs = [{"message": "fake-fal: generating", "level": "INFO", "source": "stdout",
                      "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())}]
         if job.state == "IN_PROGRESS":
-            return _json(202, {"status": "IN_PROGRESS", "logs": logs}, **headers)
+            return {"status": "IN_PROGRESS", "logs": logs}
         payload: dict[str, Any] = {"status": "COMPLETED", "logs": logs,
                                    "metrics": {"inference_time": round(job.duration, 3)}}
         if job.dropped:
@@ -716,7 +832,64 @@ class FakeFal(base.FakeServer):
         elif job.error_detail is not None:
             payload["error"] = job.error_detail[0]["msg"]
             payload["error_type"] = job.error_detail[0]["type"]
-        return _json(200, payload, **headers)
+        return payload
+
+    def _stream(
+        self, root: str, request_id: str | None, query: dict[str, str], entry: dict[str, Any], *, cut: bool
+    ) -> Response:
+        """`GET .../status/stream`: 404 for an unknown request, else the event stream (`_events`)."""
+        job = self._lookup(root, request_id, self._now())
+        if job is None:
+            return _not_found()
+        entry["events"] = []  # the statuses sent, in order (the request log shows them)
+        events = self._events(root, job.request_id, _with_logs(query), entry, cut)
+        headers = {"x-fal-request-id": job.request_id, "cache-control": "no-cache"}
+        return _EventStream(200, b"", "text/event-stream; charset=utf-8", headers, events=events)
+
+    def _events(
+        self, root: str, request_id: str, with_logs: bool, entry: dict[str, Any], cut: bool
+    ) -> Iterator[bytes | None]:
+        """The stream's body, chunk by chunk: the current status at once, then each change (status or
+        queue position), a keep-alive comment after `stream_keepalive` quiet seconds, and the end after
+        COMPLETED. Between them the handler's thread waits on `_changed` until the next job could
+        finish on the fake clock (or a request, `expire`, `advance_clock` or `stop` wakes it): no polling."""
+        last: dict[str, Any] | None = None
+        written = time.monotonic()
+        with self._lock:
+            self._streams_open += 1
+        try:
+            while not self._stop.is_set():
+                with self._lock:
+                    now = self._now()
+                    job = self._lookup(root, request_id, now)
+                    payload = None if job is None else self._status_payload(job, with_logs)
+                    changed = payload is not None and _without_logs(payload) != last
+                    quiet = written + self.stream_keepalive - time.monotonic()
+                    if payload is not None and not changed and quiet > 0:
+                        self._changed.wait(min(quiet, self._next_finish(now)))
+                        continue
+                    if changed:
+                        entry["events"].append(payload["status"])
+                if payload is None:
+                    return  # forgotten meanwhile: the stream ends without COMPLETED
+                if changed:
+                    last = _without_logs(payload)
+                    yield f"data: {json.dumps(payload)}\n\n".encode()
+                    if cut:
+                        yield _CUT
+                        return
+                    if payload["status"] == "COMPLETED":
+                        return  # the server closes the stream after COMPLETED
+                else:
+                    yield b": keep-alive\n\n"
+                written = time.monotonic()
+        finally:
+            with self._lock:
+                self._streams_open -= 1
+
+    def _next_finish(self, now: float) -> float:
+        """Seconds until the next running job finishes on the fake clock (queued ones move only then)."""
+        return max(0.0, min((job.started + job.duration for job in self._running), default=math.inf) - now)
 
     def _result(self, root: str, request_id: str | None, *, expired: bool) -> Response:
         now = self._now()
@@ -839,6 +1012,15 @@ class FakeFal(base.FakeServer):
                 file.gone = True
                 return missing
         return Response(200, self._image_bytes(file), OUTPUT_FORMATS[file.fmt], {"cache-control": "max-age=3600"})
+
+
+def _with_logs(query: dict[str, str]) -> bool:
+    return query.get("logs", "0").lower() in ("1", "true")
+
+
+def _without_logs(payload: dict[str, Any]) -> dict[str, Any]:
+    """A status without its logs (their timestamps change): what tells one stream event from the last."""
+    return {name: value for name, value in payload.items() if name != "logs"}
 
 
 def _seconds(value: str | None) -> float | None:
