@@ -6,7 +6,7 @@ import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import typer
@@ -14,7 +14,9 @@ from rich.text import Text
 
 from studio.core.errors import StudioError
 from studio.core.terminal import CleanConsole
-from studio.project.loader import Project, find_project_root, load_project
+
+if TYPE_CHECKING:  # the loader pulls the catalog and the models: imported by the commands that run, never for --help
+    from studio.project.loader import Project
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,11 +36,14 @@ class State:
 
 
 def project_root() -> Path:
+    from studio.project.loader import find_project_root
+
     return State.project_dir.resolve() if State.project_dir else find_project_root(Path.cwd())
 
 
 def open_project() -> Project:
     """The project, validated with what the installed provider plugins add (their models and settings)."""
+    from studio.project.loader import load_project
     from studio.providers.registry import project_plugins
 
     return load_project(project_root(), project_plugins())
