@@ -2,16 +2,56 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
+from typer.core import TyperGroup
 
 from studio import __version__
 from studio.cli import budget, check, cost, export, init, ledger, models, plan, providers, review, run, storyboard
 from studio.cli.common import State
 
+
+class PlainHelp(TyperGroup):
+    """The root command: its help and that of every command under it is plain text to Rich.
+
+    Typer's rich mode reads '[models]' or '[providers.NAME]' as style tags and drops them, and keeps
+    a docstring's line breaks, so help wrapped in the source wraps raggedly on the terminal. Built
+    once per command tree (after every command under it), it escapes the brackets and joins each
+    paragraph's lines; a paragraph after a line holding only \\b (click's mark) keeps its lines.
+    """
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        _plain_help(self)
+
+
+def _plain_help(command: Any) -> None:
+    command.help = _plain_text(command.help)
+    command.short_help = _plain_text(command.short_help)
+    command.epilog = _plain_text(command.epilog)
+    for param in command.params:
+        if getattr(param, "help", None):
+            param.help = escape(param.help)
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
+
+
+def _plain_text(text: str | None) -> str | None:
+    if not text:
+        return text
+    paragraphs = []
+    for paragraph in inspect.cleandoc(text).partition("\f")[0].split("\n\n"):
+        verbatim = paragraph.startswith("\b\n")
+        paragraphs.append(paragraph[2:] if verbatim else " ".join(paragraph.split()))
+    return escape("\n\n".join(paragraphs))
+
+
 app = typer.Typer(
+    cls=PlainHelp,
     name="studio",
     help=(
         "Produce a webtoon from plain project files: character sheets, backgrounds, panels, "

@@ -24,7 +24,8 @@ def export_episode(
         Literal["webtoon", "tapas", "generic"], typer.Option(help="Whose limits to meet (width, slice size, format).")
     ] = "webtoon",
     out_dir: Annotated[
-        Path | None, typer.Option("--out", help="Folder for the slices. Default: build/episodes/epNNN/export/PLATFORM.")
+        Path | None,
+        typer.Option("--out", help="Folder for the slices. Default: export/PLATFORM under build/episodes/epNNN/."),
     ] = None,
     provider: Annotated[
         str | None, typer.Option(help="Export the draft or the paid panels. Default: studio.toml's.")

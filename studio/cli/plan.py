@@ -58,8 +58,10 @@ def episode(
     \b
       p003 letter           dialogue[0].text changed
       mira character_sheet  character.outfit changed
-      p004 panel            reference mira (character) changed → mira character_sheet: character.outfit changed
-      p005 panel            model changed fal:fal-ai/flux-2/flash/edit → bfl:flux-2-klein-9b
+      p004 panel            reference mira (character) changed
+                              → mira character_sheet: character.outfit changed
+      p005 panel            model changed fal:fal-ai/flux-2/flash/edit
+                              → bfl:flux-2-klein-9b
       p003 letter           renderer version letter 2 → 3
       p006 panel            new (never built)
 
