@@ -1,21 +1,25 @@
-"""The CLI's help in a terminal: fast, and showing everything the help says.
+"""The CLI's help and tables in a terminal: fast help, every bracket shown, and no id cut short.
 
 `studio --help` (and `studio COMMAND --help`) must not import the project loader, the catalog or the
 database: they are what made help take 0.3 s. Help pages render `[models]` and `[providers.NAME]`
-as written and wrap paragraphs to the terminal.
+as written and wrap paragraphs to the terminal; the plan's tables fold long ids at 80 columns
+instead of cutting them with an ellipsis.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import pytest
 import typer
+from conftest import edit
 from typer.testing import CliRunner
 
 from studio.cli.app import app
@@ -136,3 +140,75 @@ def ragged(body: list[str], width: int) -> list[tuple[str, str]]:
         for first, second in pairwise(body)
         if first and second and len(first) + 1 + len(second.split()[0]) <= width
     ]
+
+
+# ---------------------------------------------------------------- tables
+
+
+def table_columns(output: str, title: str) -> dict[str, list[str]]:
+    """The cells of the table under `title` by header, each cell's lines joined (spaces removed: a cell
+    wraps at a space or folds a word, and either way no character is lost)."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(title))
+    headers: list[str] = []
+    cells: dict[str, list[str]] = {}
+    for line in lines[start + 1 :]:
+        if line.startswith("└"):
+            break
+        if line.startswith("┃"):
+            parts = [part.replace(" ", "") for part in line.strip("┃").split("┃")]
+            headers = [head + part for head, part in zip(headers, parts, strict=True)] if headers else parts
+        elif line.startswith("│"):
+            parts = [part.replace(" ", "") for part in line.strip("│").split("│")]
+            if not cells:
+                cells = {head: [] for head in headers}
+            for column, part in zip(cells.values(), parts, strict=True):
+                if parts[0] or not column:  # a new row starts in the first column
+                    column.append(part)
+                else:
+                    column[-1] += part
+    return cells
+
+
+def plan_at_80(project: Path, studio_process, *args: str) -> tuple[str, dict]:  # type: ignore[no-untyped-def]
+    """`studio plan episode 1` at 80 columns, and the same plan as JSON; checks each table's ids
+    are all there, whole or folded over several lines (an ellipsis would lose characters)."""
+    env = {"COLUMNS": str(WIDTH)}
+    done = studio_process("plan", "episode", "1", *args, cwd=project, env=env)
+    assert done.returncode == 0, done.stderr
+    table = done.stdout
+    assert max(len(line) for line in table.splitlines() if line[:1] in set("┏┃┡│└")) <= WIDTH, table
+    view = json.loads(studio_process("plan", "episode", "1", *args, "--json", cwd=project, env=env).stdout)
+
+    def bare(value: str) -> str:
+        return value.replace(" ", "")
+
+    refs = [row for row in view["jobs"] if row["phase"] not in {"panel", "contact_sheet", "letter", "upscale"}]
+    shown = table_columns(table, "Reference jobs")
+    assert shown["name"] == [bare(row["name"]) for row in refs], table
+    assert shown["paidmodel"] == [bare("local" if row["model"] == "local" else row["estimate_model"]) for row in refs]
+    panels = [row for row in view["jobs"] if row["phase"] == "panel"]
+    shown = table_columns(table, "Episode 1")
+    assert shown["where"] == [f"{row['location']}@{row['time']}" for row in panels], table
+    assert shown["characters"] == [bare(", ".join(row["characters"]) or "—") for row in panels], table
+    if "paidmodel" in shown:
+        assert shown["paidmodel"] == [row["estimate_model"] for row in panels], table
+    return table, view
+
+
+def test_the_plan_fits_80_columns_without_cutting_anything(sample: Path, studio_process) -> None:  # type: ignore[no-untyped-def]
+    table, view = plan_at_80(sample, studio_process, "--provider", "fal")
+    assert "…" not in table, table
+    assert "fal:fal-ai/flux-2/flash" in {row["estimate_model"] for row in view["jobs"]}
+    assert "│fal:fal-ai/flux-2/flash " in table, table  # the reference jobs' model: room enough, whole
+
+    why = studio_process("plan", "episode", "1", "--why", cwd=sample, env={"COLUMNS": str(WIDTH)})
+    assert why.returncode == 0 and "…" not in why.stdout, why.stdout
+
+
+def test_a_model_column_in_the_panels_table_folds_its_ids(sample: Path, studio_process) -> None:  # type: ignore[no-untyped-def]
+    # A panel on its own model: the panels table gets a tenth column, "paid model", and little room.
+    edit(sample / "episodes/ep001/storyboard.yaml", "  - id: p003\n", "  - id: p003\n    model: bfl:flux-2-klein-9b\n")
+    _, view = plan_at_80(sample, studio_process)
+    models = {row["estimate_model"] for row in view["jobs"] if row["phase"] == "panel"}
+    assert {"bfl:flux-2-klein-9b", "fal:fal-ai/flux-2/flash/edit"} <= models

@@ -121,8 +121,8 @@ def _print_reasons(view: dict) -> None:
         out.print(f"Nothing to make in episode {view['episode']}: every job asked about is cached.")
         return
     table = Table(title=f"Episode {view['episode']}: why these jobs run", title_justify="left")
-    table.add_column("job", no_wrap=True)
-    table.add_column("phase", no_wrap=True)
+    table.add_column("job", overflow="fold")  # never cut with an ellipsis (a job is named by its ids)
+    table.add_column("phase", overflow="fold")
     table.add_column("changed since its last build")
     for row in rows:
         table.add_row(Text(row["name"]), row["phase"], Text("\n".join(row["why"])))  # [p003] is not markup
@@ -139,7 +139,7 @@ def _print_tables(view: dict) -> None:
     how = "draft previz (free); estimates are for the paid models" if drafting else "paid generation"
     refs = Table(title=f"Reference jobs: {how}", title_justify="left")
     for column in ("phase", "name", "paid model", "estimate", "status"):
-        refs.add_column(column, justify="right" if column == "estimate" else "left")
+        _add_column(refs, column, right=column == "estimate")
     # Panels without characters go text-to-image on the edit model's sibling (strategy "text").
     panel_models = {_models(row) for row in jobs if row["phase"] == "panel" and row.get("strategy") != "text"}
     text_models = {_models(row) for row in jobs if row["phase"] == "panel" and row.get("strategy") == "text"}
@@ -154,7 +154,7 @@ def _print_tables(view: dict) -> None:
     if common is None:
         columns.insert(5, "paid model")
     for column in columns:
-        panels.add_column(column, justify="right" if column in {"estimate", "refs"} else "left")
+        _add_column(panels, column, right=column in {"estimate", "refs"})
     for row in jobs:
         status = "[green]cached[/green]" if row["cached"] else "to make"
         if row.get("frozen_stale"):
@@ -181,8 +181,8 @@ def _print_tables(view: dict) -> None:
         elif row["phase"] not in {"contact_sheet", "letter", "upscale"}:
             model = "local" if row["model"] == "local" else _models(row)
             refs.add_row(row["phase"].replace("_", " "), row["name"], model, estimate, status)
-    out.print(refs)
-    out.print(panels)
+    out.print(_fit(refs))
+    out.print(_fit(panels))
     frozen = [row["panel"] for row in jobs if row.get("frozen_stale")]
     if frozen:
         out.print(
@@ -205,6 +205,25 @@ def _print_tables(view: dict) -> None:
         out.print(Text(f"Balance left {format_usd(remaining)}: {format_usd(short)} short of this plan.", style="red"))
     else:
         out.print(f"Balance left {format_usd(remaining)}.")
+
+
+# Columns of ids: in a narrow terminal they fold onto more lines, never cut short with an ellipsis
+# (a cut model or location name reads as another one's prefix). Amounts and sizes keep Rich's
+# ellipsis: folded, "$0.01" over "00" would read as a whole amount.
+ID_COLUMNS = {"name", "paid model", "panel", "where", "shot", "characters"}
+
+
+def _add_column(table: Table, header: str, right: bool = False) -> None:
+    overflow = "fold" if header in ID_COLUMNS else "ellipsis"
+    table.add_column(Text(header, overflow="fold"), justify="right" if right else "left", overflow=overflow)
+
+
+def _fit(table: Table) -> Table:
+    """In a terminal narrower than the table, one space between columns instead of two: the
+    room goes to the cells, so amounts stay whole and fewer ids fold."""
+    if out.measure(table, options=out.options.update_width(10_000)).maximum > out.width:
+        table.collapse_padding, table.pad_edge = True, False
+    return table
 
 
 def _refs_cell(references: list[dict]) -> str:
