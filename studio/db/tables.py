@@ -7,6 +7,9 @@ recreated. Money columns are integer micro-USD.
 
 from __future__ import annotations
 
+import threading
+import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -15,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import Field, SQLModel, create_engine
+from sqlmodel import Field, Session, SQLModel, create_engine
 
 from studio.core.errors import StorageError
 
@@ -142,6 +145,20 @@ class KeyInputs(SQLModel, table=True):
     panel: str | None = None
     track: str
     inputs: str  # canonical JSON
+    at: datetime = Field(default_factory=now)
+
+
+class BuildStamp(SQLModel, table=True):
+    """What studio last wrote to a file under build/ (its path relative to the project root), with the
+    file's stat as studio left it: while the stat is unchanged the file need not be hashed again."""
+
+    __tablename__ = "build_stamp"
+    path: str = Field(primary_key=True)
+    sha256: str
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
     at: datetime = Field(default_factory=now)
 
 
@@ -392,6 +409,26 @@ def m010_quality(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_key_inputs_job ON key_inputs (phase, name, episode, at)"))
 
 
+def m011_build_stamps(conn: Connection) -> None:
+    # The stat of each build/ file as studio wrote it, so a re-run compares stats instead of hashing
+    # every output again (a user's edit or deletion changes the stat: that file is checked and restored).
+    conn.execute(
+        text(
+            """
+            CREATE TABLE build_stamp (
+                path TEXT PRIMARY KEY,
+                sha256 TEXT NOT NULL,
+                size INTEGER NOT NULL,
+                mtime_ns INTEGER NOT NULL,
+                ctime_ns INTEGER NOT NULL,
+                inode INTEGER NOT NULL,
+                at TIMESTAMP NOT NULL
+            )
+            """
+        )
+    )
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     m001_initial,
     m002_budget,
@@ -403,6 +440,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     m008_payload_match,
     m009_rejected_takes,
     m010_quality,
+    m011_build_stamps,
 ]
 
 
@@ -478,7 +516,10 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
 
 
 def _migrate(engine: Engine) -> None:
-    with engine.begin() as conn:
+    with engine.connect() as conn:  # a ledger already current (almost every command) is only read
+        if _schema_version(conn) >= len(MIGRATIONS):
+            return
+    with engine.begin() as conn:  # BEGIN IMMEDIATE: two processes never migrate the same ledger at once
         conn.execute(text("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"))
         current = conn.execute(text("SELECT MAX(version) FROM schema_version")).scalar() or 0
         for number, migration in enumerate(MIGRATIONS, start=1):
@@ -487,11 +528,94 @@ def _migrate(engine: Engine) -> None:
                 conn.execute(text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": number})
 
 
+class Deferred:
+    """Bookkeeping that can wait: rows a crash may lose at no cost but redone free work, written in
+    batches instead of one fsync'd commit each.
+
+    What goes here is re-derivable: the store's index of free local work (a lost row means the work
+    is done again), the key inputs behind `studio plan --why`, review take records (a run re-records
+    the takes it finds made), build/ file stamps (a lost one means one more hash). Never money: the
+    ledger's reserve, sending, submitted and settlement rows are committed at once, each in its step.
+    A write queued here describes something already complete on disk (an object is written and
+    fsync'd before its index row is queued), so a flush never claims what is not there.
+
+    Queued writes are committed together every `EVERY` writes, when the oldest has waited `SECONDS`,
+    and whenever someone flushes: at the end of a run (also a failed one), and before a reader that
+    must see them (the review state a contact sheet shows). One per engine: see `deferred`.
+    """
+
+    EVERY = 64
+    SECONDS = 30.0
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = weakref.ref(engine)  # not a strong one: `deferred` keys its queues weakly by engine
+        self._writes: list[Callable[[Session], None]] = []
+        self._since: float | None = None
+        self._queue = threading.Lock()
+        self._flushing = threading.Lock()  # one flush at a time, so batches commit in queued order
+
+    def add(self, write: Callable[[Session], None]) -> None:
+        """Queue a write (run later inside a transaction); flushes when the batch is due."""
+        with self._queue:
+            self._writes.append(write)
+            self._since = self._since if self._since is not None else time.monotonic()
+            due = len(self._writes) >= self.EVERY or time.monotonic() - self._since >= self.SECONDS
+        if due:
+            self.flush()
+
+    @property
+    def pending(self) -> int:
+        return len(self._writes)
+
+    def flush(self) -> None:
+        """Commit every queued write in one transaction (nothing to do: no transaction at all). On a
+        failure the writes stay queued, in order, for the next flush."""
+        with self._flushing:
+            with self._queue:
+                writes, self._writes, since, self._since = self._writes, [], self._since, None
+            if not writes:
+                return
+            engine = self._engine()
+            if engine is None:
+                return  # nobody can read them any more
+            try:
+                with Session(engine) as session:
+                    for write in writes:
+                        write(session)
+                        session.flush()  # so each write sees the ones queued before it
+                    session.commit()
+            except BaseException:
+                with self._queue:
+                    self._writes[:0] = writes
+                    self._since = since
+                raise
+
+
+_DEFERRED: weakref.WeakKeyDictionary[Engine, Deferred] = weakref.WeakKeyDictionary()
+_DEFERRED_LOCK = threading.Lock()
+
+
+def deferred(engine: Engine) -> Deferred:
+    """The engine's queue of deferred bookkeeping, shared by everyone who writes or reads it (the
+    store, the review state), so a reader that flushes it sees every write queued before."""
+    with _DEFERRED_LOCK:
+        queue = _DEFERRED.get(engine)
+        if queue is None:
+            queue = _DEFERRED[engine] = Deferred(engine)
+        return queue
+
+
+def _schema_version(conn: Connection) -> int:
+    known = conn.execute(text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'")).first()
+    return (conn.execute(text("SELECT MAX(version) FROM schema_version")).scalar() or 0) if known else 0
+
+
 @contextmanager
 def ledger_engine(state_dir: Path) -> Iterator[Engine]:
-    """Open the ledger for one command and close it afterwards."""
+    """Open the ledger for one command and close it afterwards (with what it deferred written)."""
     engine = open_ledger(state_dir)
     try:
         yield engine
+        deferred(engine).flush()
     finally:
         engine.dispose()

@@ -2,12 +2,15 @@
 
 Each step is one short transaction, so a crash between any two leaves a row that
 says exactly how far the request got: `reserved` (maybe sent, outcome unknown),
-`submitted` (has a provider request id: re-attach to it), or final.
+`submitted` (has a provider request id: re-attach to it), or final. These are the
+commits money needs; nothing else is committed on their account (an alert check that
+finds nothing new writes nothing), and the store's index of a generation's image goes
+in the same transaction as its settlement (`completed(..., also=...)`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -62,6 +65,9 @@ class Cost:
 class Ledger:
     def __init__(self, engine: Engine):
         self.engine = engine
+        # (job key, take) of the attempts left reserved or submitted, read once (`watch_open`): a
+        # job found made asks the ledger only when it has one (a run killed before settling it).
+        self._open: set[tuple[str, int]] | None = None
 
     def open_attempt(self, job: Job, providers: Iterable[str]) -> Generation | None:
         """The unfinished attempt for this job at any of these providers (to re-attach to), if a run left one."""
@@ -127,6 +133,8 @@ class Ledger:
             session.add(row)
             session.commit()
             session.refresh(row)
+            if self._open is not None:
+                self._open.add((row.job_key, row.take))
             return row
 
     def sending(self, row_id: int, payload_digest: str | None = None, payload_match: str | None = None) -> None:
@@ -194,26 +202,37 @@ class Ledger:
                 .order_by(col(Generation.attempt).desc())
             ).first()
 
-    def completed(self, row_id: int, cost: Cost, output_sha256: str) -> None:
-        actual, source = cost.actual
-        self._update(
-            row_id,
-            status="completed",
-            held_micro=0,
-            reported_micro=cost.reported_micro,
-            computed_micro=cost.computed_micro,
-            actual_micro=actual,
-            actual_source=source,
-            output_sha256=output_sha256,
-            finished_at=now(),
-        )
+    def completed(
+        self, row_id: int, cost: Cost, output_sha256: str, also: Callable[[Session], None] | None = None
+    ) -> None:
+        """Settle a finished generation; `also` writes in the same transaction (the store's index of
+        its image, so the image is indexed exactly when it is settled)."""
+        self._update(row_id, also=also, **_completed(cost, output_sha256))
+
+    def watch_open(self) -> None:
+        """Read which attempts are left open (reserved or submitted), once, so `left_open` need not
+        ask the database for every job a run finds already made."""
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(Generation.job_key, Generation.take).where(col(Generation.status).in_(("reserved", "submitted")))
+            ).all()
+        self._open = {(key, take) for key, take in rows}
+
+    def left_open(self, job: Job) -> bool:
+        """Whether an attempt at this job and take may be open: then `settle_stored` has work."""
+        if self._open is None:
+            self.watch_open()
+        assert self._open is not None
+        return (job.key, job.take) in self._open
 
     def settle_stored(self, job: Job, output_sha256: str) -> int:
         """Close attempts a crash left open after their image was stored but before they were settled.
 
         The store write comes first on purpose (a settled row without its image would be paid for
-        twice), so a kill between the two leaves the image cached and the row 'submitted'. The
-        provider's reported cost is used when it gave one, else the never-lower estimate.
+        twice), so a kill between the two leaves the image cached and the row 'submitted'. A run now
+        indexes a generation's image in the transaction that settles it, so only a ledger that an
+        older studio left that way needs this. The provider's reported cost is used when it gave one,
+        else the never-lower estimate. All of the job's rows settle in one transaction.
         """
         with Session(self.engine) as session:
             rows = session.exec(
@@ -221,12 +240,20 @@ class Ledger:
                 .where(Generation.job_key == job.key, Generation.take == job.take)
                 .where(col(Generation.status).in_(("reserved", "submitted")))
             ).all()
-        for row in rows:
-            assert row.id is not None
-            if row.request_id:
-                self.completed(row.id, Cost(row.estimate_micro, reported_micro=row.reported_micro), output_sha256)
-            elif row.sent_at is None:
-                self.cancelled(row.id)
+            for row in rows:
+                if row.request_id:
+                    values = _completed(Cost(row.estimate_micro, reported_micro=row.reported_micro), output_sha256)
+                elif row.sent_at is None:
+                    values = _CANCELLED | {"finished_at": now()}
+                else:
+                    continue
+                for name, value in values.items():
+                    setattr(row, name, value)
+                session.add(row)
+            if rows:
+                session.commit()
+        if self._open is not None:
+            self._open.discard((job.key, job.take))
         return len(rows)
 
     def failed(
@@ -245,7 +272,7 @@ class Ledger:
 
     def cancelled(self, row_id: int) -> None:
         """Nothing was sent for this row (stopped before submission): release its hold."""
-        self._update(row_id, status="cancelled", held_micro=0, finished_at=now())
+        self._update(row_id, **_CANCELLED, finished_at=now())
 
     def new_alerts(self, episode: int | None, target_per_panel_micro: int, with_average: bool = False) -> list[str]:
         """Alerts due now and not shown before: balance below 50% and 25%; with `with_average`
@@ -276,11 +303,14 @@ class Ledger:
                             f"{format_usd(target_per_panel_micro)} target",
                         )
                     )
-            shown = set(session.exec(select(Alert.topic)).all())
+            if not due:
+                return []  # nothing to announce, nothing to write: no commit for it
+            shown = set(session.exec(select(Alert.topic).where(col(Alert.topic).in_([t for t, _ in due]))).all())
             fresh = [(topic, message) for topic, message in due if topic not in shown]
             for topic, message in fresh:
                 session.add(Alert(topic=topic, message=message))
-            session.commit()
+            if fresh:
+                session.commit()
         return [message for _, message in fresh]
 
     def rows(self, episode: int | None = None) -> list[Generation]:
@@ -303,9 +333,11 @@ class Ledger:
                 setattr(row, name, value)
             session.add(row)
             session.commit()
+            if self._open is not None and row.status in {"reserved", "submitted"}:
+                self._open.add((row.job_key, row.take))
             return True
 
-    def _update(self, row_id: int, **values: object) -> None:
+    def _update(self, row_id: int, also: Callable[[Session], None] | None = None, **values: object) -> None:
         with Session(self.engine) as session:
             row = session.get(Generation, row_id)
             if row is None:
@@ -313,7 +345,27 @@ class Ledger:
             for name, value in values.items():
                 setattr(row, name, value)
             session.add(row)
+            if also is not None:
+                also(session)
             session.commit()
+
+
+_CANCELLED = {"status": "cancelled", "held_micro": 0}
+
+
+def _completed(cost: Cost, output_sha256: str) -> dict[str, object]:
+    """The settlement of a finished generation: the hold released, the actual cost and its source."""
+    actual, source = cost.actual
+    return {
+        "status": "completed",
+        "held_micro": 0,
+        "reported_micro": cost.reported_micro,
+        "computed_micro": cost.computed_micro,
+        "actual_micro": actual,
+        "actual_source": source,
+        "output_sha256": output_sha256,
+        "finished_at": now(),
+    }
 
 
 def _episode_panel_spend(session: Session, episode: int) -> tuple[int, int]:

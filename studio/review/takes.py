@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from studio.core.errors import UsageError
-from studio.db.tables import PanelTake, ReviewEvent, now
+from studio.db.tables import PanelTake, ReviewEvent, deferred, now
 
 TODO = "todo"
 PENDING = "pending review"
@@ -39,12 +39,21 @@ class TakeState:
 
 
 class Reviews:
+    """The review state of one track. A run records the takes it makes with `defer`: they wait in the
+    engine's deferred bookkeeping (studio/db/tables.py) and are written in its next batch; every read
+    here writes them first. A crash that loses one loses nothing: the next run finds the take made
+    and records it again."""
+
     def __init__(self, engine: Engine, track: str):
         self.engine = engine
         self.track = track
+        # (status, job key) of each take, by episode then (panel, take): what a deferred record
+        # consults to skip the takes already recorded, without a query each.
+        self._seen: dict[int, dict[tuple[str, int], tuple[str, str]]] = {}
 
     def latest(self, episode: int) -> dict[str, TakeState]:
         """Each panel's latest take."""
+        deferred(self.engine).flush()
         with Session(self.engine) as session:
             rows = session.exec(
                 select(PanelTake)
@@ -54,6 +63,7 @@ class Reviews:
         return {row.panel: TakeState(row.take, row.status, row.job_key, row.note) for row in rows}
 
     def takes(self, episode: int, panel: str) -> list[PanelTake]:
+        deferred(self.engine).flush()
         with Session(self.engine) as session:
             return list(
                 session.exec(
@@ -63,46 +73,73 @@ class Reviews:
                 ).all()
             )
 
-    def record_made(self, episode: int, panel: str, take: int, job_key: str) -> None:
+    def record_made(self, episode: int, panel: str, take: int, job_key: str, *, defer: bool = False) -> None:
         """A take now exists: it waits for review (an existing take keeps its status, unless it was
-        rejected: sent again with --retry-rejected, it has an image now)."""
+        rejected: sent again with --retry-rejected, it has an image now). `defer`: in the next batch."""
+        if defer:
+            seen = self._known(episode).get((panel, take))
+            if seen is not None and seen != (REJECTED, job_key):
+                return  # recorded already, and it keeps its state
+            self._known(episode)[(panel, take)] = (PENDING, job_key)
+            deferred(self.engine).add(lambda session: self._made(session, episode, panel, take, job_key))
+            return
         with Session(self.engine) as session:
-            existing = session.get(PanelTake, (self.track, episode, panel, take))
-            if existing is not None:
-                if existing.status == REJECTED and existing.job_key == job_key:
-                    existing.status, existing.note, existing.updated_at = PENDING, None, now()
-                    session.add(existing)
-                    session.add(
-                        ReviewEvent(track=self.track, episode=episode, panel=panel, take=take, action="generated")
-                    )
-                    session.commit()
-                return
+            if self._made(session, episode, panel, take, job_key):
+                session.commit()
+
+    def _made(self, session: Session, episode: int, panel: str, take: int, job_key: str) -> bool:
+        existing = session.get(PanelTake, (self.track, episode, panel, take))
+        if existing is not None:
+            if existing.status != REJECTED or existing.job_key != job_key:
+                return False
+            existing.status, existing.note, existing.updated_at = PENDING, None, now()
+            session.add(existing)
+        else:
             session.add(
                 PanelTake(track=self.track, episode=episode, panel=panel, take=take, job_key=job_key, status=PENDING)
             )
-            session.add(ReviewEvent(track=self.track, episode=episode, panel=panel, take=take, action="generated"))
-            session.commit()
+        session.add(ReviewEvent(track=self.track, episode=episode, panel=panel, take=take, action="generated"))
+        return True
 
-    def record_rejected(self, episode: int, panel: str, take: int, job_key: str, reason: str) -> None:
-        """The provider refused this take: it is kept, as rejected, with the provider's reason as its note."""
+    def record_rejected(
+        self, episode: int, panel: str, take: int, job_key: str, reason: str, *, defer: bool = False
+    ) -> None:
+        """The provider refused this take: it is kept, as rejected, with the provider's reason as its note.
+        `defer`: in the next batch."""
+        if defer:
+            if (panel, take) in self._known(episode):
+                return  # refused again, or a take the reviewer acted on: it keeps its state and reason
+            self._known(episode)[(panel, take)] = (REJECTED, job_key)
+            deferred(self.engine).add(lambda session: self._rejected(session, episode, panel, take, job_key, reason))
+            return
         with Session(self.engine) as session:
-            if session.get(PanelTake, (self.track, episode, panel, take)) is not None:
-                return  # refused again (not resent), or a take the reviewer acted on: it keeps its state and reason
-            session.add(
-                PanelTake(
-                    track=self.track,
-                    episode=episode,
-                    panel=panel,
-                    take=take,
-                    job_key=job_key,
-                    status=REJECTED,
-                    note=reason,
-                )
+            if self._rejected(session, episode, panel, take, job_key, reason):
+                session.commit()
+
+    def _rejected(self, session: Session, episode: int, panel: str, take: int, job_key: str, reason: str) -> bool:
+        if session.get(PanelTake, (self.track, episode, panel, take)) is not None:
+            return False  # refused again (not resent), or a take the reviewer acted on: it keeps its state and reason
+        session.add(
+            PanelTake(
+                track=self.track, episode=episode, panel=panel, take=take, job_key=job_key, status=REJECTED, note=reason
             )
-            session.add(
-                ReviewEvent(track=self.track, episode=episode, panel=panel, take=take, action=REJECTED, note=reason)
-            )
-            session.commit()
+        )
+        session.add(
+            ReviewEvent(track=self.track, episode=episode, panel=panel, take=take, action=REJECTED, note=reason)
+        )
+        return True
+
+    def _known(self, episode: int) -> dict[tuple[str, int], tuple[str, str]]:
+        """The episode's takes of this track as recorded (read once) or queued since."""
+        if episode not in self._seen:
+            with Session(self.engine) as session:
+                rows = session.exec(
+                    select(PanelTake.panel, PanelTake.take, PanelTake.status, PanelTake.job_key).where(
+                        PanelTake.track == self.track, PanelTake.episode == episode
+                    )
+                ).all()
+            self._seen[episode] = {(panel, take): (status, key) for panel, take, status, key in rows}
+        return self._seen[episode]
 
     def approve(self, episode: int, panels: list[str]) -> list[int]:
         return [self._set(episode, panel, APPROVED, None) for panel in panels]
@@ -111,6 +148,7 @@ class Reviews:
         return [self._set(episode, panel, RETAKE, note) for panel in panels]
 
     def _set(self, episode: int, panel: str, status: str, note: str | None) -> int:
+        deferred(self.engine).flush()
         with Session(self.engine) as session:
             row = session.exec(
                 select(PanelTake)

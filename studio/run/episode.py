@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -131,9 +132,13 @@ def _run_locked(project: Project, number: int, provider_name: str, options: RunO
             cpu_pool=cpu_pool,
         )
         try:
-            return asyncio.run(run_plan(plan, ctx))
-        finally:
-            store.record_reused()
+            summary = asyncio.run(run_plan(plan, ctx))
+        except BaseException:
+            with contextlib.suppress(Exception):  # the run's own error is the one to report
+                store.flush()
+            raise
+        store.flush()  # the run flushed its bookkeeping; what a failure left queued, if anything
+        return summary
     finally:
         cpu_pool.shutdown(wait=True, cancel_futures=True)
         engine.dispose()
@@ -246,14 +251,16 @@ def _expecting(store: ArtifactStore, track: str, prepare: Callable[[Job], Job]) 
 
 
 def _record_take(reviews: Reviews, job: Job) -> None:
+    """Recorded in the run's next batch of bookkeeping: the next run records a lost one again."""
     if job.phase is Phase.PANEL and job.episode is not None and job.panel is not None:
-        reviews.record_made(job.episode, job.panel, job.take, job.key)
+        reviews.record_made(job.episode, job.panel, job.take, job.key, defer=True)
 
 
 def _record_rejected(reviews: Reviews, job: Job, reason: str) -> None:
-    """A panel's take the provider refused is kept as a rejected take, its reason as the note."""
+    """A panel's take the provider refused is kept as a rejected take, its reason as the note (in the
+    next batch: a lost one is refused again from the ledger's record, without sending it)."""
     if job.phase is Phase.PANEL and job.episode is not None and job.panel is not None:
-        reviews.record_rejected(job.episode, job.panel, job.take, job.key, reason)
+        reviews.record_rejected(job.episode, job.panel, job.take, job.key, reason, defer=True)
 
 
 def _cpu_pool() -> ProcessPoolExecutor:

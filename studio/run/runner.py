@@ -9,6 +9,7 @@ prints; it reports events to a Reporter. Outcomes are values, not exceptions.
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import os
 import time
@@ -42,7 +43,7 @@ from studio.ledger.reconcile import (
 from studio.plan.jobs import Job, Phase, Plan, Route
 from studio.providers.base import Done, Failed, GenerationRequest, Pending, Provider, Submission
 from studio.run.routing import ProviderPool
-from studio.run.store import ArtifactStore, StoredObject, materialise
+from studio.run.store import ArtifactStore, StoredObject
 
 LocalRenderer = Callable[[Job, dict[str, StoredObject]], dict[str, tuple[bytes, str]]]
 
@@ -138,6 +139,8 @@ async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
     await asyncio.to_thread(ctx.store.prefetch, [job.key for job in plan.jobs])
     ctx.reporter.start(plan)
     await _reconcile_at_start(ctx)
+    if ctx.pool.paid:  # which attempts earlier runs left open, read once (not once per job found made)
+        await asyncio.to_thread(ctx.ledger.watch_open)
     done: dict[str, asyncio.Future[dict[str, StoredObject] | None]] = {}
     loop = asyncio.get_running_loop()
     for job in plan.jobs:
@@ -176,10 +179,12 @@ async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
             if not done[job.key].done():
                 done[job.key].set_result(outputs)
 
+    finished = False
     try:
         async with asyncio.TaskGroup() as group:
             for job in plan.jobs:
                 group.create_task(one(job))
+        finished = True
     except BaseExceptionGroup as group_error:
         # A full disk or a read-only build/ stops the run: report it as the clear error it is.
         storage = group_error.subgroup(StorageError)
@@ -192,6 +197,14 @@ async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
     finally:
         summary.seconds = time.monotonic() - started
         await ctx.pool.aclose()
+        # The bookkeeping that waited for a batch (local jobs' index rows, takes, build/ stamps) is
+        # written, also when the run stops on an error (what was made is kept); money was committed
+        # step by step already. On that error path a failure here must not hide the run's own error.
+        try:
+            await asyncio.to_thread(ctx.store.flush)
+        except Exception:
+            if finished:
+                raise
     if ctx.pool.paid:
         for message in ctx.ledger.new_alerts(plan.episode, ctx.target_per_panel_micro, with_average=True):
             ctx.reporter.alert(message)
@@ -213,9 +226,10 @@ async def _run_job(
         job = await asyncio.to_thread(ctx.prepare[job.phase], job)
     cached = ctx.store.lookup(job.key)
     if cached is not None:
-        if job.generation is not None and ctx.pool.paid:
+        # Only an attempt a killed run left open needs settling: the ledger read those once.
+        if job.generation is not None and ctx.pool.paid and ctx.ledger.left_open(job):
             await asyncio.to_thread(ctx.ledger.settle_stored, job, cached["image"].sha256)
-        await asyncio.to_thread(_materialise_all, job, cached, ctx.root)
+        await asyncio.to_thread(_materialise_all, job, cached, ctx)
         return Outcome(job, "cached"), cached
     started = time.monotonic()
     try:
@@ -228,7 +242,7 @@ async def _run_job(
                 outputs, cost, served = await _render_locally(job, deps, ctx), 0, None
         else:
             outputs, cost, served = await _serve(job, deps, ctx, stop)
-        await asyncio.to_thread(_materialise_all, job, outputs, ctx.root)
+        await asyncio.to_thread(_materialise_all, job, outputs, ctx)
     except NotSent as exc:
         return Outcome(job, "skipped", error=str(exc)), None
     except (JobFailed, ProviderError, StorageError, QuotaReached) as exc:
@@ -253,7 +267,9 @@ async def _render_locally(job: Job, deps: dict[str, dict[str, StoredObject]], ct
         if isinstance(exc, StorageError):
             raise
         raise JobFailed(f"{job.phase.value.replace('_', ' ')} {job.name}: {exc}") from exc
-    return await asyncio.to_thread(ctx.store.put, job.key, produced)
+    # Free work: its index rows wait for the next batch (a crash that loses them only means this
+    # job is rendered again); its objects are on disk before that, whatever happens.
+    return await asyncio.to_thread(functools.partial(ctx.store.put, job.key, produced, defer=True))
 
 
 async def _serve(
@@ -495,10 +511,12 @@ async def _settle(
     data = image.data
     if route.spec.final_size is not None:  # the model's size limit was below the panel's
         data = await asyncio.to_thread(_scale_to, data, route.spec.final_size)
-    stored = await asyncio.to_thread(ctx.store.put, job.key, {"image": (data, "image/png")})
+    # The image is stored (fsync'd) first, then indexed and settled in one transaction: a crash before
+    # it leaves the row 'submitted' (the next run re-attaches), never a settled row without its image.
+    stored = await asyncio.to_thread(ctx.store.write, {"image": (data, "image/png")})
     reported = result.reported_cost_micro if result.reported_cost_micro is not None else submission.reported_cost_micro
     cost = Cost(estimate, reported_micro=reported, computed_micro=result.computed_cost_micro)
-    ctx.ledger.completed(row_id, cost, stored["image"].sha256)
+    ctx.ledger.completed(row_id, cost, stored["image"].sha256, also=ctx.store.indexing(job.key, stored))
     if provider.paid:
         for message in ctx.ledger.new_alerts(job.episode, ctx.target_per_panel_micro):
             ctx.reporter.alert(message)
@@ -658,10 +676,10 @@ def _scale_to(data: bytes, size: tuple[int, int]) -> bytes:
     return buffer.getvalue()
 
 
-def _materialise_all(job: Job, objects: dict[str, StoredObject], root: Path) -> None:
+def _materialise_all(job: Job, objects: dict[str, StoredObject], ctx: RunContext) -> None:
     for name, relative in job.outputs.items():
         if name in objects:
-            materialise(objects[name], root / relative)
+            ctx.store.materialise(objects[name], ctx.root, relative)
 
 
 __all__ = ["Outcome", "Reporter", "RunContext", "StudioError", "Summary", "run_plan"]

@@ -7,24 +7,37 @@ file in build/ never damages the store.
 
 Beside it, the named inputs behind each key (the `key_inputs` table): a run tells the store
 which jobs it will make (`expect`); a job's inputs are indexed in the same transaction as its
-objects, and those of jobs found already made are written when the run ends (`record_reused`).
+objects, and those of jobs found already made are written when the run ends (`flush`).
 `last_builds` reads them back for `studio plan --why`.
+
+What is committed when: an object is always written and fsync'd before anything indexes it. A
+generation's index rows go in the ledger's transaction that settles it (`indexing`); a free local
+job's wait in the engine's deferred bookkeeping (studio/db/tables.py), written in batches: a crash
+that loses one only means the local work is done again. The same goes for the stamps of build/
+files (`materialise`), which spare a re-run from hashing every output again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+import os
+import shutil
+import stat
+import tempfile
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlalchemy.dialects.sqlite import insert
+from sqlmodel import Session, SQLModel, col, select
 
-from studio.core.files import write_atomic
+from studio.core.errors import StorageError
+from studio.core.files import _explain, write_atomic
 from studio.core.keys import canonical_json, sha256_bytes
-from studio.db.tables import Artifact, KeyInputs, now
+from studio.db.tables import Artifact, BuildStamp, KeyInputs, deferred, now
 from studio.plan.jobs import Job
 from studio.plan.why import Build
 
@@ -49,9 +62,12 @@ class ArtifactStore:
     def __init__(self, state_dir: Path, engine: Engine):
         self.objects = state_dir / "objects"
         self.engine = engine
-        self._known: dict[str, list[Artifact]] = {}  # prefetched index rows, by job key
+        self.later = deferred(engine)  # bookkeeping that waits for a batch (shared by the engine's users)
+        self._known: dict[str, list[Artifact]] = {}  # index rows read or written, by job key ([]: none)
         self._expected: dict[str, list[KeyInputs]] = {}  # the inputs of the jobs a run will make, by key
         self._reused: set[str] = set()  # expected jobs found already made
+        self._stamps: dict[str, BuildStamp] | None = None  # build/ files as studio last left them, by path
+        self._stamps_lock = threading.Lock()
 
     def expect(self, jobs: Iterable[Job], track: str) -> None:
         """The jobs a run is about to make or reuse: their inputs are stored with them."""
@@ -71,28 +87,30 @@ class ArtifactStore:
             if all(r.episode != row.episode for r in rows):
                 rows.append(row)
 
-    def record_reused(self) -> None:
-        """Store the inputs of the expected jobs that were found already made, as used now."""
+    def flush(self) -> None:
+        """Write what waits, in one transaction: the deferred index rows and stamps, and the inputs
+        of the expected jobs that were found already made (as used now)."""
         keys = [key for key in self._reused if key in self._expected]
         self._reused.clear()
         if keys:
-            with Session(self.engine) as session:
-                self._index_inputs(session, keys)
-                session.commit()
+            rows = self._inputs_rows(keys)
+            self.later.add(lambda session: _upsert(session, KeyInputs, rows, ("job_key", "episode")))
+        self.later.flush()
 
-    def _index_inputs(self, session: Session, keys: Iterable[str]) -> None:
+    def _inputs_rows(self, keys: Iterable[str]) -> list[dict]:
         at = now()
-        for key in keys:
-            for row in self._expected.get(key, ()):
-                session.merge(KeyInputs(**{**row.model_dump(), "at": at}))
+        return [{**row.model_dump(), "at": at} for key in keys for row in self._expected.get(key, ())]
 
     def prefetch(self, job_keys: list[str]) -> None:
         """Read the index rows of many jobs in one query (a plan asks about every job it has)."""
+        self.later.flush()  # rows still waiting are read back with the others
+        found: dict[str, list[Artifact]] = {key: [] for key in job_keys}
         with Session(self.engine) as session:
             for start in range(0, len(job_keys), 500):
                 chunk = job_keys[start : start + 500]
                 for row in session.exec(select(Artifact).where(col(Artifact.job_key).in_(chunk))).all():
-                    self._known.setdefault(row.job_key, []).append(row)
+                    found[row.job_key].append(row)
+        self._known.update(found)  # a job without rows is known not to be made: no query of its own
 
     def object_path(self, sha256: str, media_type: str) -> Path:
         return self.objects / sha256[:2] / f"{sha256}{SUFFIXES.get(media_type, '.bin')}"
@@ -101,6 +119,7 @@ class ArtifactStore:
         """The job's objects, or None when any is missing (then the job must run again)."""
         rows = self._known.get(job_key)
         if rows is None:
+            self.later.flush()
             with Session(self.engine) as session:
                 rows = list(session.exec(select(Artifact).where(Artifact.job_key == job_key)).all())
         if not rows:
@@ -108,15 +127,19 @@ class ArtifactStore:
         found = {}
         for row in rows:
             path = self.object_path(row.sha256, row.media_type)
-            if not path.is_file() or path.stat().st_size != row.size:
+            try:
+                seen = os.stat(path)
+            except OSError:
+                return None
+            if not stat.S_ISREG(seen.st_mode) or seen.st_size != row.size:
                 return None
             found[row.name] = StoredObject(row.sha256, path, row.media_type, row.size)
         if job_key in self._expected:
             self._reused.add(job_key)
         return found
 
-    def put(self, job_key: str, outputs: dict[str, tuple[bytes, str]]) -> dict[str, StoredObject]:
-        """Store each (bytes, media type) output, then index them in one transaction."""
+    def write(self, outputs: dict[str, tuple[bytes, str]]) -> dict[str, StoredObject]:
+        """Store each (bytes, media type) output as an object, complete and fsync'd; not indexed yet."""
         stored = {}
         for name, (data, media_type) in outputs.items():
             sha = sha256_bytes(data)
@@ -124,15 +147,116 @@ class ArtifactStore:
             if not (path.is_file() and path.stat().st_size == len(data)):
                 write_atomic(path, data)
             stored[name] = StoredObject(sha, path, media_type, len(data))
-        self._known.pop(job_key, None)
-        with Session(self.engine) as session:
-            for name, obj in stored.items():
-                session.merge(
-                    Artifact(job_key=job_key, name=name, sha256=obj.sha256, media_type=obj.media_type, size=obj.size)
-                )
-            self._index_inputs(session, [job_key])
-            session.commit()
         return stored
+
+    def indexing(self, job_key: str, stored: dict[str, StoredObject]) -> Callable[[Session], None]:
+        """What indexes a job's stored objects (and its key inputs), to run in a transaction of the
+        caller's: a generation's go in the one that settles it in the ledger, so the index never
+        names an unsettled image, nor a settled row an unindexed one."""
+        self._known.pop(job_key, None)  # read back from the database when asked
+        at = now()
+        artifacts = [
+            {
+                "job_key": job_key,
+                "name": name,
+                "sha256": obj.sha256,
+                "media_type": obj.media_type,
+                "size": obj.size,
+                "created_at": at,
+            }
+            for name, obj in stored.items()
+        ]
+        inputs = self._inputs_rows([job_key])
+
+        def index(session: Session) -> None:
+            _upsert(session, Artifact, artifacts, ("job_key", "name"))
+            _upsert(session, KeyInputs, inputs, ("job_key", "episode"))
+
+        return index
+
+    def put(
+        self, job_key: str, outputs: dict[str, tuple[bytes, str]], *, defer: bool = False
+    ) -> dict[str, StoredObject]:
+        """Store each (bytes, media type) output, then index them in one transaction; with `defer`
+        (free local work, made again if its row is lost) in the next batch of deferred bookkeeping."""
+        stored = self.write(outputs)
+        index = self.indexing(job_key, stored)
+        if defer:
+            self.later.add(index)
+            self._known[job_key] = [
+                Artifact(job_key=job_key, name=name, sha256=obj.sha256, media_type=obj.media_type, size=obj.size)
+                for name, obj in stored.items()
+            ]
+        else:
+            with Session(self.engine) as session:
+                index(session)
+                session.commit()
+        return stored
+
+    def materialise(self, obj: StoredObject, root: Path, relative: str) -> bool:
+        """Copy an object to its build/ path (`relative` to the project root) unless the file there is
+        that object already; True if written.
+
+        A file whose stat (size, mtime, ctime, inode) is the one studio recorded when it last wrote or
+        checked it is taken as unchanged, without reading it: writing to a file changes its mtime and
+        ctime, replacing it its inode, so a user's edit is still seen, hashed, and undone. A file
+        without a matching stamp is hashed as before (and stamped when it is right)."""
+        target = root / relative
+        try:
+            seen: os.stat_result | None = os.stat(target)
+        except OSError:
+            seen = None
+        if seen is not None and stat.S_ISREG(seen.st_mode) and seen.st_size == obj.size:
+            stamp = self._build_stamps().get(relative)
+            if stamp is not None and stamp.sha256 == obj.sha256 and _unchanged(stamp, seen):
+                return False
+            if _sha256_file(target) == obj.sha256:
+                self._stamp(relative, obj, seen)
+                return False
+        _copy_atomic(obj.path, target)
+        self._stamp(relative, obj, os.stat(target))
+        return True
+
+    def _build_stamps(self) -> dict[str, BuildStamp]:
+        if self._stamps is None:
+            with self._stamps_lock:
+                if self._stamps is None:
+                    with Session(self.engine) as session:
+                        self._stamps = {row.path: row for row in session.exec(select(BuildStamp)).all()}
+        return self._stamps
+
+    def _stamp(self, relative: str, obj: StoredObject, seen: os.stat_result) -> None:
+        row = {
+            "path": relative,
+            "sha256": obj.sha256,
+            "size": seen.st_size,
+            "mtime_ns": seen.st_mtime_ns,
+            "ctime_ns": seen.st_ctime_ns,
+            "inode": seen.st_ino,
+            "at": now(),
+        }
+        self._build_stamps()[relative] = BuildStamp(**row)
+        self.later.add(lambda session: _upsert(session, BuildStamp, [row], ("path",)))
+
+
+def _unchanged(stamp: BuildStamp, seen: os.stat_result) -> bool:
+    return (stamp.size, stamp.mtime_ns, stamp.ctime_ns, stamp.inode) == (
+        seen.st_size,
+        seen.st_mtime_ns,
+        seen.st_ctime_ns,
+        seen.st_ino,
+    )
+
+
+def _upsert(session: Session, table: type[SQLModel], rows: list[dict], keys: tuple[str, ...]) -> None:
+    """Insert the rows, or update those already there (one statement for them all)."""
+    if not rows:
+        return
+    statement = insert(table.__table__)  # type: ignore[attr-defined]
+    statement = statement.on_conflict_do_update(
+        index_elements=list(keys), set_={name: statement.excluded[name] for name in rows[0] if name not in keys}
+    )
+    session.connection().execute(statement, rows)
 
 
 # Made once and shared by every episode that uses them: their last build may be another episode's.
@@ -162,12 +286,27 @@ def last_builds(engine: Engine, jobs: Iterable[Job], track: str) -> dict[tuple[s
     return {which: Build(r.job_key, r.episode, r.track, json.loads(r.inputs)) for which, (_, r) in best.items()}
 
 
-def materialise(obj: StoredObject, target: Path) -> bool:
-    """Copy an object to its build/ path unless an identical file is there; True if written."""
-    if target.is_file() and target.stat().st_size == obj.size and _sha256_file(target) == obj.sha256:
-        return False
-    write_atomic(target, obj.path.read_bytes())
-    return True
+def _copy_atomic(source: Path, target: Path) -> None:
+    """Copy an object to a temporary file beside `target` (the kernel copies: sendfile), then rename
+    it over `target`: a reader, or a run killed meanwhile, never sees a torn file.
+
+    Not fsync'd, unlike the store's objects: a build/ file is a copy the store can always make again.
+    Its stamp is recorded after the rename and written later still, so a crash before that only costs
+    one hash on the next run; a copy torn by a power cut on a file system that does not write a
+    renamed file's data first (ext4 does) is restored once it is deleted (or build/ is)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # The writer's pid in the name lets a later run sweep what a killed one left (as write_atomic's).
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise StorageError(_explain(exc, target)) from exc
 
 
 def _sha256_file(path: Path) -> str:
