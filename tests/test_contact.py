@@ -290,3 +290,31 @@ def test_a_take_the_provider_rejected_reaches_the_sheet_as_rejected(tmp_path: Pa
     assert by_panel["p001"]["status"] == "rejected"
     assert by_panel["p001"]["note"] == "refused by the safety filter"
     assert by_panel["p002"]["status"] == "todo"
+
+
+def test_the_run_draws_the_sheet_from_the_lettering_thumbnails(tmp_path: Path) -> None:
+    """The contact sheet reads each lettered panel's thumbnail, never the full-size panel: a sheet of
+    a 68-panel episode decoded 136 full panels before (issue 17)."""
+    import asyncio
+
+    from inmemory_provider import InMemoryProvider, memory_context
+
+    from studio.plan.jobs import Job, Phase
+    from studio.run.report import RecordingReporter
+    from studio.run.runner import _render_locally
+    from studio.run.store import StoredObject
+
+    seen: list[dict[str, StoredObject]] = []
+
+    def renderer(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[bytes, str]]:
+        seen.append(inputs)
+        return {"png": (b"sheet", "image/png")}
+
+    ctx = memory_context(tmp_path, InMemoryProvider(), reporter=RecordingReporter())
+    ctx.local_renderers[Phase.CONTACT_SHEET] = renderer
+    full = StoredObject("a" * 64, tmp_path / "panel.png", "image/png", 1)
+    thumb = StoredObject("b" * 64, tmp_path / "thumb.jpg", "image/jpeg", 1)
+    sheet = Job(key="sheet", phase=Phase.CONTACT_SHEET, name="ep001", outputs={}, deps=("l1", "l2"))
+    deps = {"l1": {"image": full, "thumb": thumb}, "l2": {"image": full}}  # l2: lettered before thumbnails
+    asyncio.run(_render_locally(sheet, deps, ctx))
+    assert seen == [{"l1": thumb, "l2": full}]

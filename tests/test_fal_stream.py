@@ -342,3 +342,30 @@ def test_studio_run_costs_four_requests_a_job(fal_project: Path, fake_fal: FakeF
     calls = queue_calls(fake_fal)
     assert calls["file"] == len(ids)
     assert sum(calls.values()) == 4 * len(ids), calls
+
+
+class _Answers:
+    """A provider that answers its first poll; `streams_status` as fal declares it, or not."""
+
+    def __init__(self, streams: bool) -> None:
+        self.streams_status = streams
+        self.polled_at: float | None = None
+
+    async def poll(self, submission: Submission, request: GenerationRequest) -> Failed:
+        self.polled_at = time.monotonic()
+        return Failed("answered", charged=False)
+
+
+@pytest.mark.parametrize("streams", [True, False])
+def test_the_runner_asks_a_streaming_provider_at_once(streams: bool) -> None:
+    """A provider that streams its status is asked as soon as the request is sent; one that is polled
+    is first left alone for most of the model's quickest time (here 2 s)."""
+    from studio.run.runner import _wait
+
+    provider = _Answers(streams)
+    request = GenerationRequest(model="fal-ai/flux-2/flash", prompt="p", width=512, height=512, seed=1)
+    started = time.monotonic()
+    asyncio.run(_wait(provider, Submission("r1"), request, interval=0.5, expected=2.0))  # type: ignore[arg-type]
+    assert provider.polled_at is not None
+    waited = provider.polled_at - started
+    assert (waited < 0.5) if streams else (waited >= 1.7)

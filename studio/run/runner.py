@@ -255,9 +255,15 @@ async def _run_job(
     return Outcome(job, "generated", time.monotonic() - started, cost_micro=cost, model=served), outputs
 
 
+# The output of its inputs a local job reads, when not their image: a contact sheet is drawn from the
+# thumbnails the lettering made (decoding every full-size panel for it took longer than lettering them).
+READS = {Phase.CONTACT_SHEET: "thumb"}
+
+
 async def _render_locally(job: Job, deps: dict[str, dict[str, StoredObject]], ctx: RunContext) -> dict:
     renderer = ctx.local_renderers[job.phase]
-    inputs = {key: objects["image"] for key, objects in deps.items()}
+    wanted = READS.get(job.phase, "image")
+    inputs = {key: objects.get(wanted) or objects["image"] for key, objects in deps.items()}
     try:
         if ctx.cpu_pool is not None:  # separate processes: lettering must not starve the event loop
             produced = await asyncio.get_running_loop().run_in_executor(ctx.cpu_pool, renderer, job, inputs)
@@ -648,8 +654,10 @@ async def _submit(provider: Provider, request: GenerationRequest, ctx: RunContex
 async def _wait(
     provider: Provider, submission: Submission, request: GenerationRequest, interval: float, expected: float | None
 ) -> Done | Failed:
-    if expected and interval > 0:
-        await asyncio.sleep(expected * 0.85)  # most requests of this model take about this long
+    if expected and interval > 0 and not getattr(provider, "streams_status", False):
+        # Most requests of this model take about this long; a provider that streams its status
+        # (fal) is asked at once instead: the stream answers when the request is done.
+        await asyncio.sleep(expected * 0.85)
     while True:
         result = await provider.poll(submission, request)
         if not isinstance(result, Pending):
