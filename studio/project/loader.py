@@ -3,7 +3,10 @@
 Loading runs in two passes: each file on its own (syntax, types, enums, unknown keys),
 then the references between files (unknown ids, speakers, duplicate panels). All
 diagnostics from both passes are collected before anything is raised, so a user fixes
-a whole batch per round trip instead of one error at a time.
+a whole batch per round trip instead of one error at a time. A studio.toml or storyboard
+with bad values is salvaged (studio/project/salvage.py) so the second pass still checks
+everything its errors do not touch; a file that does not parse is reported on its own and
+references to what it defines are not reported as unknown.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import contextlib
 import difflib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,9 +46,11 @@ from studio.project.models import (
     config_model,
 )
 from studio.project.plugins import ProjectPlugins
+from studio.project.salvage import Loc, salvage, touches
 from studio.project.yamlsource import Source, load_toml, load_yaml, locate, locate_key
 
 CONFIG_FILE = "studio.toml"
+CATALOG = "catalog:"  # in Project.broken when studio.toml is unreadable, so the catalog is not the project's
 EPISODE_DIR = re.compile(r"^ep(\d{3,4})$")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 M = TypeVar("M", bound=BaseModel)
@@ -107,14 +112,17 @@ def load_project(root: Path, plugins: ProjectPlugins | None = None) -> Project:
     project = Project(root=root, config=config or StudioConfig(title="(invalid studio.toml)"))
     if config is not None:
         project.catalog = _load_catalog(root, config, problems, plugins)
+    else:
+        project.broken.add(CATALOG)  # its models may add to the catalog: panels' models go unchecked
     sources: dict[int, Source] = {}
+    salvaged: dict[int, set[Loc]] = {}
     _load_characters(project, problems)
     project.styles = _load_flat(root, "styles", Style, problems, project.broken)
     problems.extend(_check_style_references(root, project.styles))
     project.locations = _load_flat(root, "locations", Location, problems, project.broken)
-    _load_episodes(project, sources, problems)
+    _load_episodes(project, sources, problems, salvaged)
     for number, storyboard in project.episodes.items():
-        problems.extend(check_storyboard_refs(project, storyboard, sources[number]))
+        problems.extend(check_storyboard_refs(project, storyboard, sources[number], salvaged[number]))
     project.sources = sources
     if config is not None:
         problems.extend(_check_lint_settings(root, config))
@@ -133,7 +141,8 @@ def _load_config(root: Path, problems: list[Diagnostic], plugins: ProjectPlugins
     if source is None:
         return None
     text = _config_text(root)
-    return validate(source, config_model(plugins.settings), problems, toml_text=text)
+    # Salvaged when it has bad values: the catalog, fonts and lint settings are still checked.
+    return validate(source, config_model(plugins.settings), problems, toml_text=text, salvaged=set())
 
 
 def _config_text(root: Path) -> str:
@@ -307,7 +316,10 @@ def _load_flat(root: Path, kind: str, model: type[M], problems: list[Diagnostic]
     return loaded
 
 
-def _load_episodes(project: Project, sources: dict[int, Source], problems: list[Diagnostic]) -> None:
+def _load_episodes(
+    project: Project, sources: dict[int, Source], problems: list[Diagnostic], salvaged: dict[int, set[Loc]]
+) -> None:
+    """Each storyboard, salvaged when it has bad values (`salvaged`: the places repaired, per episode)."""
     folder = project.root / "episodes"
     for child in sorted(folder.iterdir()) if folder.is_dir() else []:
         if not child.is_dir() or child.name.startswith("."):
@@ -324,11 +336,12 @@ def _load_episodes(project: Project, sources: dict[int, Source], problems: list[
             continue
         source, errors = load_yaml(child / "storyboard.yaml", shown, project.root)
         problems.extend(errors)
-        storyboard = validate(source, Storyboard, problems) if source else None
+        repaired: set[Loc] = set()
+        storyboard = validate(source, Storyboard, problems, salvaged=repaired) if source else None
         if storyboard is None or source is None:
             continue
         number = int(match.group(1))
-        if storyboard.episode != number:
+        if storyboard.episode != number and not touches(repaired, ("episode",)):
             line, col = locate(source, ("episode",))
             problems.append(
                 Diagnostic(
@@ -346,10 +359,21 @@ def _load_episodes(project: Project, sources: dict[int, Source], problems: list[
         project.episodes[number] = storyboard
         project.episode_files[number] = shown
         sources[number] = source
+        salvaged[number] = repaired
 
 
-def validate(source: Source, model: type[M], problems: list[Diagnostic], toml_text: str | None = None) -> M | None:
-    """Validate one file's data; append located diagnostics for every error."""
+def validate(
+    source: Source,
+    model: type[M],
+    problems: list[Diagnostic],
+    toml_text: str | None = None,
+    salvaged: set[Loc] | None = None,
+) -> M | None:
+    """Validate one file's data; append located diagnostics for every error.
+
+    With `salvaged` (a set to fill), a file with errors gives a model salvaged for checking
+    the rest (see studio/project/salvage.py) and the places repaired, instead of None.
+    """
     if not isinstance(source.data, dict):
         problems.append(Diagnostic(source.path, 1, 1, f"expected a mapping of keys, got {_kind(source.data)}"))
         return None
@@ -357,7 +381,13 @@ def validate(source: Source, model: type[M], problems: list[Diagnostic], toml_te
         return model.model_validate(source.data)
     except ValidationError as exc:
         problems.extend(_diagnostics(source, model, exc, toml_text))
-        return None
+        if salvaged is None:
+            return None
+        rescued = salvage(model, source.data, [_existing_loc(source.data, e["loc"]) for e in exc.errors()])
+        if rescued is None:
+            return None
+        salvaged.update(rescued[1])
+        return rescued[0]
 
 
 def _diagnostics(
@@ -696,12 +726,17 @@ class _TomlScanner:
 # ---------------------------------------------------------------- across files
 
 
-def check_storyboard_refs(project: Project, storyboard: Storyboard, source: Source) -> list[Diagnostic]:
+def check_storyboard_refs(
+    project: Project, storyboard: Storyboard, source: Source, salvaged: Collection[Loc] = ()
+) -> list[Diagnostic]:
+    """The storyboard's references to the other files; `salvaged`: places repaired (not checked)."""
     problems: list[Diagnostic] = []
 
     def report(loc: tuple[str | int, ...], message: str, about: str | None = None) -> None:
         if about is not None and about in project.broken:
             return  # that file's own errors say what is wrong with it
+        if touches(salvaged, loc):
+            return  # a placeholder: the value's own error is reported
         line, col = locate(source, loc)
         problems.append(Diagnostic(source.path, line, col, f"{_dotted(loc)}: {message}"))
 
@@ -731,14 +766,14 @@ def check_storyboard_refs(project: Project, storyboard: Storyboard, source: Sour
             in_panel.add(member.id)
         resolved = project.catalog.resolve(panel.model) if panel.model is not None else None
         if panel.model is not None and resolved is None:
-            report((*at, "model"), unknown_model_message(panel.model, list(project.catalog.entries)))
+            report((*at, "model"), unknown_model_message(panel.model, list(project.catalog.entries)), CATALOG)
         elif resolved is not None and project.catalog.get(resolved).retired:
-            report((*at, "model"), retired_message(resolved, project.catalog.get(resolved)))
+            report((*at, "model"), retired_message(resolved, project.catalog.get(resolved)), CATALOG)
         for d_index, line in enumerate(panel.dialogue):
             where = (*at, "dialogue", d_index, "speaker")
             if line.speaker not in project.characters:
                 report(where, _unknown("character", line.speaker, project.characters), f"character:{line.speaker}")
-            elif line.speaker not in in_panel and not line.off_panel:
+            elif line.speaker not in in_panel and not line.off_panel and not touches(salvaged, (*at, "characters")):
                 shown = ", ".join(sorted(in_panel)) or "nobody"
                 report(
                     where,

@@ -20,6 +20,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from studio.core.errors import Diagnostic
 from studio.core.project_files import SIZE_CAPS, FileRefused, read_project_text
+from studio.project.yamlhints import explain
 
 # A storyboard of the largest allowed size is far below this; a bigger file is a mistake.
 MAX_FILE_BYTES = SIZE_CAPS["yaml"]
@@ -60,10 +61,7 @@ def load_yaml(path: Path, shown: str, root: Path | None = None) -> tuple[Source 
     try:
         data = YAML(typ="safe", pure=True).load(text)
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        reason = exc.problem or exc.context or "invalid YAML"
-        return None, [Diagnostic(shown, line, col, f"YAML syntax error: {reason}")]
+        return None, [Diagnostic(shown, *explain(text, exc))]
     except (YAMLError, RecursionError, ValueError) as exc:
         return None, [Diagnostic(shown, 1, 1, f"YAML syntax error: {exc}")]
     if data is None:
