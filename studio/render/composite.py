@@ -11,7 +11,6 @@ pulled back to the larger of red and blue, so no green fringe survives against a
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -103,9 +102,9 @@ def pack(references: Sequence[tuple[str, Path]], cell: int = PACK_CELL) -> bytes
             font = ImageFont.load_default(size=size)
         draw.text((x + cell / 2, y + cell + label_h / 2), name, fill="white", font=font, anchor="mm")
         font = ImageFont.load_default(size=label_h * 0.7)
-    buffer = io.BytesIO()
-    sheet.save(buffer, format="PNG", compress_level=6)
-    return buffer.getvalue()
+    # Sent to the model as a data URI: a fast level-1 PNG is a few percent larger than Pillow's level 6
+    # and 20 times quicker to make (Pillow's level 6 was a third of a realistic episode's local CPU).
+    return png_bytes(sheet)
 
 
 def _own_alpha(image: Image.Image) -> Image.Image | None:
