@@ -250,39 +250,46 @@ def test_a_rejected_take_has_its_own_badge(tmp_path: Path) -> None:
     assert REJECTED_BADGE not in {colour for _, colour in other.getcolors(maxcolors=1 << 20)}
 
 
-def test_a_take_the_provider_rejected_reaches_the_sheet_as_rejected(tmp_path: Path) -> None:
-    """Where cells take their status from review state, a rejected take maps to 'rejected', its reason the note."""
-    from studio.db.tables import ledger_engine
+def sheet_cell(panel_id: str, estimate_micro: int = 0, model: str = "draft") -> dict:
+    """A cell of a contact-sheet job as the planner writes it (before the run adds status and cost)."""
+    return {
+        "panel_id": panel_id,
+        "panel_key": f"key-{panel_id}",
+        "characters": [],
+        "shot": "medium",
+        "model": model,
+        "strategy": "text",
+        "estimate_micro": estimate_micro,
+        "take": 1,
+        "note": "",
+        "earlier_takes": [],
+    }
+
+
+def sheet_job(cells: list[dict], track: str = "draft"):  # type: ignore[no-untyped-def]
+    """The contact-sheet job of episode 3 of "Moonlit Alley" on `track`, as the planner makes it."""
     from studio.plan import keys
     from studio.plan.jobs import Job, Phase
-    from studio.review.takes import Reviews
-    from studio.run.local_jobs import contact_preparer
 
     header = {
         "project_title": "Moonlit Alley",
         "episode": 3,
         "episode_title": "The Heist",
         "style": "ink",
-        "track": "draft",
+        "track": track,
         "target_per_panel_micro": 50_000,
     }
-    cells = [
-        {
-            "panel_id": panel_id,
-            "panel_key": f"key-{panel_id}",
-            "characters": [],
-            "shot": "medium",
-            "model": "draft",
-            "strategy": "text",
-            "estimate_micro": 0,
-            "take": 1,
-            "note": "",
-            "earlier_takes": [],
-        }
-        for panel_id in ("p001", "p002")
-    ]
     keyed = keys.contact_sheet(header, cells)
-    job = Job(key=keyed.key, phase=Phase.CONTACT_SHEET, name="contact", outputs={}, local=keyed.local or {})
+    return Job(key=keyed.key, phase=Phase.CONTACT_SHEET, name="contact", outputs={}, local=keyed.local or {})
+
+
+def test_a_take_the_provider_rejected_reaches_the_sheet_as_rejected(tmp_path: Path) -> None:
+    """Where cells take their status from review state, a rejected take maps to 'rejected', its reason the note."""
+    from studio.db.tables import ledger_engine
+    from studio.review.takes import Reviews
+    from studio.run.local_jobs import contact_preparer
+
+    job = sheet_job([sheet_cell(panel_id) for panel_id in ("p001", "p002")])
     with ledger_engine(tmp_path / ".studio") as engine:
         Reviews(engine, "draft").record_rejected(3, "p001", 1, "key-p001", "refused by the safety filter")
         prepared = contact_preparer(engine, "draft")(job)

@@ -49,8 +49,8 @@ def show(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", hel
     else:
         out.print(
             f"balance {format_usd(now.balance_micro)} ({now.balance_source}); spent since "
-            f"{format_usd(now.spent_since_balance_micro)}; held {format_usd(now.held_micro)}; "
-            f"left {format_usd(now.remaining_micro or 0)}"
+            f"{format_usd(now.spent_since_balance_micro)}; held {format_usd(now.held_micro)} "
+            f"(est. of the requests in flight); left {format_usd(now.remaining_micro or 0)}"
         )
     if data["project_budget_micro"] is not None:
         left = data["project_budget_micro"] - now.spent_micro - now.held_micro

@@ -46,14 +46,22 @@ def cost(
         rows = Ledger(engine).rows(episode)
         to_run = _estimated_to_run(project, engine, episode)
     report = cost_report(rows, by, target, estimated_to_run_micro=to_run)
+    spent_estimated = _spent_at_estimate(rows)
     if chart is not None:
         _write_chart(chart, rows, target, project.config.title)
     if as_json:
-        out.print_json(json.dumps(report.as_dict()))
+        out.print_json(json.dumps({**report.as_dict(), "spent_estimated_micro": spent_estimated}))
     elif as_csv:
         out.print(_csv(report), end="", markup=False, highlight=False)
     else:
-        _print(report)
+        _print(report, spent_estimated)
+
+
+def _spent_at_estimate(rows: list[Generation]) -> int:
+    """The part of what was spent that is studio's estimate: the provider reported no cost and no billed units."""
+    from studio.ledger.budget import FINAL
+
+    return sum(r.actual_micro or 0 for r in rows if r.status in FINAL and r.actual_source == "estimate")
 
 
 def _estimated_to_run(project: Project, engine, episode: int | None) -> int:  # type: ignore[no-untyped-def]
@@ -107,7 +115,7 @@ def _csv(report: CostReport) -> str:
     return buffer.getvalue()
 
 
-def _print(report: CostReport) -> None:
+def _print(report: CostReport, spent_estimated: int = 0) -> None:
     from studio.core.money import format_usd
 
     table = Table(title=f"Cost by {report.by}", title_justify="left")
@@ -134,6 +142,11 @@ def _print(report: CostReport) -> None:
             money(row.would_cost_micro),
         )
     out.print(table)
+    if spent_estimated:
+        out.print(
+            f"{money(spent_estimated)} of the {money(report.totals.spent_micro)} spent is est.: the provider "
+            "reported no cost or billed units for those generations, so studio counted its estimate"
+        )
     by_quality = report.spent_by_quality_micro or {}
     if by_quality.get("preview") or by_quality.get("final"):
         out.print(
@@ -143,5 +156,5 @@ def _print(report: CostReport) -> None:
     out.print(
         f"target {money(report.target_per_panel_micro)}/panel; per approved panel "
         f"{money(report.per_approved_panel_micro)}; rolling average (last 10 episodes) "
-        f"{money(report.rolling_per_panel_micro)}/panel; still to run (estimate) {money(report.estimated_to_run_micro)}"
+        f"{money(report.rolling_per_panel_micro)}/panel; still to run est. {money(report.estimated_to_run_micro)}"
     )

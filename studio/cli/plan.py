@@ -138,8 +138,8 @@ def _print_tables(view: dict) -> None:
     drafting = any(row["model"] == "draft:draft" for row in jobs)
     how = "draft previz (free); estimates are for the paid models" if drafting else "paid generation"
     refs = Table(title=f"Reference jobs: {how}", title_justify="left")
-    for column in ("phase", "name", "paid model", "estimate", "status"):
-        _add_column(refs, column, right=column == "estimate")
+    for column in ("phase", "name", "paid model", EST_COST, "status"):
+        _add_column(refs, column, right=column == EST_COST)
     # Panels without characters go text-to-image on the edit model's sibling (strategy "text").
     panel_models = {_models(row) for row in jobs if row["phase"] == "panel" and row.get("strategy") != "text"}
     text_models = {_models(row) for row in jobs if row["phase"] == "panel" and row.get("strategy") == "text"}
@@ -149,12 +149,12 @@ def _print_tables(view: dict) -> None:
         title += f" (panels: {common}" + (f"; text-to-image: {next(iter(text_models))})" if text_models else ")")
     # The title is the storyboard's: cleaned before Rich sees it (never markup; an OSC's BEL intact).
     panels = Table(title=Text(clean(title, keep_newlines=False)), title_justify="left")
-    columns = ["panel", "where", "shot", "characters", "refs", "strategy", "made at, upscale", "estimate", "status"]
+    columns = ["panel", "where", "shot", "characters", EST_REFS, "strategy", "made at, upscale", EST_COST, "status"]
     upscales = {row["panel"]: row for row in jobs if row["phase"] == "upscale"}
     if common is None:
         columns.insert(5, "paid model")
     for column in columns:
-        _add_column(panels, column, right=column in {"estimate", "refs"})
+        _add_column(panels, column, right=column in {EST_COST, EST_REFS})
     for row in jobs:
         status = "[green]cached[/green]" if row["cached"] else "to make"
         if row.get("frozen_stale"):
@@ -190,12 +190,12 @@ def _print_tables(view: dict) -> None:
             f"'studio run episode {view['episode']} --force' makes a new take)"
         )
     totals = view["totals"]
-    spend = "would cost" if drafting else "still to pay"
+    spend = "a paid run would cost" if drafting else "still to pay"
     out.print(
         f"{totals['jobs']} jobs: {totals['to_generate']} to make, {totals['cached']} cached. "
-        f"Estimate {format_usd(totals['estimate_micro'])} in all, "
-        f"{format_usd(totals['per_panel_micro'])}/panel against a target of "
-        f"{format_usd(totals['target_per_panel_micro'])}; {spend} {format_usd(totals['to_pay_micro'])}."
+        f"Est. {format_usd(totals['estimate_micro'])} in all, "
+        f"est. {format_usd(totals['per_panel_micro'])}/panel against a target of "
+        f"{format_usd(totals['target_per_panel_micro'])}; {spend} est. {format_usd(totals['to_pay_micro'])}."
     )
     remaining = view["budget"]["remaining_micro"]
     if remaining is None:
@@ -206,6 +206,10 @@ def _print_tables(view: dict) -> None:
     else:
         out.print(f"Balance left {format_usd(remaining)}.")
 
+
+# Amounts in the plan are estimates (catalog prices): their columns say so (as short as "estimate":
+# at 80 columns a wider header takes its room from the ids).
+EST_COST, EST_REFS = "estimate", "refs (est.)"
 
 # Columns of ids: in a narrow terminal they fold onto more lines, never cut short with an ellipsis
 # (a cut model or location name reads as another one's prefix). Amounts and sizes keep Rich's
@@ -246,7 +250,7 @@ def _upscale_cell(row: dict | None) -> str:
         return "local" + paid
     name = row["model"].split(":", 1)[1]
     short = name.split("/")[1] if name.count("/") >= 1 else name  # fal-ai/seedvr/upscale/image → seedvr
-    return f"{short} {format_usd(row['estimate_micro'] or 0)}"
+    return f"{short} est. {format_usd(row['estimate_micro'] or 0)}"
 
 
 def _models(row: dict) -> str:
@@ -347,13 +351,13 @@ def _print_season(plan: SeasonPlan) -> None:
 
     how = "previews, then finals" if plan.quality == "preview" else "finished panels"
     title = (
-        f"Season plan ({plan.provider}; {how} on {plan.panel_model}, upscaled {plan.upscale}; "
+        f"Season plan, estimated costs ({plan.provider}; {how} on {plan.panel_model}, upscaled {plan.upscale}; "
         f"{plan.retake_rate:.0%} retakes)"
     )
     table = Table(title=title, title_justify="left")
     table.add_column("episode", no_wrap=True)
     table.add_column("panels", justify="right")
-    for column in ("assets", "takes", "retakes", "finals", "total", "running"):
+    for column in ("assets", "takes", "retakes", "finals", "est. total", "running"):
         table.add_column(column, justify="right", no_wrap=True, min_width=7)
     for row in plan.rows:
         over = row.running_per_panel_micro > plan.target_per_panel_micro
@@ -372,8 +376,8 @@ def _print_season(plan: SeasonPlan) -> None:
     if not all(row.written for row in plan.rows):
         out.print("* projected: not written yet, at the written episodes' cost per panel")
     out.print(
-        f"{plan.panels} panels, {format_usd(plan.total_micro)} in all: {format_usd(plan.per_panel_micro)}/panel "
-        f"against a target of {format_usd(plan.target_per_panel_micro)}"
+        f"{plan.panels} panels, est. {format_usd(plan.total_micro)} in all: est. "
+        f"{format_usd(plan.per_panel_micro)}/panel against a target of {format_usd(plan.target_per_panel_micro)}"
     )
 
 
@@ -383,8 +387,8 @@ def _print_ranking(ranking: list[SeasonPlan], target: int) -> None:
     table = Table(title="What if the panels used…", title_justify="left")
     table.add_column("rank", justify="right")
     table.add_column("panel model", no_wrap=True)
-    table.add_column("per panel", justify="right", no_wrap=True)
-    table.add_column("season", justify="right", no_wrap=True)
+    table.add_column("est. per panel", justify="right", no_wrap=True)
+    table.add_column("est. season", justify="right", no_wrap=True)
     for index, option in enumerate(ranking, start=1):
         per_panel = format_usd(option.per_panel_micro)
         table.add_row(

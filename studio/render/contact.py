@@ -8,6 +8,10 @@ The HTML is one self-contained file (inline CSS, thumbnails as JPEG data URIs) m
 to be written next to a `panels/` folder: each thumbnail links to
 `panels/<panel_id>.png` with a relative path, so it works when opened from disk.
 
+Every amount says what it is: a cell whose cost came from the ledger is spent, any other
+figure is an estimate and says "est."; a draft (previz) sheet's total is what a paid run
+would cost, and says that nothing was spent.
+
 Fonts are Pillow's bundled default font only. It covers ASCII and a handful of
 typographic characters, so PNG text is normalised first (accents stripped, dashes
 drawn as lines); characters it still lacks show as boxes. The HTML has no such limit.
@@ -31,7 +35,7 @@ from PIL import Image, ImageDraw, ImageFont
 from studio.core.money import format_usd
 
 # Part of the contact sheet's content key: bump it when the sheet's look changes.
-CONTACT_VERSION = 4  # 4: rejected takes have their own badge
+CONTACT_VERSION = 5  # 5: estimated costs labelled "est.", spent ones not
 
 __all__ = [
     "COLUMNS",
@@ -61,6 +65,7 @@ class ContactCell:
     take: int = 1
     note: str = ""
     earlier_takes: tuple[str, ...] = ()  # relative paths of earlier takes, oldest first
+    cost_is_estimate: bool = True  # False only when cost_micro is what the ledger says was spent
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,11 @@ class ContactHeader:
     episode_title: str
     date: str  # ISO date supplied by the caller; never read the clock here
     target_per_panel_micro: int
+    track: str = ""  # the review track: "draft" (previz, nothing paid), "preview" or "final"
+
+    @property
+    def drafted(self) -> bool:
+        return self.track == "draft"
 
 
 @dataclass(frozen=True)
@@ -81,10 +91,29 @@ class ContactSummary:
     per_panel_micro: int  # rounded up, like every other estimate in studio
     approved_count: int
     over_target: bool
+    estimated_micro: int = 0  # the part of total_micro that is estimated, not spent
+    drafted: bool = False  # a draft (previz) sheet: every amount is what a paid run would cost
 
     @property
     def per_panel_text(self) -> str:
-        return f"{format_usd(self.per_panel_micro)}/panel"
+        return f"{self.per_panel_label}{format_usd(self.per_panel_micro)}/panel"
+
+    @property
+    def per_panel_label(self) -> str:
+        """The prefix "est. " when any of the amounts is an estimate, else nothing."""
+        return "est. " if self.estimated_micro or self.drafted else ""
+
+    @property
+    def total_label(self) -> tuple[str, str]:
+        """What the total is, and what it is made of: ("est. paid total", "draft: nothing spent")."""
+        if self.drafted:
+            return "est. paid total", "draft: nothing spent"
+        if self.estimated_micro == 0 and self.total_micro:
+            return "total spent", ""
+        if self.estimated_micro == self.total_micro:
+            return "est. total", "nothing spent yet"
+        spent = format_usd(self.total_micro - self.estimated_micro)
+        return "total", f"{spent} spent + est. {format_usd(self.estimated_micro)}"
 
 
 def summarize(header: ContactHeader, cells: Sequence[ContactCell]) -> ContactSummary:
@@ -98,7 +127,24 @@ def summarize(header: ContactHeader, cells: Sequence[ContactCell]) -> ContactSum
         approved_count=sum(1 for cell in cells if _status_key(cell.status) == "approved"),
         # Exact comparison; equivalent to ceil(total / count) > target for an integer target.
         over_target=count > 0 and total > header.target_per_panel_micro * count,
+        estimated_micro=sum(cell.cost_micro for cell in cells if _estimated(header, cell)),
+        drafted=header.drafted,
     )
+
+
+def _estimated(header: ContactHeader, cell: ContactCell) -> bool:
+    return cell.cost_is_estimate or header.drafted
+
+
+def _cost_title(header: ContactHeader, cell: ContactCell) -> str:
+    if header.drafted:
+        return "estimate of what a paid take would cost: drafts cost nothing"
+    return "estimate: the ledger has no cost for this panel" if cell.cost_is_estimate else "spent (from the ledger)"
+
+
+def _cost_text(header: ContactHeader, cell: ContactCell) -> str:
+    """The cell's cost as shown: "est. $0.0120" for an estimate, "$0.0120" for money spent."""
+    return ("est. " if _estimated(header, cell) else "") + format_usd(cell.cost_micro)
 
 
 # --- status ---------------------------------------------------------------------------------
@@ -334,8 +380,10 @@ def _draw_band(draw: ImageDraw.ImageDraw, header: ContactHeader, cells: Sequence
 
     stats_font, small_font = _font(22), _font(17)
     count_text = f"{summary.panel_count} panel{'s' if summary.panel_count != 1 else ''}"
+    label, detail = summary.total_label
+    total_text = f"{label} {format_usd(summary.total_micro)}" + (f" ({detail})" if detail else "")
     stat_lines: list[tuple[str, Font, str]] = [
-        (f"{count_text} · total {format_usd(summary.total_micro)}", stats_font, BAND_INK),
+        (f"{count_text} · {total_text}", stats_font, BAND_INK),
         (
             f"{summary.per_panel_text} · target {format_usd(header.target_per_panel_micro)}"
             + (" · over target" if summary.over_target else ""),
@@ -378,7 +426,7 @@ def _draw_cell(
     draw: ImageDraw.ImageDraw,
     origin: tuple[int, int],
     cell: ContactCell,
-    target_micro: int,
+    header: ContactHeader,
 ) -> None:
     left, top = origin
     draw.rounded_rectangle(
@@ -410,8 +458,8 @@ def _draw_cell(
 
     # Row 1: id (bold), status badge, take ............ cost (right-aligned)
     id_font, badge_font, take_font, cost_font = _font(20), _font(13), _font(15), _font(18)
-    cost_text = format_usd(cell.cost_micro)
-    cost_colour = COST_OVER if cell.cost_micro > target_micro else INK
+    cost_text = _cost_text(header, cell)
+    cost_colour = COST_OVER if cell.cost_micro > header.target_per_panel_micro else INK
     cost_w = _width(cost_text, cost_font, bold=True)
     _draw(draw, (right - cost_w, y + 2), cost_text, cost_font, cost_colour, bold=True)
     available = inner - cost_w - 12
@@ -462,7 +510,7 @@ def render_contact_png(header: ContactHeader, cells: Sequence[ContactCell]) -> b
     for index, cell in enumerate(cells):
         row, column = divmod(index, COLUMNS)
         origin = (MARGIN + column * (CELL_WIDTH + GUTTER), HEADER_HEIGHT + row * ROW_HEIGHT)
-        _draw_cell(sheet, draw, origin, cell, header.target_per_panel_micro)
+        _draw_cell(sheet, draw, origin, cell, header)
     out = io.BytesIO()
     sheet.save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL, optimize=False)
     return out.getvalue()
@@ -527,17 +575,23 @@ def render_contact_html(header: ContactHeader, cells: Sequence[ContactCell]) -> 
                 "shot": cell.shot,
                 "model": cell.model,
                 "strategy": cell.strategy,
-                "cost": format_usd(cell.cost_micro),
+                "cost": _cost_text(header, cell),
+                "cost_estimated": _estimated(header, cell),
+                "cost_title": _cost_title(header, cell),
                 "cost_over": cell.cost_micro > header.target_per_panel_micro,
                 "note": cell.note,
                 "earlier_takes": [quote(path) for path in cell.earlier_takes],
             }
         )
     template = _environment().get_template("contact.html.j2")
+    total_label, total_detail = summary.total_label
     return template.render(
         header=header,
         summary=summary,
         total=format_usd(summary.total_micro),
+        total_label=total_label[:1].upper() + total_label[1:],
+        total_detail=total_detail,
+        per_panel_title=f"{summary.per_panel_label}per panel".capitalize(),
         per_panel=format_usd(summary.per_panel_micro),
         target=format_usd(header.target_per_panel_micro),
         cells=views,
