@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +43,7 @@ from studio.ledger.reconcile import (
 )
 from studio.plan.jobs import Job, Phase, Plan, Route
 from studio.providers.base import Done, Failed, GenerationRequest, Pending, Provider, Submission
+from studio.run.cpu_slots import LATER, URGENT, CpuSlots, feeding_providers
 from studio.run.routing import ProviderPool
 from studio.run.store import ArtifactStore, StoredObject
 
@@ -147,7 +149,8 @@ async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
         done[job.key] = loop.create_future()
     # Provider calls have their slots per provider (ctx.pool); local CPU work (lettering,
     # compositing) has its own, so a panel being lettered never keeps the next one from being sent.
-    local_slots = asyncio.Semaphore(max(1, os.cpu_count() or 1))
+    local_slots = CpuSlots(os.cpu_count() or 1)
+    urgent = feeding_providers(plan.jobs)
     stop = asyncio.Event()
 
     async def one(job: Job) -> None:
@@ -158,7 +161,8 @@ async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
                 outcome = Outcome(job, "skipped", error="a job it depends on did not finish")
             else:
                 resolve = {key: d for key, d in zip(job.deps, deps, strict=True) if d is not None}
-                outcome, outputs = await _run_job(job, resolve, ctx, local_slots, stop)
+                priority = URGENT if job.key in urgent else LATER
+                outcome, outputs = await _run_job(job, resolve, ctx, local_slots.held(priority), stop)
             made = outcome.status in {"generated", "cached"}
             if made and (job.generation is not None or job.phase is Phase.PANEL) and ctx.after_job:
                 ctx.after_job(job)
@@ -219,7 +223,7 @@ async def _run_job(
     job: Job,
     deps: dict[str, dict[str, StoredObject]],
     ctx: RunContext,
-    local_slots: asyncio.Semaphore,
+    local_slot: AbstractAsyncContextManager[None],
     stop: asyncio.Event,
 ) -> tuple[Outcome, dict[str, StoredObject] | None]:
     if job.phase in ctx.prepare:
@@ -234,7 +238,7 @@ async def _run_job(
     started = time.monotonic()
     try:
         if job.generation is None:
-            async with local_slots:
+            async with local_slot:
                 if stop.is_set():
                     return Outcome(job, "skipped", error=STOPPED), None
                 ctx.reporter.job_started(job)
