@@ -120,6 +120,7 @@ def render_contact_sheet(job: Job, panels: dict[str, StoredObject]) -> dict[str,
         episode_title=spec["episode_title"],
         date=date.today().isoformat(),
         target_per_panel_micro=spec["target_per_panel_micro"],
+        track=spec["track"],
     )
     cells = [
         ContactCell(
@@ -134,6 +135,7 @@ def render_contact_sheet(job: Job, panels: dict[str, StoredObject]) -> dict[str,
             take=cell["take"],
             note=cell["note"],
             earlier_takes=tuple(cell["earlier_takes"]),
+            cost_is_estimate=cell.get("cost_is_estimate", True),
         )
         for cell in spec["cells"]
     ]
@@ -155,28 +157,32 @@ def contact_preparer(engine: Engine, track: str):  # type: ignore[no-untyped-def
         for cell in job.local["cells"]:
             state = latest.get(cell["panel_id"])
             note = state.note if state is not None and state.note else cell["note"]
-            cost = spent.get(cell["panel_id"], cell["estimate_micro"]) if track != "draft" else cell["estimate_micro"]
-            cells.append(
-                {**cell, "status": state.status if state is not None else TODO, "note": note, "cost_micro": cost}
-            )
+            if track != "draft" and cell["panel_id"] in spent:
+                cost, estimated = spent[cell["panel_id"]]
+            else:
+                cost, estimated = cell["estimate_micro"], True
+            status = state.status if state is not None else TODO
+            cells.append({**cell, "status": status, "note": note, "cost_micro": cost, "cost_is_estimate": estimated})
         keyed = keys.contact_sheet({name: job.local[name] for name in keys.CONTACT_HEADER}, cells)
         return replace(job, local=keyed.local or {}, key=keyed.key, inputs=keyed.inputs)
 
     return prepare
 
 
-def _spent_per_panel(engine: Engine, episode: int, track: str) -> dict[str, int]:
-    """Everything paid for each panel and its upscale, every take and failure included."""
+def _spent_per_panel(engine: Engine, episode: int, track: str) -> dict[str, tuple[int, bool]]:
+    """Everything paid for each panel and its upscale, every take and failure included, and whether
+    any of it is studio's estimate (the provider reported no cost and no billed units)."""
     with Session(engine) as session:
         rows = session.exec(
-            select(Generation.panel, Generation.actual_micro, Generation.provider)
+            select(Generation.panel, Generation.actual_micro, Generation.provider, Generation.actual_source)
             .where(Generation.episode == episode, col(Generation.phase).in_(("panel", "upscale")))
             .where(col(Generation.status).in_(("completed", "failed")))
         ).all()
-    spent: dict[str, int] = {}
-    for panel, actual, provider in rows:
+    spent: dict[str, tuple[int, bool]] = {}
+    for panel, actual, provider, source in rows:
         if panel is not None and (provider == "draft") == (track == "draft"):
-            spent[panel] = spent.get(panel, 0) + (actual or 0)
+            total, estimated = spent.get(panel, (0, False))
+            spent[panel] = (total + (actual or 0), estimated or (source == "estimate" and bool(actual)))
     return spent
 
 
