@@ -193,6 +193,22 @@ def test_html_thumbnails_are_small_jpegs(tmp_path: Path) -> None:
     assert thumb.size == (400, 500)
 
 
+def test_the_lettering_thumbnail_is_embedded_as_it_is(tmp_path: Path) -> None:
+    """Drawn from the thumbnail the lettering made, the HTML carries its very bytes (no second JPEG pass)."""
+    from studio.render.contact import thumbnail_jpeg
+
+    with Image.open(make_panel(tmp_path, "full", "#336699", (1600, 2000))) as panel:
+        made = thumbnail_jpeg(panel)
+    path = tmp_path / "thumb.jpg"
+    path.write_bytes(made)
+    cell = replace(make_cells(tmp_path, 1)[0], image_path=path)
+    html = render_contact_html(make_header(), [cell])
+    encoded = html.split("data:image/jpeg;base64,", 1)[1].split('"', 1)[0]
+    assert base64.b64decode(encoded) == made
+    assert Image.open(io.BytesIO(made)).size == (400, 500)
+    assert len(render_contact_png(make_header(), [cell])) > 0  # the PNG sheet scales the same file down
+
+
 def test_html_escapes_storyboard_text(tmp_path: Path) -> None:
     cells = make_cells(tmp_path, 2)
     cells[0] = replace(cells[0], note=XSS, characters=(XSS,))

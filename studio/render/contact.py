@@ -36,7 +36,7 @@ from studio.core.money import format_usd
 from studio.core.png import png_bytes
 
 # Part of the contact sheet's content key: bump it when the sheet's look changes.
-CONTACT_VERSION = 5  # 5: estimated costs labelled "est.", spent ones not
+CONTACT_VERSION = 6  # 6: thumbnails embedded as the lettering made them; 5: estimated costs labelled "est."
 
 __all__ = [
     "COLUMNS",
@@ -519,7 +519,6 @@ def render_contact_png(header: ContactHeader, cells: Sequence[ContactCell]) -> b
 
 HTML_THUMB_BOX = (400, 500)
 HTML_JPEG_QUALITY = 80
-THUMB_JPEG_QUALITY = 92  # the thumbnail a sheet is drawn from: scaled and encoded again there
 
 
 @lru_cache(maxsize=1)
@@ -536,16 +535,20 @@ def _environment() -> Environment:
 
 def thumbnail_jpeg(panel: Image.Image) -> bytes:
     """A panel's contact-sheet picture, made when the panel is lettered (its pixels are in memory
-    then): the sheet reads 68 of these instead of decoding 68 full-size panels twice."""
-    box = (max(THUMB_BOX[0], HTML_THUMB_BOX[0]), max(THUMB_BOX[1], HTML_THUMB_BOX[1]))
+    then): the sheet reads 68 of these instead of decoding 68 full-size panels twice. Made exactly as
+    the HTML sheet shows a panel, so it is embedded there as it is; the PNG sheet scales it down."""
     thumb = panel.convert("RGB")
-    thumb.thumbnail(box, Image.Resampling.LANCZOS)
+    thumb.thumbnail(HTML_THUMB_BOX, Image.Resampling.LANCZOS)
     out = io.BytesIO()
-    thumb.save(out, format="JPEG", quality=THUMB_JPEG_QUALITY)
+    thumb.save(out, format="JPEG", quality=HTML_JPEG_QUALITY, optimize=False, progressive=False)
     return out.getvalue()
 
 
 def _jpeg_data_uri(path: Path) -> tuple[str, int, int] | None:
+    embedded = _small_jpeg(path)
+    if embedded is not None:  # the lettering's thumbnail: embedded as it is, not decoded and encoded again
+        data, width, height = embedded
+        return f"data:image/jpeg;base64,{base64.b64encode(data).decode('ascii')}", width, height
     thumb = _load_thumbnail(path, HTML_THUMB_BOX)
     if thumb is None:
         return None
@@ -553,6 +556,19 @@ def _jpeg_data_uri(path: Path) -> tuple[str, int, int] | None:
     thumb.save(out, format="JPEG", quality=HTML_JPEG_QUALITY, optimize=False, progressive=False)
     encoded = base64.b64encode(out.getvalue()).decode("ascii")
     return f"data:image/jpeg;base64,{encoded}", thumb.width, thumb.height
+
+
+def _small_jpeg(path: Path) -> tuple[bytes, int, int] | None:
+    """The file's bytes and size if it is an RGB or grey JPEG that fits the HTML thumbnail box."""
+    try:
+        with Image.open(path) as opened:
+            fits = opened.format == "JPEG" and opened.mode in {"RGB", "L"}
+            width, height = opened.size
+    except (OSError, Image.DecompressionBombError):
+        return None
+    if not fits or width > HTML_THUMB_BOX[0] or height > HTML_THUMB_BOX[1]:
+        return None
+    return path.read_bytes(), width, height
 
 
 def render_contact_html(header: ContactHeader, cells: Sequence[ContactCell]) -> str:

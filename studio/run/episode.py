@@ -29,7 +29,7 @@ from studio.project.models import ProviderSettings
 from studio.providers.base import Provider, ProviderContext
 from studio.providers.registry import get_provider
 from studio.review.takes import Reviews, track_of
-from studio.run.local_jobs import LOCAL_RENDERERS, contact_preparer
+from studio.run.local_jobs import LOCAL_RENDERERS, contact_preparer, warm_up
 from studio.run.lock import project_run_lock
 from studio.run.routing import ProviderPool, ProviderSetup
 from studio.run.runner import Reporter, RunContext, Summary, run_plan
@@ -130,6 +130,7 @@ def _run_locked(project: Project, number: int, provider_name: str, options: RunO
             **_unknown_outcomes(pool),
             after_rejected=lambda job, reason: _record_rejected(reviews, job, reason),
             cpu_pool=cpu_pool,
+            warm_up=warm_up,
         )
         try:
             summary = asyncio.run(run_plan(plan, ctx))

@@ -186,6 +186,14 @@ def _spent_per_panel(engine: Engine, episode: int, track: str) -> dict[str, tupl
     return spent
 
 
+def warm_up() -> None:
+    """Run in each worker as a run starts: import the renderers and find the fonts before any job."""
+    from studio.render.fonts import default_fonts
+    from studio.render.lettering import letter  # noqa: F401  (imported for its import time)
+
+    default_fonts()
+
+
 LOCAL_RENDERERS: dict[Phase, LocalRenderer] = {
     Phase.PANEL: panel_take,  # a composite panel taken as it is (harmonise = false)
     Phase.UPSCALE: upscale_take,

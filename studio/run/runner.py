@@ -106,6 +106,9 @@ class RunContext:
     # for most of that instead of polling all the way through.
     typical_seconds: dict[str, float] = field(default_factory=dict)
     cpu_pool: Executor | None = None  # where local render jobs run; None: threads
+    # Run once in each worker of `cpu_pool` as the run starts, when it has local work to do: the
+    # workers start and import the renderers while the first paid requests are out, not after.
+    warm_up: Callable[[], object] | None = None
     after_job: Callable[[Job], None] | None = None  # called for every generation job that is made or reused
     after_rejected: Callable[[Job, str], None] | None = None  # a panel's take the provider refused, and why
     # Providers that settle their unknown submits from a request history (their plugin declares it),
@@ -139,6 +142,7 @@ async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
     summary = Summary()
     started = time.monotonic()
     await asyncio.to_thread(ctx.store.prefetch, [job.key for job in plan.jobs])
+    _warm_up(plan, ctx)
     ctx.reporter.start(plan)
     await _reconcile_at_start(ctx)
     if ctx.pool.paid:  # which attempts earlier runs left open, read once (not once per job found made)
@@ -217,6 +221,18 @@ async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
 
 
 STOPPED = "not started: the run stopped (budget, quota or --fail-fast)"
+
+
+def _warm_up(plan: Plan, ctx: RunContext) -> None:
+    """Start the CPU pool's workers now if any local job is not made yet (a no-op run starts none):
+    a spawned worker spends half a second importing, which would otherwise delay the first crops and
+    packs, and with them the panels that are sent those."""
+    if ctx.cpu_pool is None or ctx.warm_up is None:
+        return
+    if all(job.generation is not None or ctx.store.indexed(job.key) for job in plan.jobs):
+        return
+    for _ in range(os.cpu_count() or 1):  # one task each; a pool starts a worker per task it cannot hand out
+        ctx.cpu_pool.submit(ctx.warm_up)
 
 
 async def _run_job(

@@ -112,6 +112,10 @@ class ArtifactStore:
                     found[row.job_key].append(row)
         self._known.update(found)  # a job without rows is known not to be made: no query of its own
 
+    def indexed(self, job_key: str) -> bool:
+        """Whether the prefetched index has rows for the job (its objects may still be missing)."""
+        return bool(self._known.get(job_key))
+
     def object_path(self, sha256: str, media_type: str) -> Path:
         return self.objects / sha256[:2] / f"{sha256}{SUFFIXES.get(media_type, '.bin')}"
 
