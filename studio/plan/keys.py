@@ -39,12 +39,15 @@ from studio.core.keys import content_key, derived_seed
 from studio.plan.jobs import GenerationSpec, Phase, RefSpec
 from studio.plan.prompts import render_prompt
 from studio.project.models import Character, Location, Panel, Style
-from studio.render.composite import COMPOSITE_VERSION, PACK_VERSION
-from studio.render.contact import CONTACT_VERSION
-from studio.render.crop import CROP_VERSION
 from studio.render.draft_art import DRAFT_VERSION
-from studio.render.lettering import LETTER_VERSION
-from studio.render.upscale import UPSCALE_VERSION
+from studio.render.versions import (
+    COMPOSITE_VERSION,
+    CONTACT_VERSION,
+    CROP_VERSION,
+    LETTER_VERSION,
+    PACK_VERSION,
+    UPSCALE_VERSION,
+)
 
 DRAFT_MODEL = "draft:draft"
 # Inputs that follow from others (the prompt from the project files, the seed from the take, the

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, ClassVar, TypeVar
@@ -71,21 +72,7 @@ class FalProvider:
 
     def __init__(self, context: ProviderContext):
         self._key = api_key("fal")  # a missing key stops the run before anything is sent
-        import fal_client  # imported late: it reads FAL_QUEUE_RUN_HOST when first imported
-
-        self._fal = fal_client
-        self._queue = _queue_client(fal_client, self._key, context.transport)
-        client = provider_client(context, "fal")
-        self._timeout = float(client.timeout.read or 60.0)
-        host = fal_client.client.QUEUE_URL_FORMAT.split("/")[2]
-        self._http = ProviderHttp(
-            client,
-            label="fal",
-            where=f"fal's queue ({host})",
-            key_variable="FAL_KEY",
-            consequence="fal may have started it",
-            not_processed=_not_processed,
-        )
+        self._context = context
         self._entries = {
             entry.endpoint: (model_id, entry)
             for model_id, entry in context.catalog.entries.items()
@@ -97,6 +84,35 @@ class FalProvider:
         self._platform = service_url(context.config, "fal", "platform_url")
         self._prepared: dict[int, tuple[GenerationRequest, bytes]] = {}  # by id(request), until submitted
         self._unstreamed: set[str] = set()  # requests whose stream answered with an error: polled plainly
+
+    # fal-client and the two HTTP clients (each loads the certificate store) are made on first use:
+    # a run that finds everything made (a no-op) never talks to fal, and starts a tenth of a second sooner.
+
+    @functools.cached_property
+    def _fal(self) -> Any:
+        import fal_client  # imported late: it reads FAL_QUEUE_RUN_HOST when first imported
+
+        return fal_client
+
+    @functools.cached_property
+    def _queue(self) -> httpx.AsyncClient:
+        return _queue_client(self._fal, self._key, self._context.transport)
+
+    @functools.cached_property
+    def _http(self) -> ProviderHttp:
+        host = self._fal.client.QUEUE_URL_FORMAT.split("/")[2]
+        return ProviderHttp(
+            provider_client(self._context, "fal"),
+            label="fal",
+            where=f"fal's queue ({host})",
+            key_variable="FAL_KEY",
+            consequence="fal may have started it",
+            not_processed=_not_processed,
+        )
+
+    @property
+    def _timeout(self) -> float:
+        return float(self._http.client.timeout.read or 60.0)
 
     # ------------------------------------------------------------ submit
 
@@ -300,8 +316,11 @@ class FalProvider:
         return self._entries[endpoint]
 
     async def aclose(self) -> None:
-        await self._http.aclose()
-        await self._queue.aclose()
+        made = self.__dict__  # only the clients this run made
+        if "_http" in made:
+            await self._http.aclose()
+        if "_queue" in made:
+            await self._queue.aclose()
 
 
 def _queue_client(fal_client: Any, key: str, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:

@@ -22,10 +22,7 @@ from studio.core.png import png_bytes
 from studio.render.key_colours import KEYS, choose_key  # noqa: F401  (re-exported for callers)
 from studio.render.painters.colour import PAPER
 from studio.render.staging import PACK_CELL, back_to_front, pack_cell_box, stage
-
-# Part of the content keys of packed reference sheets and of composites: bump on a change to their pixels.
-PACK_VERSION = 2
-COMPOSITE_VERSION = 2
+from studio.render.versions import COMPOSITE_VERSION, PACK_VERSION  # noqa: F401  (bump them there)
 
 # Chroma distance (YCbCr, 0..255 scale) below NEAR is the key; above FAR is the figure; a ramp between.
 NEAR, FAR = 38.0, 70.0

@@ -34,9 +34,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from studio.core.money import format_usd
 from studio.core.png import png_bytes
-
-# Part of the contact sheet's content key: bump it when the sheet's look changes.
-CONTACT_VERSION = 6  # 6: thumbnails embedded as the lettering made them; 5: estimated costs labelled "est."
+from studio.render.versions import CONTACT_VERSION  # noqa: F401  (bump it there when the sheet's look changes)
 
 __all__ = [
     "COLUMNS",

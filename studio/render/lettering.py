@@ -53,9 +53,7 @@ from PIL import Image, ImageDraw, ImageFont
 from studio.core.errors import StudioError
 from studio.render.fonts import FontSet, font_for_char, font_for_text, has_glyph, is_emoji, needs_glyph
 from studio.render.staging import stage
-
-# Part of every lettered panel's content key: bump it when a change here alters the lettered image.
-LETTER_VERSION = 2
+from studio.render.versions import LETTER_VERSION  # noqa: F401  (bump it there when the lettered image changes)
 
 RGB = tuple[int, int, int]
 Point = tuple[float, float]

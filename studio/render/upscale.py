@@ -16,9 +16,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from studio.core.png import png_bytes
-
-# Part of every local upscale's key: change it when the output of `upscale` changes.
-UPSCALE_VERSION = 1
+from studio.render.versions import UPSCALE_VERSION  # noqa: F401  (bump it there when `upscale`'s output changes)
 
 
 def fit_to(image: Image.Image, size: tuple[int, int]) -> Image.Image:
