@@ -107,6 +107,21 @@ def test_the_slots_sent_ahead_open_only_once_the_provider_has_accepted_a_request
     assert ahead.slot("fal")._value == 6
 
 
+def test_bfl_is_never_polled_faster_than_its_own_quickstart_does(sample: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """BFL has no status stream: studio.toml may ask for 0.05 s, BFL is still asked every 0.5 s at most."""
+    monkeypatch.setenv("FAL_KEY", "test-key")
+    monkeypatch.setenv("BFL_API_KEY", "test-key")
+    config = sample / "studio.toml"
+    chain = 'panel = ["fal:fal-ai/flux-2/flash/edit", "bfl:flux-2-klein-9b"]'
+    edit(config, 'panel = "fal:fal-ai/flux-2/flash/edit"', chain)
+    fast = "\n[providers.bfl]\npoll_interval = 0.05\n\n[providers.fal]\npoll_interval = 0.05\n"
+    config.write_text(config.read_text() + fast)
+    project = load_project(sample)
+    pool_ = provider_pool(project, make_plan(project, 1, CHAIN), CHAIN, RunOptions())
+    assert pool_.setup["bfl"].poll_interval == 0.5
+    assert pool_.setup["fal"].poll_interval == 0.05  # fal streams its status; the interval is its fallback
+
+
 def test_a_chain_with_no_usable_provider_is_refused_with_the_reason(sample: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.delenv("FAL_KEY", raising=False)
     monkeypatch.delenv("BFL_API_KEY", raising=False)

@@ -42,6 +42,10 @@ class BflProvider:
     key_env_var: ClassVar[str | None] = "BFL_API_KEY"
     paid: ClassVar[bool] = True
     queues_excess: ClassVar[bool] = False  # past 24 active tasks BFL answers 429
+    # BFL has no status stream and publishes no polling rate; its own quickstart checks a request's
+    # polling_url every 0.5 s (docs.bfl.ai, "Quick Start"). studio never asks more often than that,
+    # whatever [providers.bfl] poll_interval says.
+    min_poll_interval: ClassVar[float] = 0.5
 
     def __init__(self, context: ProviderContext):
         self._key = api_key("bfl")

@@ -216,7 +216,7 @@ def _setup(project: Project, name: str, provider: Provider, options: RunOptions)
     return ProviderSetup(
         slots=concurrency,
         ahead=concurrency // QUEUE_AHEAD if queues_excess else 0,
-        poll_interval=settings.poll_interval or (1.0 if paid else 0.0),
+        poll_interval=max(settings.poll_interval or (1.0 if paid else 0.0), getattr(provider, "min_poll_interval", 0)),
         quota=None if quota.empty or not paid else quota,
         on_quota=settings.on_quota,
     )
