@@ -1,0 +1,161 @@
+"""The review web app (studio.web) through Starlette's TestClient, on a finished draft episode."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from conftest import edit
+from starlette.testclient import TestClient
+from typer.testing import CliRunner
+
+from studio.web import TOKEN_HEADER, make_app
+
+TOKEN = "the-launch-token"
+XSS = "<script>alert(1)</script>"
+
+
+@pytest.fixture
+def finished(sample: Path, cli) -> Path:  # type: ignore[no-untyped-def]
+    assert cli("--project", sample, "run", "episode", "1").exit_code == 0
+    return sample
+
+
+@pytest.fixture
+def client(finished: Path) -> TestClient:
+    return TestClient(make_app(finished, 1, "draft", TOKEN))
+
+
+def review_json(cli, project: Path) -> dict[str, dict]:  # type: ignore[no-untyped-def]
+    result = cli("--project", project, "review", "episode", "1", "--json")
+    assert result.exit_code == 0, result.output
+    return {row["panel"]: row for row in json.loads(result.stdout)["panels"]}
+
+
+@pytest.mark.parametrize("token", [None, "", "wrong", TOKEN + "x", "é"])
+def test_every_route_refuses_a_request_without_the_token(client: TestClient, token: str | None) -> None:
+    query = f"?token={token}" if token is not None else ""
+    headers = {TOKEN_HEADER: token.encode()} if token is not None else {}
+    for response in (
+        client.get(f"/{query}"),
+        client.get(f"/image/panel/p001{query}"),
+        client.get(f"/image/take/p001/1{query}"),
+        client.get(f"/assets/review.js{query}"),
+        client.get(f"/no/such/page{query}"),
+        client.get("/api/state", headers=headers),
+        client.post("/api/approve", headers=headers, json={"panels": ["p001"]}),
+    ):
+        assert response.status_code == 403
+        assert response.text == "forbidden"  # nothing of the project
+    # The token in the query does not open the API (another site's form cannot set a header) ...
+    assert client.get(f"/api/state?token={TOKEN}").status_code == 403
+    assert client.post(f"/api/approve?token={TOKEN}", json={"panels": ["p001"]}).status_code == 403
+    # ... and nothing was approved.
+    assert all(
+        p["status"] == "pending review"
+        for p in client.get("/api/state", headers={TOKEN_HEADER: TOKEN}).json()["panels"]
+    )
+
+
+def test_the_page_images_and_state_with_the_token(client: TestClient, finished: Path) -> None:
+    page = client.get(f"/?token={TOKEN}")
+    assert page.status_code == 200
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.text.count('class="cell"') == 12 and page.text.count('class="strip-panel"') == 12
+    lettered = client.get(f"/image/panel/p001?token={TOKEN}")
+    assert lettered.status_code == 200
+    assert lettered.content == (finished / "build/episodes/ep001/panels/p001.png").read_bytes()
+    take = client.get(f"/image/take/p003/1?token={TOKEN}")
+    assert take.content == (finished / "build/episodes/ep001/generated/p003_t1.png").read_bytes()
+    # Only the storyboard's panels and takes that exist; never a path from the request.
+    for path in (
+        "/image/panel/p999",
+        "/image/take/p001/2",
+        "/image/panel/..%2F..%2Fstudio.toml",
+        "/assets/page.html.j2",
+    ):
+        assert client.get(f"{path}?token={TOKEN}").status_code == 404
+    state = client.get("/api/state", headers={TOKEN_HEADER: TOKEN}).json()
+    first = state["panels"][0]
+    assert (state["episode"], state["track"], first["id"], first["status"], first["take"]) == (
+        1,
+        "draft",
+        "p001",
+        "pending review",
+        1,
+    )
+    assert first["cost"] == "$0.0000"  # a draft spends nothing
+    assert client.get(first["lettered"]).status_code == 200 and client.get(first["takes"][0]["src"]).status_code == 200
+
+
+def test_approve_and_retake_through_the_api_show_in_the_cli_and_the_next_contact_sheet(
+    client: TestClient, finished: Path, cli
+) -> None:  # type: ignore[no-untyped-def]
+    headers = {TOKEN_HEADER: TOKEN}
+    approved = client.post("/api/approve", headers=headers, json={"panels": ["p001", "p002"]})
+    assert approved.status_code == 200 and approved.json()["panels"] == {"p001": 1, "p002": 1}
+    note = "hands look wrong"
+    retaken = client.post("/api/retake", headers=headers, json={"panels": ["p003"], "note": note})
+    assert retaken.status_code == 200
+    bad = client.post("/api/approve", headers=headers, json={"panels": ["p999"]})
+    assert bad.status_code == 400 and "p999" in bad.json()["error"]
+
+    rows = review_json(cli, finished)
+    assert [rows[p]["status"] for p in ("p001", "p002", "p003", "p004")] == [
+        "approved",
+        "approved",
+        "retake",
+        "pending review",
+    ]
+    assert rows["p003"]["note"] == note
+
+    assert cli("--project", finished, "run", "episode", "1").exit_code == 0
+    rows = review_json(cli, finished)
+    assert rows["p003"]["take"] == 2 and rows["p003"]["takes"][0] == {"take": 1, "status": "retake", "note": note}
+    sheet = (finished / "build/episodes/ep001/contact.html").read_text(encoding="utf-8")
+    assert sheet.count("status-approved") >= 2 and note in sheet
+    # The app follows: the new take is there, side by side with the first.
+    state = {p["id"]: p for p in client.get("/api/state", headers=headers).json()["panels"]}
+    assert [t["take"] for t in state["p003"]["takes"]] == [1, 2] and all(t["src"] for t in state["p003"]["takes"])
+
+
+def test_html_in_dialogue_and_notes_is_shown_as_text(sample: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    edit(
+        sample / "episodes/ep001/storyboard.yaml",
+        "text: Toby, it's barely dawn. The café isn't even open.",
+        f'text: "{XSS}"',
+    )
+    assert cli("--project", sample, "run", "episode", "1").exit_code == 0
+    client = TestClient(make_app(sample, 1, "draft", TOKEN))
+    assert client.post("/api/retake", headers={TOKEN_HEADER: TOKEN}, json={"panels": ["p002"], "note": XSS}).is_success
+    page = client.get(f"/?token={TOKEN}").text
+    assert XSS not in page
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert page.count(escaped) >= 3  # the line of dialogue, the note, and the take's caption
+    state = client.get("/api/state", headers={TOKEN_HEADER: TOKEN}).json()
+    assert {p["id"]: p["note"] for p in state["panels"]}[
+        "p002"
+    ] == XSS  # JSON keeps the text; the page's JS uses textContent
+
+
+def test_serve_command_defaults_to_the_track_studio_review_uses(sample: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import studio.web.server
+    from studio.cli.common import State
+    from studio.cli.serve import serve_command
+
+    calls = []
+    monkeypatch.setattr(studio.web.server, "serve", lambda *args, **kwargs: calls.append((args, kwargs)))
+    monkeypatch.setattr(State, "project_dir", sample)
+    app = typer.Typer()
+    app.command()(serve_command)
+    app.command("other")(lambda: None)  # two commands: the episode is an argument, not a command name
+    runner = CliRunner()
+    assert runner.invoke(app, ["serve-command", "1", "--no-browser", "--port", "8765"]).exit_code == 0
+    assert runner.invoke(app, ["serve-command", "1", "--track", "final"]).exit_code == 0
+    assert runner.invoke(app, ["serve-command", "9"]).exit_code != 0  # no such episode: said before serving
+    assert [(args[1:], kwargs["port"], kwargs["open_browser"]) for args, kwargs in calls] == [
+        ((1, "draft"), 8765, False),
+        ((1, "final"), None, True),
+    ]
