@@ -34,6 +34,14 @@ def review_json(cli, project: Path) -> dict[str, dict]:  # type: ignore[no-untyp
     return {row["panel"]: row for row in json.loads(result.stdout)["panels"]}
 
 
+def assert_two_approved_one_retaken(cli, project: Path, note: str) -> None:  # type: ignore[no-untyped-def]
+    """p001 and p002 approved, p003 sent back with `note`, the rest untouched: in `studio review --json`."""
+    rows = review_json(cli, project)
+    statuses = [rows[p]["status"] for p in ("p001", "p002", "p003", "p004")]
+    assert statuses == ["approved", "approved", "retake", "pending review"]
+    assert rows["p003"]["note"] == note
+
+
 @pytest.mark.parametrize("token", [None, "", "wrong", TOKEN + "x", "é"])
 def test_every_route_refuses_a_request_without_the_token(client: TestClient, token: str | None) -> None:
     query = f"?token={token}" if token is not None else ""
@@ -102,14 +110,7 @@ def test_approve_and_retake_through_the_api_show_in_the_cli_and_the_next_contact
     bad = client.post("/api/approve", headers=headers, json={"panels": ["p999"]})
     assert bad.status_code == 400 and "p999" in bad.json()["error"]
 
-    rows = review_json(cli, finished)
-    assert [rows[p]["status"] for p in ("p001", "p002", "p003", "p004")] == [
-        "approved",
-        "approved",
-        "retake",
-        "pending review",
-    ]
-    assert rows["p003"]["note"] == note
+    assert_two_approved_one_retaken(cli, finished, note)
 
     assert cli("--project", finished, "run", "episode", "1").exit_code == 0
     rows = review_json(cli, finished)
