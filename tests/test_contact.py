@@ -311,7 +311,7 @@ def test_a_take_the_provider_rejected_reaches_the_sheet_as_rejected(tmp_path: Pa
         prepared = contact_preparer(engine, "draft")(job)
     by_panel = {cell["panel_id"]: cell for cell in prepared.local["cells"]}
     assert by_panel["p001"]["status"] == "rejected"
-    assert by_panel["p001"]["note"] == "refused by the safety filter"
+    assert by_panel["p001"]["note"] == "t1: refused by the safety filter"  # the note of take 1
     assert by_panel["p002"]["status"] == "todo"
 
 

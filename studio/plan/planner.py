@@ -17,13 +17,21 @@ Quality (`PlanOptions.quality`): None makes finished panels directly; "preview" 
 panel as a small take on the cheapest model that keeps every character's reference, upscaled
 locally for review; "final" upscales each approved preview take (never made again), with the
 upscaler of `[models] upscale`.
+
+Review notes (`PlanOptions.notes`): a take asked for with a note (`studio retake … --note
+"face off-model"`) carries it, as an instruction in its prompt ("Fix from review: face off-model.")
+and on its draft previz, so the note is part of its key: another note is another take, the same
+note run again the same one. Takes without a note keep their keys, and so does a take made before
+notes reached the prompt.
 """
 
 from __future__ import annotations
 
 import io
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 
 from PIL import Image as PILImage
@@ -71,6 +79,10 @@ class PlanOptions:
     takes: dict[str, TakeState] = field(default_factory=dict)  # review state: each panel's latest take
     force: bool = False  # regenerate approved panels whose inputs changed
     quality: str | None = None  # None: finished panels directly; "preview" or "final" (see above)
+    # The reviewer's note that asked for each take (panel -> {take: note}; review/notes.py
+    # `retake_notes`): it goes into that take's prompt and onto its previz, so it is part of its key.
+    # None: the notes are not known, and no take carries one (every key as without notes).
+    notes: Mapping[str, Mapping[int, str]] | None = None
 
 
 def plan_episode(project: Project, number: int, catalog: Catalog, options: PlanOptions) -> Plan:
@@ -239,6 +251,10 @@ class _Planner:
         state = self.options.takes.get(panel.id)
         take = state.take + 1 if state is not None and state.status == RETAKE else (state.take if state else 1)
         jobs = self._panel_take(inputs, take)
+        if state is not None and state.status != RETAKE and jobs[-1].key != state.job_key and self._note(panel, take):
+            unnoted = self._panel_take(inputs, take, noted=False)
+            if unnoted[-1].key == state.job_key:  # made before notes reached the prompt: it is kept as made
+                jobs = unnoted
         if self.options.quality == "final":
             assert state is not None  # check_approved said so
             return [self._approved_take(jobs[-1], state.job_key)]
@@ -369,9 +385,20 @@ class _Planner:
             return primary
         return min(found)[2]
 
-    def _panel_take(self, inputs: _PanelInputs, take: int) -> list[Job]:
+    def _note(self, panel: Panel, take: int) -> str | None:
+        """The reviewer's note that asked for this take, as one sentence; None without one."""
+        asked = (self.options.notes or {}).get(panel.id, {}).get(take)
+        note = " ".join((asked or "").split())
+        if not note:
+            return None
+        return note if note[-1] in ".!?…" else f"{note}."
+
+    def _panel_take(self, inputs: _PanelInputs, take: int, noted: bool = True) -> list[Job]:
+        """One take of a panel; `noted`: with the note that asked for it (False: as made before notes
+        reached the prompt)."""
         panel = inputs.panel
         episode = self.storyboard.episode
+        note = self._note(panel, take) if noted else None
         seed = (
             (panel.seed + take - 1) % 2**32
             if panel.seed is not None
@@ -385,6 +412,7 @@ class _Planner:
             "shot": panel.shot,
             "angle": panel.angle,
             "figures": inputs.figures,
+            **({"note": note} if note else {}),
         }
         run_chain, paid_chain = self._panel_chains(panel)
         strategy, refs, packed_in = self._choose_references(inputs, paid_chain)
@@ -402,7 +430,7 @@ class _Planner:
             refs = [RefSpec("composite", panel.id, job_key=support[-1].key, pixels=_pixels(inputs.size))]
             if inputs.style.file is not None or self.config.references == "all" or not self._billed(paid_chain):
                 refs.append(inputs.style)
-            previz = {"subject": "harmonise", "label": label}
+            previz = {"subject": "harmonise", "label": label, **({"note": note} if note else {})}
         elif not refs:  # nothing it needs is billed-worthy: text-to-image, where the model has a sibling for it
             text = (tuple(self._text_model(m) for m in run_chain), tuple(self._text_model(m) for m in paid_chain))
             if all(text[0]) and all(text[1]):
@@ -429,7 +457,7 @@ class _Planner:
             )
             return [*support[:-1], final]
         keyed = keys.panel(
-            panel,
+            _with_note(panel, note),
             {m.id: self.project.characters[m.id] for m in panel.characters},
             self.project.locations[panel.location],
             self.style,
@@ -829,6 +857,26 @@ class _Planner:
             quality=self.options.quality,
             ref_micro=tuple(reference_micro(entry, r.pixels) for r in spec.refs),
         )
+
+
+def _with_note(panel: Panel, note: str | None) -> Panel:
+    """The panel as its take's prompt sees it: with the review note that asked for the take, if any."""
+    if note is None:
+        return panel
+    fields = {name: getattr(panel, name) for name in Panel.model_fields}
+    return reviewed_panel().model_construct(panel.model_fields_set | {"review_note"}, **fields, review_note=note)
+
+
+@cache
+def reviewed_panel() -> type[Panel]:
+    """The panel model with `review_note`, the note that asked for a take as one sentence ("face
+    off-model."), which the panel prompt template gives the model as a fix. Made on first use: a
+    model class costs milliseconds to build, and most runs have no note."""
+
+    class ReviewedPanel(Panel):
+        review_note: str
+
+    return ReviewedPanel
 
 
 def panel_staging(project: Project, panel: Panel) -> list[dict]:

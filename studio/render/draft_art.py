@@ -11,6 +11,10 @@ This module is only the entry point: it picks the painter for the request's subj
 from `studio.render.staging`, which the compositor and the letterer read too, so draft art,
 composites and balloons cannot disagree about where the people are.
 
+A take asked for with a review note carries it as `previz["note"]` (part of its key): the panel
+and harmonise painters draw it in a strip along the bottom, as the paid prompt tells the model to
+fix it, so a drafted retake shows what it was asked to change.
+
 The matte previz is wired here rather than in the painters because it is the compositor's
 own keying (`composite.key_out`): the painters stay free of the compositor, which in turn
 lays its packed sheets on the painters' paper colour, and nothing imports in a circle.

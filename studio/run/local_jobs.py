@@ -25,6 +25,7 @@ from studio.render.contact import (
 )
 from studio.render.crop import crop
 from studio.render.upscale import fit_to, upscale
+from studio.review.notes import notes_line, take_notes
 from studio.review.takes import TODO, Reviews
 from studio.run.runner import LocalRenderer
 from studio.run.store import StoredObject
@@ -147,16 +148,19 @@ def render_contact_sheet(job: Job, panels: dict[str, StoredObject]) -> dict[str,
 
 def contact_preparer(engine: Engine, track: str):  # type: ignore[no-untyped-def]
     """Fill in review status, review notes and money as they are when the sheet is drawn
-    (`track`: the review track, draft, preview or final; money spent on the panel and its upscale)."""
+    (`track`: the review track, draft, preview or final; money spent on the panel and its upscale).
+    A panel's note is every note written on its takes, one a line ("t1: face off-model"), so the
+    note that asked for the current take stays beside it; without one, the storyboard's notes."""
 
     def prepare(job: Job) -> Job:
         episode = job.local["episode"]
         latest = Reviews(engine, track).latest(episode)
+        written = take_notes(engine, track, episode)
         spent = _spent_per_panel(engine, episode, track)
         cells = []
         for cell in job.local["cells"]:
             state = latest.get(cell["panel_id"])
-            note = state.note if state is not None and state.note else cell["note"]
+            note = notes_line(written.get(cell["panel_id"], {})) or cell["note"]
             if track != "draft" and cell["panel_id"] in spent:
                 cost, estimated = spent[cell["panel_id"]]
             else:

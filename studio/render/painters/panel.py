@@ -11,22 +11,24 @@ from __future__ import annotations
 
 import math
 import random
+import textwrap
 from collections.abc import Mapping
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageFilter
 
 from studio.core.generation import GenerationRequest
-from studio.render.painters.colour import RGB, parse_hex
+from studio.render.painters.colour import INK, RGB, parse_hex
 from studio.render.painters.figure import Figure, draw_figure, figure_at
 from studio.render.painters.looks import Look, character_look, flatten_alpha, open_image, packed_looks
 from studio.render.painters.scenery import light_at, plain_backdrop
-from studio.render.painters.shapes import caption, load_font, seeded_rng
+from studio.render.painters.shapes import Font, caption, load_font, seeded_rng
 from studio.render.staging import Framing, back_to_front, camera, facing, keyword, stage, tilt_zoom
 
 
 def render_panel(request: GenerationRequest, previz: Mapping[str, Any]) -> Image.Image:
-    """Backdrop cropped from the location plate, then the figures, then the panel label."""
+    """Backdrop cropped from the location plate, then the figures, then the panel label (and the
+    review note that asked for the take, if one did)."""
     w, h = request.width, request.height
     cam = camera(previz.get("shot"), previz.get("angle"))
     light = light_at(keyword(previz.get("time"), "day"))
@@ -43,6 +45,7 @@ def render_panel(request: GenerationRequest, previz: Mapping[str, Any]) -> Image
     if cam.tilt:
         image = _tilt(image, cam.tilt)
     _label(image, previz)
+    _review_note(image, previz)
     return image
 
 
@@ -98,6 +101,42 @@ def _label(image: Image.Image, previz: Mapping[str, Any]) -> None:
         w, h = image.size
         size = max(8, round(min(w, h) / 45))
         caption(ImageDraw.Draw(image), (size, size * 0.8), str(label), size, boxed=True)
+
+
+NOTE_PAPER: RGB = (255, 248, 230)  # the review note's strip: the contact sheet's note colours
+NOTE_EDGE: RGB = (240, 195, 109)
+NOTE_LINES = 3
+
+
+def _review_note(image: Image.Image, previz: Mapping[str, Any]) -> None:
+    """The review note that asked for this take, in a strip along the bottom: a retake's previz
+    shows what it was asked to fix, as the paid prompt tells the model."""
+    note = " ".join(str(previz.get("note") or "").split())
+    if not note:
+        return
+    w, h = image.size
+    size = max(8, round(min(w, h) / 40))
+    font = load_font(size)
+    draw = ImageDraw.Draw(image)
+    pad = max(2, size // 2)
+    text = f"Fix from review: {note}"
+    lines = _note_lines(draw, text, font, w - 2 * pad)
+    step = round(size * 1.3)
+    top = h - len(lines) * step - 2 * pad
+    draw.rectangle((0, top, w, h), fill=NOTE_PAPER)
+    draw.line([(0, top), (w, top)], fill=NOTE_EDGE, width=max(2, size // 5))
+    for index, line in enumerate(lines):
+        draw.text((pad, top + pad + index * step), line, fill=INK, font=font)
+
+
+def _note_lines(draw: ImageDraw.ImageDraw, text: str, font: Font, width: float) -> list[str]:
+    """`text` wrapped to `width` in at most NOTE_LINES lines, the last one cut short with an ellipsis."""
+    columns = max(4, int(width / max(1.0, draw.textlength("n", font=font))))
+    while True:
+        lines = textwrap.wrap(text, columns, max_lines=NOTE_LINES, placeholder=" …", break_long_words=True)
+        if columns <= 4 or all(draw.textlength(line, font=font) <= width for line in lines):
+            return lines
+        columns -= 1
 
 
 # ---------------------------------------------------------------- the placeholder card, cutouts, harmonise
@@ -157,4 +196,5 @@ def render_harmonise(request: GenerationRequest, previz: Mapping[str, Any]) -> I
         return render_panel(request, previz)
     image = flatten_alpha(open_image(composite.path, (w, h))).resize((w, h), Image.Resampling.LANCZOS)
     _label(image, previz)
+    _review_note(image, previz)
     return image
