@@ -23,12 +23,6 @@ from studio.review.takes import APPROVED, PENDING, RETAKE, TakeState
 
 NOTE = "face off-model"
 FIX = f"Fix from review: {NOTE}."
-# The run passes the notes to the planner in studio/run/episode.py `make_plan` (not this change's file):
-# `PlanOptions(..., notes=retake_notes(engine, track, number))` with studio.review.notes.retake_notes.
-NEEDS_RUN = pytest.mark.xfail(
-    reason="needs studio/run/episode.py make_plan to pass PlanOptions(notes=retake_notes(engine, track, number))",
-    strict=False,
-)
 # `studio review`'s note is the latest take's own; the note that asked for it needs studio/cli/review.py.
 NEEDS_REVIEW = pytest.mark.xfail(
     reason="needs studio/cli/review.py to show the note that asked for the current take (review/notes.py)",
@@ -223,7 +217,6 @@ def recorded_take(root: Path, panel: str, take: int) -> dict:
     return json.loads(inputs)
 
 
-@NEEDS_RUN
 def test_the_draft_of_a_retaken_panel_shows_its_note(sample: Path, cli) -> None:  # type: ignore[no-untyped-def]
     assert cli("--project", sample, "run", "episode", "1").exit_code == 0
     assert cli("--project", sample, "retake", "1", "p003", "--note", NOTE).exit_code == 0
@@ -247,7 +240,6 @@ def test_the_draft_of_a_retaken_panel_shows_its_note(sample: Path, cli) -> None:
 # ---------------------------------------------------------------- a paid run: what the model is sent
 
 
-@NEEDS_RUN
 @pytest.mark.timeout(600)
 def test_a_retake_note_reaches_the_new_takes_prompt_at_fal(fal_project: Path, fake_fal) -> None:  # type: ignore[no-untyped-def]
     from test_fal_e2e import studio

@@ -28,6 +28,7 @@ from studio.project.loader import Project
 from studio.project.models import ProviderSettings
 from studio.providers.base import Provider, ProviderContext
 from studio.providers.registry import get_provider
+from studio.review.notes import retake_notes
 from studio.review.takes import Reviews, track_of
 from studio.run.local_jobs import LOCAL_RENDERERS, contact_preparer, warm_up
 from studio.run.lock import project_run_lock
@@ -62,7 +63,8 @@ def make_plan(
     (with `quality`, those of the preview takes: `final` finishes the approved ones)."""
     track = track_of(provider, quality)
     takes = Reviews(engine, track).latest(number) if engine is not None else {}
-    options = PlanOptions(provider=provider, only=only, takes=takes, force=force, quality=quality)
+    notes = retake_notes(engine, track, number) if engine is not None else None  # each take's retake note
+    options = PlanOptions(provider=provider, only=only, takes=takes, force=force, quality=quality, notes=notes)
     plan = plan_episode(project, number, project_catalog(project), options)
     if engine is not None:  # so `studio plan` shows the contact sheet as the run will key it
         prepare = contact_preparer(engine, track)
