@@ -34,18 +34,20 @@ import glob
 import io
 import itertools
 import json
+import math
 import os
 import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageFile
 
-from studio.render.strip import Cut, ExportRefused, Layout, ProgressCallback, StripRenderer, plan_cuts
+from studio.render.strip import Box, Cut, ExportRefused, Layout, ProgressCallback, StripRenderer, plan_cuts
 
 __all__ = [
     "MANIFEST_NAME",
@@ -55,6 +57,7 @@ __all__ = [
     "Profile",
     "SliceInfo",
     "export_episode",
+    "previz_marks",
     "quality_ladder",
     "slice_names",
 ]
@@ -184,6 +187,55 @@ def quality_ladder(min_quality: int) -> list[int]:
     return [*steps, min_quality] if min_quality not in steps else steps
 
 
+# ---------------------------------------------------------------- previz marks
+
+# What the draft painter draws over a take's art, last (studio/render/painters/panel.py): the take's
+# label ("p004 t2") and, on a take asked for with a review note, that note. A previz shows them; an
+# export never does: the slices have them painted out (StripPanel.paint_out).
+PREVIZ_MARKS = ("_label", "_review_note")
+
+
+def previz_marks(
+    previz: Mapping[str, Any], take_size: tuple[int, int], master_size: tuple[int, int]
+) -> tuple[Box, ...]:
+    """Where the draft painter's marks lie on a lettered master (`master_size`) made from a draft take of
+    `take_size` drawn from `previz`: each mark is drawn alone on a black take-sized canvas, and its box
+    is carried through the upscale's crop and scale (studio/render/upscale.py `fit_to`)."""
+    from studio.render.painters import panel as painter
+
+    boxes = []
+    for name in PREVIZ_MARKS:
+        mark: Callable[[Image.Image, Mapping[str, Any]], None] | None = getattr(painter, name, None)
+        if mark is None:
+            continue
+        canvas = Image.new("RGB", take_size)
+        mark(canvas, previz)
+        drawn = canvas.getbbox()
+        if drawn is not None:
+            boxes.append(_on_master(drawn, take_size, master_size))
+    return tuple(box for box in boxes if box[0] < box[2] and box[1] < box[3])
+
+
+def _on_master(box: tuple[int, int, int, int], take: tuple[int, int], master: tuple[int, int]) -> Box:
+    """A box on the take as it lands on the master: `ImageOps.fit` crops the take to the master's aspect
+    (centred), then resamples it; the box grows by the resampling filter's reach."""
+    (tw, th), (mw, mh) = take, master
+    if tw / th >= mw / mh:
+        crop_w, crop_h = mw / mh * th, float(th)
+    else:
+        crop_w, crop_h = float(tw), tw / (mw / mh)
+    left, top = (tw - crop_w) / 2, (th - crop_h) / 2
+    sx, sy = mw / crop_w, mh / crop_h
+    pad = math.ceil(3 * max(sx, sy)) + 2  # Lanczos-3: a mark's edge rings that far
+    x0, y0, x1, y1 = box
+    return (
+        max(0, math.floor((x0 - left) * sx) - pad),
+        max(0, math.floor((y0 - top) * sy) - pad),
+        min(mw, math.ceil((x1 - left) * sx) + pad),
+        min(mh, math.ceil((y1 - top) * sy) + pad),
+    )
+
+
 # ---------------------------------------------------------------- planning
 
 
@@ -222,7 +274,8 @@ def _plan_warnings(cuts: Sequence[Cut], slices: Sequence[_Slice], profile: Profi
         if cut.kind == "forced":
             warnings.append(
                 f"the cut between slices {number} and {number + 1} goes through the art of panel {cut.panel_id} "
-                f"(no gutter or plain rows within {profile.max_slice_height} px); it avoids every keep box"
+                f"(no gutter or plain rows within {profile.max_slice_height} px that leave art on both sides); "
+                f"it avoids every keep box"
             )
     return warnings
 

@@ -4,7 +4,8 @@ A strip can run to 1600 x 100,000+ master pixels (half a gigabyte as RGB), so it
 only as a `Layout`: each panel's file and its top row. `render_region` composes just the
 rows it is asked for, opening only the panels that overlap them, and downscales those to
 the platform width. `choose_cuts` decides where the strip is sliced, reading panel pixels
-only when no gutter falls inside a slice.
+only when no gutter falls inside a slice. No slice is only gutter or plain rows: each shows some of
+a panel's art, and the last one is never a sliver (a short tail moves the cut before it up).
 
 Coordinates: a cut at strip row y puts rows [.., y) in one slice and [y, ..) in the next.
 Master rows map to output rows through `to_out`, the one rounding every caller shares, so
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from PIL import Image, ImageChops, ImageCms
+from PIL import Image, ImageChops, ImageCms, ImageDraw
 
 from studio.core.errors import StudioError
 
@@ -31,6 +32,7 @@ from studio.core.errors import StudioError
 ProgressCallback = Callable[[str, int, int], None]
 
 __all__ = [
+    "Box",
     "Cut",
     "ExportRefused",
     "Layout",
@@ -58,6 +60,8 @@ LANCZOS_SUPPORT = 3
 SCAN_WIDTH = 160
 UNIFORM_TOLERANCE = 8  # max deviation (0-255, any channel) of a column from its row's mean colour
 UNIFORM_BAND_OUT = 4  # output rows either side of a uniform cut that must be uniform too (JPEG blocks, resampling)
+MIN_ART_OUT = 8  # output rows of a panel's art (not gutter, not plain rows) every slice shows at least
+MIN_TAIL_OUT = 160  # output rows the last slice has at least (at most half a slice): a shorter tail is merged
 
 
 class ExportRefused(StudioError):
@@ -75,6 +79,9 @@ class StripPanel:
     height: int  # master px; read from the PNG header by `panel_from_png`, or passed in
     gap_after: int  # gutter below the panel, master px
     keep: tuple[Box, ...] = ()  # (x0, y0, x1, y1) in panel px, rows [y0, y1): balloons, captions, SFX
+    # Boxes painted out before the panel is used, each filled from the rows around it: a draft take's
+    # previz marks (its label), which an export never shows. The keep boxes inside them stay as they are.
+    paint_out: tuple[Box, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,10 +157,11 @@ def _check_panel(panel: StripPanel, master_width: int) -> None:
             f"panel {panel.panel_id}: {panel.path.name} is {size[0]}x{size[1]} px but the strip expects "
             f"{master_width}x{panel.height}: render panels at the master width and pass their real height"
         )
-    for box in panel.keep:
-        x0, y0, x1, y1 = box
-        if not (0 <= x0 < x1 <= master_width and 0 <= y0 < y1 <= panel.height):
-            raise LayoutError(f"panel {panel.panel_id}: keep box {box} is empty or outside the panel")
+    for kind, boxes in (("keep", panel.keep), ("paint-out", panel.paint_out)):
+        for box in boxes:
+            x0, y0, x1, y1 = box
+            if not (0 <= x0 < x1 <= master_width and 0 <= y0 < y1 <= panel.height):
+                raise LayoutError(f"panel {panel.panel_id}: {kind} box {box} is empty or outside the panel")
 
 
 def to_out(y: int, scale: float) -> int:
@@ -227,13 +235,44 @@ class StripRenderer:
         if self._last is not None and self._last[0] == key:
             return self._last[1]
         self._last = None  # drop the previous panel before decoding the next: one at a time
-        with Image.open(panel.path) as opened:
-            opened.load()  # decode while the file is open; _as_srgb may hand back this same image
-            image = _as_srgb(opened, self.layout.background)
+        image = _open_panel(panel, self.layout.background)
         if image.width != out_width:
             image = image.resize((out_width, image.height), Image.Resampling.LANCZOS)
         self._last = (key, image)
         return image
+
+
+def _open_panel(panel: StripPanel, background: RGB) -> Image.Image:
+    """The panel's pixels as the strip shows them: sRGB RGB, its paint-out boxes painted out."""
+    with Image.open(panel.path) as opened:
+        opened.load()  # decode while the file is open; _as_srgb may hand back this same image
+        image = _as_srgb(opened, background)
+    return _painted_out(image, panel.paint_out, panel.keep) if panel.paint_out else image
+
+
+def _painted_out(image: Image.Image, boxes: Sequence[Box], keep: Sequence[Box]) -> Image.Image:
+    """`image` with each box filled by blending, column by column, the row just above it into the row just
+    below it: what borders a mark continues across it (a sky's gradient stays a gradient). Keep boxes
+    (lettering, drawn over what is painted out) are left as they are."""
+    image = image.copy()
+    height = image.height
+    for x0, y0, x1, y1 in boxes:
+        width, tall = x1 - x0, y1 - y0
+        above = image.crop((x0, y0 - 1, x1, y0)) if y0 > 0 else None
+        below = image.crop((x0, y1, x1, y1 + 1)) if y1 < height else None
+        if above is None and below is None:  # the box is the whole height: nothing borders it
+            continue
+        first = (above or below).resize((width, tall), Image.Resampling.NEAREST)  # type: ignore[union-attr]
+        last = (below or above).resize((width, tall), Image.Resampling.NEAREST)  # type: ignore[union-attr]
+        ramp = Image.linear_gradient("L").resize((width, tall), Image.Resampling.BILINEAR)
+        fill = Image.composite(last, first, ramp)
+        mask = Image.new("L", (width, tall), 255)
+        draw = ImageDraw.Draw(mask)
+        for k0, l0, k1, l1 in keep:
+            if k0 < x1 and x0 < k1 and l0 < y1 and y0 < l1:
+                draw.rectangle((k0 - x0, l0 - y0, k1 - x0 - 1, l1 - y0 - 1), fill=0)
+        image.paste(fill, (x0, y0), mask)
+    return image
 
 
 def _overlapping(layout: Layout, m0: int, m1: int) -> Iterator[tuple[StripPanel, int]]:
@@ -330,6 +369,12 @@ class _CutPlanner:
     there on the plan reaches at least as far as one that cut at f. Always taking the
     lowest legal row is optimal, so a refusal means no set of cuts exists: some keep
     boxes, merged where they overlap, are taller than a slice.
+
+    Two things a cut must also leave, when some cut can (`_choose`): art on both sides, so no
+    slice is blank (only gutter, as the rest of a long gutter was; or only the plain rows of one
+    panel, a flat sky), see `_shows_art`; and a last slice of at least MIN_TAIL_OUT rows, so no
+    sliver trails the episode (the cut before it moves up). Where no cut can (a gutter taller
+    than a slice, a panel of one flat colour taller than a slice), the cut is chosen as without them.
     """
 
     def __init__(self, layout: Layout, scale: float, max_height_out: int):
@@ -343,6 +388,10 @@ class _CutPlanner:
         self.allowed = _allowed_spans(self.blocks, self.end)
         self.gutters = _gutter_spans(layout, math.ceil(UNIFORM_BAND_OUT / scale))
         self.uniform: dict[int, _Spans] = {}  # panel index -> its plain-row cuts, scanned on first need
+        self.flags: dict[int, bytes] = {}  # panel index -> `uniform_rows`, scanned on first need
+        self.art_rows = math.ceil(MIN_ART_OUT / scale)
+        self.tops = [top for _, top in layout.panels]
+        self._tail: tuple[int, int] | None = None  # see `_tail_bounds`
 
     def plan(self) -> list[Cut]:
         cuts: list[Cut] = []
@@ -368,16 +417,101 @@ class _CutPlanner:
         return y
 
     def _choose(self, position: int, limit: int) -> Cut:
-        gutter = self.gutters.lowest(position, limit)
-        if gutter is not None and self._usable(position, gutter):
+        """The lowest cut by tier that leaves art on both sides and a long enough last slice; else one
+        that leaves art on both sides; else, where none can, the lowest cut by tier as it is."""
+        free = self._row_at_most(self._out(self.end) - self.max_out - 1)  # a cut up to here leaves 2+ slices
+        bounds = (limit,) if limit <= free else tuple(max(free, bound) for bound in self._tail_bounds())
+        for bound in bounds:
+            hi = min(limit, bound)
+            cut = self._lowest_cut(position, hi, art=True) if hi > position else None
+            if cut is not None:
+                return cut
+        cut = self._lowest_cut(position, limit, art=False)
+        if cut is None:
+            raise self._refusal(position)
+        return cut
+
+    def _lowest_cut(self, position: int, hi: int, art: bool) -> Cut | None:
+        """The lowest cut in (position, hi] by tier; with `art`, only one whose slice shows art. A tier's
+        lowest cut is its best: a higher one shows less of the strip, so no more art."""
+        gutter = self.gutters.lowest(position, hi)
+        if gutter is not None and self._usable(position, gutter) and (not art or self._shows_art(position, gutter)):
             return Cut(gutter, "gutter")
-        uniform = self._lowest_uniform(position, limit)
-        if uniform is not None and self._usable(position, uniform[0]):
+        uniform = self._lowest_uniform(position, hi)
+        if (
+            uniform is not None
+            and self._usable(position, uniform[0])
+            and (not art or self._shows_art(position, uniform[0]))
+        ):
             return Cut(uniform[0], "uniform", uniform[1])
-        forced = self.allowed.lowest(position, limit)
-        if forced is not None and self._usable(position, forced):
+        forced = self._lowest_forced(position, hi)
+        if forced is not None and self._usable(position, forced) and (not art or self._shows_art(position, forced)):
             return Cut(forced, "forced", self._panel_at(forced))
-        raise self._refusal(position)
+        return None
+
+    def _lowest_forced(self, position: int, hi: int) -> int | None:
+        """The lowest row in (position, hi] outside every keep box that also keeps each box whole in output
+        rows: a box whose edge falls inside an output row (an odd master row at half size) must not share
+        that row with the slice beside it. If no row does, the lowest row outside every box."""
+        first = y = self.allowed.lowest(position, hi)
+        while y is not None and not self._clean(y):
+            y = self.allowed.lowest(position, y - 1)
+        return first if y is None else y
+
+    def _clean(self, y: int) -> bool:
+        out = self._out(y)
+        return not any(
+            math.floor(block.top * self.scale) < out < math.ceil(block.bottom * self.scale) for block in self.blocks
+        )
+
+    def _tail_bounds(self) -> tuple[int, int]:
+        """(the lowest cut that leaves a last slice of MIN_TAIL_OUT rows showing art, the lowest that
+        leaves one showing art). A slice from a higher row shows as much or more: a binary search."""
+        if self._tail is None:
+            shows, blank = 0, self.end  # the search keeps: [shows, end) shows art, [blank, end) does not
+            if not self._shows_art(0, self.end):
+                shows = blank = -1
+            while blank - shows > 1:
+                middle = (shows + blank) // 2
+                shows, blank = (middle, blank) if self._shows_art(middle, self.end) else (shows, middle)
+            tail = min(self.max_out // 2, MIN_TAIL_OUT)
+            self._tail = (min(shows, self._row_at_most(self._out(self.end) - tail)), shows)
+        return self._tail
+
+    def _row_at_most(self, out_row: int) -> int:
+        """The lowest strip row whose output row is `out_row` or above it (-1 if none)."""
+        y = max(-1, math.ceil((out_row + 0.5) / self.scale) - 1)
+        while y >= 0 and self._out(y) > out_row:  # float guard
+            y -= 1
+        while y + 1 <= self.end and self._out(y + 1) <= out_row:
+            y += 1
+        return y
+
+    def _shows_art(self, y0: int, y1: int) -> bool:
+        """Whether strip rows [y0, y1) show something: `art_rows` rows of panels, and beside them as many
+        rows of gutter, another panel, or as many of their rows that are not plain. Gutter alone, or the
+        plain rows of one panel alone (a flat sky), is a blank slice. Reads pixels only for the last case."""
+        touched, panel_rows = [], 0
+        for index in range(max(0, bisect_right(self.tops, y0) - 1), len(self.layout.panels)):
+            panel, top = self.layout.panels[index]
+            if top >= y1:
+                break
+            rows = min(y1, top + panel.height) - max(y0, top)
+            if rows > 0:
+                touched.append(index)
+                panel_rows += rows
+        if panel_rows < self.art_rows:
+            return False
+        if len(touched) > 1 or (y1 - y0) - panel_rows >= self.art_rows:
+            return True
+        panel, top = self.layout.panels[touched[0]]
+        flags = self._flags(touched[0])[max(y0, top) - top : min(y1, top + panel.height) - top]
+        return len(flags) - flags.count(0) >= self.art_rows
+
+    def _flags(self, index: int) -> bytes:
+        if index not in self.flags:
+            self.flags[index] = uniform_rows(self.layout.panels[index][0], self.layout.background)
+        return self.flags[index]
 
     def _usable(self, position: int, y: int) -> bool:
         # A cut must add at least one output row, or the slice would be empty.
@@ -390,9 +524,8 @@ class _CutPlanner:
             if top >= limit or top + panel.height <= position:
                 continue
             if index not in self.uniform:
-                self.uniform[index] = _uniform_spans(panel, top, self.layout.background, self.scale).intersect(
-                    self.allowed
-                )
+                spans = _uniform_spans(self._flags(index), panel.height, top, self.scale)
+                self.uniform[index] = spans.intersect(self.allowed)
             y = self.uniform[index].lowest(position, limit)
             if y is not None:
                 return y, panel.panel_id
@@ -478,13 +611,12 @@ def _gutter_spans(layout: Layout, margin: int) -> _Spans:
     return _Spans(spans)
 
 
-def _uniform_spans(panel: StripPanel, top: int, background: RGB, scale: float) -> _Spans:
-    """Strip rows inside the panel where a cut lands in a band of near-uniform rows."""
-    flags = uniform_rows(panel, background)
+def _uniform_spans(flags: bytes, height: int, top: int, scale: float) -> _Spans:
+    """Strip rows inside a panel (`flags`: its `uniform_rows`) where a cut lands in a band of near-uniform rows."""
     band = math.ceil(UNIFORM_BAND_OUT / scale)
     spans: list[tuple[int, int]] = []
     for run in re.finditer(rb"\x00+", flags):
-        first, last = max(run.start() + band, 1), min(run.end() - band, panel.height - 1)
+        first, last = max(run.start() + band, 1), min(run.end() - band, height - 1)
         spans.append((top + first, top + last))
     return _Spans(spans)
 
@@ -496,9 +628,7 @@ def uniform_rows(panel: StripPanel, background: RGB = (255, 255, 255)) -> bytes:
     subtract each row's mean colour, threshold the largest channel deviation, and average
     the thresholded row down to one pixel (non-zero if any column deviated).
     """
-    with Image.open(panel.path) as image:
-        image.load()  # decode while the file is open; _as_srgb may hand back this same image
-        rgb = _as_srgb(image, background)
+    rgb = _open_panel(panel, background)
     height = rgb.height
     narrow = rgb.resize((SCAN_WIDTH, height), Image.Resampling.BOX)
     del rgb  # the full panel is the largest thing this scan holds; let it go early
