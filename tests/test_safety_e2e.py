@@ -33,7 +33,10 @@ def test_a_flagged_panel_is_a_charged_rejected_take_until_retaken(fal_project: P
 
     # The summary names the panel, the provider's reason, what it cost and how to retake it.
     assert "panel p004: fal's safety checker flagged the generated image" in said
-    how = "a rejected take, not a panel; to retake it: studio retake 1 p004 --note '…', then studio run episode 1"
+    how = (
+        "a rejected take, not a panel; to retake it: studio retake episode 1 p004 --note '…', "
+        "then studio run episode 1"
+    )
     assert how in said
     assert "Traceback" not in said
 
@@ -52,7 +55,7 @@ def test_a_flagged_panel_is_a_charged_rejected_take_until_retaken(fal_project: P
     review = studio(fal_project, fake_fal, "review", "episode", "1", "--provider", "fal")
     assert review.returncode == 0, review.stderr
     assert "p004 take 1 was rejected by the provider, so it has no image: fal's safety checker flagged" in review.stdout
-    assert "to retake it: studio retake 1 p004" in review.stdout
+    assert "to retake it: studio retake episode 1 p004" in review.stdout
     p004 = review_json(fal_project, fake_fal)
     assert p004["status"] == "rejected" and "safety checker" in p004["note"]
     approve = studio(fal_project, fake_fal, "approve", "1", "p004", "--provider", "fal")

@@ -356,7 +356,10 @@ def test_the_runner_records_a_charged_rejected_take_and_the_summary_says_how_to_
     assert reason in (row.error or "")
     text = console.export_text()
     assert f"failed panel p002: {reason} (charged $0.0200)" in text
-    retake = "a rejected take, not a panel; to retake it: studio retake 1 p002 --note '…', then studio run episode 1"
+    retake = (
+        "a rejected take, not a panel; to retake it: studio retake episode 1 p002 --note '…', "
+        "then studio run episode 1"
+    )
     assert retake in text
     assert "or edit the panel's action in episodes/ep001/storyboard.yaml" in text
 
@@ -379,7 +382,8 @@ def test_review_state_of_a_rejected_take(tmp_path: Path) -> None:
     reviews.record_rejected(1, "p004", 1, "key-1", "refused again: not a new reason")
     state = reviews.latest(1)["p004"]
     assert (state.status, state.take, state.note) == (REJECTED, 1, reason)
-    with pytest.raises(UsageError, match=r"rejected by the provider .* no image to approve.*studio retake 1 p004"):
+    rejected = r"rejected by the provider .* no image to approve.*studio retake episode 1 p004"
+    with pytest.raises(UsageError, match=rejected):
         reviews.approve(1, ["p004"])
     assert reviews.retake(1, ["p004"], "calmer") == [1]
     assert reviews.latest(1)["p004"].status == RETAKE

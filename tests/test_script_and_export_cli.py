@@ -67,6 +67,10 @@ def test_export_webtoon_meets_every_limit(sample: Path, cli) -> None:
     refused = cli("--project", sample, "export", "episode", "1")
     assert refused.exit_code == 1 and "run 'studio run episode 1' first" in refused.output
     assert cli("--project", sample, "run", "episode", "1").exit_code == 0
+    unapproved = cli("--project", sample, "export", "episode", "1")
+    assert unapproved.exit_code == 1 and "12 of 12 panels of episode 1 are not approved" in unapproved.output
+    panels = [f"p{i:03d}" for i in range(1, 13)]
+    assert cli("--project", sample, "approve", "episode", "1", *panels).exit_code == 0
     result = cli("--project", sample, "export", "episode", "1", "--platform", "webtoon")
     assert result.exit_code == 0, result.output
     folder = sample / "build/episodes/ep001/export/webtoon"

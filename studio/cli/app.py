@@ -102,8 +102,8 @@ app.add_typer(review.app, name="review")
 app.add_typer(storyboard.app, name="storyboard")
 app.add_typer(export.app, name="export")
 app.command("providers")(providers.providers)
-app.command("approve")(review.approve)
-app.command("retake")(review.retake)
+app.add_typer(review.approve_app, name="approve")
+app.add_typer(review.retake_app, name="retake")
 
 
 def main() -> None:

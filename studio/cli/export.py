@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from studio.cli.common import err, friendly, open_project, out
+from studio.cli.review import Provider, Quality, TrackOption
 
 app = typer.Typer(help="Slice an episode into platform-ready images.", no_args_is_help=True)
 
@@ -27,28 +28,49 @@ def export_episode(
         Path | None,
         typer.Option("--out", help="Folder for the slices. Default: export/PLATFORM under build/episodes/epNNN/."),
     ] = None,
-    provider: Annotated[
-        str | None, typer.Option(help="Export the draft or the paid panels. Default: studio.toml's.")
-    ] = None,
+    allow_unreviewed: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unreviewed", help="Export panels not approved yet too (pending review), saying how many."
+        ),
+    ] = False,
+    track: TrackOption = None,
+    provider: Provider = None,
+    quality: Quality = None,
 ) -> None:
-    """Stack the lettered panels with their gutters, downscale to the platform width and cut slices
-    where no balloon or panel is cut (WEBTOON: 800 px wide, at most 1280 px tall, 2 MB each, 20 MB in all),
-    lowering JPEG quality step by step until every limit holds. Writes manifest.json beside the slices.
-    Refuses, writing nothing, when a limit cannot be met."""
+    """Stack the lettered panels of the episode's track with their gutters, downscale to the platform
+    width and cut slices where no balloon or panel is cut (WEBTOON: 800 px wide, at most 1280 px tall,
+    2 MB each, 20 MB in all), lowering JPEG quality step by step until every limit holds. Writes
+    manifest.json beside the slices. Every panel must be approved ('studio approve episode N PANELS') unless
+    --allow-unreviewed. Refuses, writing nothing, when a limit cannot be met."""
+    from studio.cli.review import episode_track
+    from studio.db.tables import ledger_engine
     from studio.run.publish import export
 
     project = open_project()
+    with ledger_engine(project.state_dir) as engine:
+        chosen = episode_track(project, engine, number, track, provider, quality)
     shown = ExportProgress(err)  # on stderr, like 'studio run': stdout keeps only the result
     with shown.progress:
-        manifest = export(project, number, platform, out_dir, provider, shown)
+        exported = export(project, number, platform, out_dir, chosen, allow_unreviewed, shown)
+    manifest = exported.manifest
+    if exported.unreviewed:
+        listed = ", ".join(exported.unreviewed[:8]) + (" …" if len(exported.unreviewed) > 8 else "")
+        err.print(
+            Text(
+                f"warning: {len(exported.unreviewed)} of {exported.panels} panels are not approved and were "
+                f"exported as they are (--allow-unreviewed): {listed}",
+                style="yellow",
+            )
+        )
     table = Table(title=f"Episode {number} for {platform}", title_justify="left")
     for column in ("file", "size", "bytes", "panels"):
         table.add_column(column, justify="right" if column == "bytes" else "left")
     for info in manifest.files:
         table.add_row(info.file, f"{info.width}x{info.height}", f"{info.bytes:,}", ", ".join(info.panels))
     out.print(table)
-    quality = f" at JPEG quality {manifest.quality}" if manifest.quality else ""
-    out.print(f"{len(manifest.files)} slices, {manifest.total_bytes:,} bytes{quality}")
+    encoded = f" at JPEG quality {manifest.quality}" if manifest.quality else ""
+    out.print(f"{len(manifest.files)} slices, {manifest.total_bytes:,} bytes{encoded}")
     for warning in manifest.warnings:
         out.print(Text(f"warning: {warning}", style="yellow"))
 

@@ -178,6 +178,7 @@ class Reviews:
 def retake_command(episode: int, panel: str) -> str:
     """How to ask for a new take of a panel, as the summary and `studio review` say it."""
     return (
-        f"studio retake {episode} {panel} --note '…', then studio run episode {episode} (a new take, a new seed); "
+        f"studio retake episode {episode} {panel} --note '…', then studio run episode {episode} "
+        f"(a new take, a new seed); "
         f"or edit the panel's action in episodes/ep{episode:03d}/storyboard.yaml"
     )
