@@ -6,10 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-import typer
 from conftest import edit
 from starlette.testclient import TestClient
-from typer.testing import CliRunner
 
 from studio.web import TOKEN_HEADER, make_app
 
@@ -141,22 +139,18 @@ def test_html_in_dialogue_and_notes_is_shown_as_text(sample: Path, cli) -> None:
     ] == XSS  # JSON keeps the text; the page's JS uses textContent
 
 
-def test_serve_command_defaults_to_the_track_studio_review_uses(sample: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_review_serve_takes_the_episodes_track_like_studio_review(sample: Path, cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`studio review serve episode N` (the one grammar) on the track `studio review episode N` uses."""
     import studio.web.server
-    from studio.cli.common import State
-    from studio.cli.serve import serve_command
 
     calls = []
     monkeypatch.setattr(studio.web.server, "serve", lambda *args, **kwargs: calls.append((args, kwargs)))
-    monkeypatch.setattr(State, "project_dir", sample)
-    app = typer.Typer()
-    app.command()(serve_command)
-    app.command("other")(lambda: None)  # two commands: the episode is an argument, not a command name
-    runner = CliRunner()
-    assert runner.invoke(app, ["serve-command", "1", "--no-browser", "--port", "8765"]).exit_code == 0
-    assert runner.invoke(app, ["serve-command", "1", "--track", "final"]).exit_code == 0
-    assert runner.invoke(app, ["serve-command", "9"]).exit_code != 0  # no such episode: said before serving
+    served = cli("--project", sample, "review", "serve", "episode", "1", "--no-browser", "--port", "8765")
+    assert served.exit_code == 0, served.output
+    assert "track: draft" in served.output
+    assert cli("--project", sample, "review", "serve", "episode", "1", "--track", "fal:preview").exit_code == 0
+    assert cli("--project", sample, "review", "serve", "episode", "9").exit_code != 0  # said before serving
     assert [(args[1:], kwargs["port"], kwargs["open_browser"]) for args, kwargs in calls] == [
         ((1, "draft"), 8765, False),
-        ((1, "final"), None, True),
+        ((1, "preview"), None, True),
     ]

@@ -23,11 +23,6 @@ from studio.review.takes import APPROVED, PENDING, RETAKE, TakeState
 
 NOTE = "face off-model"
 FIX = f"Fix from review: {NOTE}."
-# `studio review`'s note is the latest take's own; the note that asked for it needs studio/cli/review.py.
-NEEDS_REVIEW = pytest.mark.xfail(
-    reason="needs studio/cli/review.py to show the note that asked for the current take (review/notes.py)",
-    strict=False,
-)
 
 
 def plan_of(root: Path, provider: str = "draft", **options) -> Plan:  # type: ignore[no-untyped-def]
@@ -194,7 +189,6 @@ def test_the_note_stays_on_the_next_contact_sheet(sample: Path, cli) -> None:  #
     assert (p003["take"], p003["takes"][0]["note"]) == (2, NOTE)
 
 
-@NEEDS_REVIEW
 def test_review_shows_the_note_that_asked_for_the_current_take(sample: Path, cli) -> None:  # type: ignore[no-untyped-def]
     assert cli("--project", sample, "run", "episode", "1").exit_code == 0
     assert cli("--project", sample, "retake", "1", "p003", "--note", NOTE).exit_code == 0

@@ -11,7 +11,21 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from studio import __version__
-from studio.cli import budget, check, cost, export, init, ledger, models, plan, providers, review, run, storyboard
+from studio.cli import (
+    budget,
+    check,
+    cost,
+    export,
+    init,
+    ledger,
+    models,
+    plan,
+    providers,
+    review,
+    run,
+    serve,
+    storyboard,
+)
 from studio.cli.common import State
 
 
@@ -99,6 +113,7 @@ app.add_typer(budget.app, name="budget")
 app.command("cost")(cost.cost)
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(review.app, name="review")
+review.app.add_typer(serve.app, name="serve")  # studio review serve episode N
 app.add_typer(storyboard.app, name="storyboard")
 app.add_typer(export.app, name="export")
 app.command("providers")(providers.providers)

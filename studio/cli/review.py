@@ -80,6 +80,7 @@ def review(
     """Each panel's status (todo, pending review, approved, retake, or rejected: the provider refused
     the take, and the note says why), its latest take and the note, on the episode's track."""
     from studio.db.tables import ledger_engine
+    from studio.review.notes import retake_notes
     from studio.review.takes import REJECTED, TODO, Reviews, retake_command
 
     project = open_project()
@@ -89,6 +90,7 @@ def review(
         reviews = Reviews(engine, chosen.takes)
         latest = reviews.latest(number)
         history = {p.id: reviews.takes(number, p.id) for p in storyboard.panels}
+        asked = retake_notes(engine, chosen.takes, number)  # the note that asked for each take
     rows = []
     for panel in storyboard.panels:
         state = latest.get(panel.id)
@@ -97,7 +99,8 @@ def review(
                 "panel": panel.id,
                 "status": state.status if state else TODO,
                 "take": state.take if state else None,
-                "note": state.note if state else None,
+                # The take's own note, else the retake note that asked for it.
+                "note": (state.note or asked.get(panel.id, {}).get(state.take)) if state else None,
                 "takes": [{"take": t.take, "status": t.status, "note": t.note} for t in history[panel.id]],
             }
         )
