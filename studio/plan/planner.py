@@ -277,7 +277,7 @@ class _Planner:
             raise UsageError(
                 f"--quality final finishes approved previews, and episode {n} has none for {', '.join(missing)}: "
                 f"make them with 'studio run episode {n} --quality preview', approve them with "
-                f"'studio approve {n} {missing[0]} … --quality preview', or leave them out with --only"
+                f"'studio approve episode {n} {missing[0]} … --quality preview', or leave them out with --only"
             )
 
     def _approved_take(self, planned: Job, approved_key: str) -> Job:
