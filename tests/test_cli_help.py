@@ -212,3 +212,29 @@ def test_a_model_column_in_the_panels_table_folds_its_ids(sample: Path, studio_p
     _, view = plan_at_80(sample, studio_process)
     models = {row["estimate_model"] for row in view["jobs"] if row["phase"] == "panel"}
     assert {"bfl:flux-2-klein-9b", "fal:fal-ai/flux-2/flash/edit"} <= models
+
+
+def test_the_models_and_cost_tables_fit_80_columns_without_cutting_anything(sample: Path, studio_process) -> None:  # type: ignore[no-untyped-def]
+    env = {"COLUMNS": str(WIDTH)}
+    models = studio_process("models", cwd=sample, env=env)
+    assert models.returncode == 0, models.stderr
+    assert "…" not in models.stdout, models.stdout
+    assert max(len(line) for line in models.stdout.splitlines() if line[:1] in set("┏┃┡│└")) <= WIDTH
+    listed = json.loads(studio_process("models", "--json", cwd=sample, env=env).stdout)["models"]
+    ids: list[str] = []  # each model id from its lines: a row starts where its refs column is written
+    for line in models.stdout.splitlines():
+        if line.startswith("│"):
+            model, _, refs, *_ = (part.strip() for part in line.strip("│").split("│"))
+            if refs:
+                ids.append(model)
+            else:
+                ids[-1] += model
+    assert ids == [row["model"] for row in listed], models.stdout  # every id whole, or folded
+
+    assert studio_process("run", "episode", "1", cwd=sample).returncode == 0
+    for by in ("episode", "model", "phase"):
+        cost = studio_process("cost", "--by", by, cwd=sample, env=env)
+        assert cost.returncode == 0, cost.stderr
+        assert "…" not in cost.stdout, cost.stdout
+        headers = set(table_columns(cost.stdout, "Cost by"))
+        assert {"gens", "retakes", "panels", "spent", "held", "perpanel", "draftest."} <= headers, cost.stdout

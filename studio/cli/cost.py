@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from studio.cli.common import friendly, open_project, out
+from studio.cli.common import fit_table, friendly, open_project, out
 
 if TYPE_CHECKING:
     from studio.db.tables import Generation
@@ -119,11 +120,12 @@ def _print(report: CostReport, spent_estimated: int = 0) -> None:
     from studio.core.money import format_usd
 
     table = Table(title=f"Cost by {report.by}", title_justify="left")
-    table.add_column(report.by, overflow="fold")
+    # At 80 columns headers and groups fold onto more lines, never cut short; amounts stay whole.
+    table.add_column(Text(report.by, overflow="fold"), overflow="fold")
     for column in ("gens", "retakes", "panels"):
-        table.add_column(column, justify="right")
+        table.add_column(Text(column, overflow="fold"), justify="right", no_wrap=True)
     for column in ("spent", "held", "per panel", "draft est."):
-        table.add_column(column, justify="right", no_wrap=True, min_width=9)
+        table.add_column(Text(column, overflow="fold"), justify="right", no_wrap=True, min_width=7)
 
     def money(value: int | None) -> str:
         return "—" if value is None else format_usd(value)
@@ -141,7 +143,7 @@ def _print(report: CostReport, spent_estimated: int = 0) -> None:
             per_panel,
             money(row.would_cost_micro),
         )
-    out.print(table)
+    out.print(fit_table(table))
     if spent_estimated:
         out.print(
             f"{money(spent_estimated)} of the {money(report.totals.spent_micro)} spent is est.: the provider "

@@ -8,8 +8,9 @@ from typing import Annotated, Literal
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from studio.cli.common import err, friendly, open_project, out
+from studio.cli.common import err, fit_table, friendly, open_project, out
 
 app = typer.Typer(
     help="The model catalog: what each model takes and what a typical panel costs on it.",
@@ -77,18 +78,19 @@ def models(
         out.print_json(json.dumps({"models": rows}))
         return
     table = Table(title="Models (panel: price of a typical 1600x2000 panel with 3 references)", title_justify="left")
-    table.add_column("model", no_wrap=True)
+    # At 80 columns ids fold onto more lines, never cut short; amounts and dates stay whole.
+    table.add_column("model", overflow="fold")
     table.add_column("kind", overflow="fold")
     for column in ("refs", "quality", "speed"):
-        table.add_column(column, justify="right")
-    table.add_column("panel", justify="right", no_wrap=True, min_width=9)
+        table.add_column(Text(column, overflow="fold"), justify="right", no_wrap=True)
+    table.add_column("panel", justify="right", no_wrap=True, min_width=7)
     table.add_column("priced", no_wrap=True, min_width=10)
     for row in rows:
         cost = "no price" if row["typical_panel_micro"] is None else format_usd(row["typical_panel_micro"])
         quality, speed = f"{row['quality']}/5", f"{row['speed']}/5"
         kind = f"{row['kind']} (retired: use {row['replacement']})" if row["retired"] else row["kind"]
         table.add_row(row["model"], kind, str(row["max_refs"]), quality, speed, cost, row["price_date"] or "—")
-    out.print(table)
+    out.print(fit_table(table))
     out.print("Models with no price are refused for paid runs; 'studio models refresh' asks fal for them.")
 
 

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from studio.cli.common import friendly, open_project, out, parse_ids
+from studio.cli.common import fit_table, friendly, open_project, out, parse_ids
 
 if TYPE_CHECKING:
     from studio.plan.season import SeasonPlan
@@ -181,8 +181,8 @@ def _print_tables(view: dict) -> None:
         elif row["phase"] not in {"contact_sheet", "letter", "upscale"}:
             model = "local" if row["model"] == "local" else _models(row)
             refs.add_row(row["phase"].replace("_", " "), row["name"], model, estimate, status)
-    out.print(_fit(refs))
-    out.print(_fit(panels))
+    out.print(fit_table(refs))
+    out.print(fit_table(panels))
     frozen = [row["panel"] for row in jobs if row.get("frozen_stale")]
     if frozen:
         out.print(
@@ -220,14 +220,6 @@ ID_COLUMNS = {"name", "paid model", "panel", "where", "shot", "characters"}
 def _add_column(table: Table, header: str, right: bool = False) -> None:
     overflow = "fold" if header in ID_COLUMNS else "ellipsis"
     table.add_column(Text(header, overflow="fold"), justify="right" if right else "left", overflow=overflow)
-
-
-def _fit(table: Table) -> Table:
-    """In a terminal narrower than the table, one space between columns instead of two: the
-    room goes to the cells, so amounts stay whole and fewer ids fold."""
-    if out.measure(table, options=out.options.update_width(10_000)).maximum > out.width:
-        table.collapse_padding, table.pad_edge = True, False
-    return table
 
 
 def _refs_cell(references: list[dict]) -> str:
