@@ -47,3 +47,19 @@ def test_flat_art_stays_small() -> None:
     image = Image.new("RGB", (1600, 2000), (210, 180, 140))
     image.paste((30, 40, 50), (200, 300, 900, 1500))
     assert len(png_bytes(image)) < 0.01 * 1600 * 2000 * 3
+
+
+def test_the_same_pixels_always_give_the_same_bytes() -> None:
+    """A content store keys objects by their bytes: each fresh process must encode alike (ISA-L's
+    level 1, used before, now and then did not, reading a hash table it never cleared)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import hashlib, numpy as np; from PIL import Image; from studio.core.png import png_bytes; "
+        "rng = np.random.default_rng(7); a = (rng.normal(128, 40, (300, 200, 3)).clip(0, 255)).astype('uint8'); "
+        "a[50:150, 20:180] = (30, 60, 90); print(hashlib.sha256(png_bytes(Image.fromarray(a))).hexdigest())"
+    )
+    digests = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+               for _ in range(4)}
+    assert len(digests) == 1

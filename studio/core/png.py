@@ -1,12 +1,12 @@
-"""PNG for intermediates: lossless, smaller than Pillow's fastest setting, and ten times quicker.
+"""PNG for intermediates: lossless, deterministic, smaller than Pillow's fastest setting, and 6x quicker.
 
 Pillow's PNG encoder tries all five row filters on every row before compressing (adaptive
 filtering), whatever `compress_level` says; on a 1600x2000 panel with the grain of real art that
 choice alone costs more than the compression (about 270 ms at level 1, 6.1 MB). Every row here
 gets the Sub filter (the difference from the pixel to the left, computed by numpy in one pass),
-and Intel's ISA-L deflate (the `isal` package, zlib-compatible output) compresses at level 1:
-about 25 ms and 5.8 MB on the same image (zlib's fastest setting takes 80 ms), and flat previz art
-in 2 ms (benchmarks/README.md, issue 17). Pillow and every viewer read the result; the bytes are
+and zlib-ng (the `zlib-ng` package) compresses with its run-length strategy at level 1: about
+45 ms and 5.7 MB on the same image (the standard zlib takes 80 ms), and flat previz art in 3 ms
+(benchmarks/README.md, issue 17). Pillow and every viewer read the result; the bytes are
 a plain PNG (IHDR, one IDAT, IEND), so there is no format of ours to maintain, only these lines.
 
 Exports do not use it: what leaves studio pays for small files (studio.render.export).
@@ -19,8 +19,8 @@ import struct
 import zlib
 
 import numpy as np
-from isal import isal_zlib
 from PIL import Image
+from zlib_ng import zlib_ng
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COLOUR_TYPES = {"RGB": (2, 3), "RGBA": (6, 4), "L": (0, 1), "LA": (4, 2)}  # mode: (PNG colour type, channels)
@@ -43,7 +43,10 @@ def png_bytes(image: Image.Image) -> bytes:
     filtered[:, 0] = SUB
     filtered[:, 1 : 1 + channels] = rows[:, :channels]
     np.subtract(rows[:, channels:], rows[:, :-channels], out=filtered[:, 1 + channels :])  # wraps mod 256
-    compressor = isal_zlib.compressobj(1)
+    # Run-length matching only (distance 1): never a hash table, so the same pixels always give the
+    # same bytes. ISA-L was quicker but its level 1 reads a hash table it does not clear: now and then
+    # the same image came out as different (valid) bytes, which a content store must not have.
+    compressor = zlib_ng.compressobj(1, zlib_ng.DEFLATED, 15, 9, zlib_ng.Z_RLE)
     data = compressor.compress(filtered) + compressor.flush()
     header = struct.pack(">IIBBBBB", image.width, image.height, 8, colour_type, 0, 0, 0)
     return SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
