@@ -17,16 +17,15 @@ PANEL = "build/episodes/ep001/panels/p003.png"
 
 
 @pytest.fixture
-def made(sample: Path, cli) -> Path:  # type: ignore[no-untyped-def]
-    assert cli("--project", sample, "run", "episode", "1").exit_code == 0
-    return sample
+def made(episode_made: Path) -> Path:
+    return episode_made
 
 
 @pytest.fixture
 def watched(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Path]]:
     """The build/ files hashed and copied by the runs that follow."""
     seen: dict[str, list[Path]] = {"hashed": [], "copied": []}
-    real_hash, real_copy = store._sha256_file, store._copy_atomic
+    real_hash, real_copy = store._sha256_file, store.copy_atomic
 
     def hashing(path: Path) -> str:
         seen["hashed"].append(path)
@@ -37,7 +36,7 @@ def watched(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Path]]:
         real_copy(source, target)
 
     monkeypatch.setattr(store, "_sha256_file", hashing)
-    monkeypatch.setattr(store, "_copy_atomic", copying)
+    monkeypatch.setattr(store, "copy_atomic", copying)
     return seen
 
 

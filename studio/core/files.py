@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from studio.core.errors import StorageError
@@ -16,15 +18,36 @@ def write_atomic(path: Path, data: bytes) -> None:
     Readers see either the old file or the new one, never a torn write, even after
     kill -9 or a full disk.
     """
+
+    def fill(fd: int, tmp: str) -> None:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    _replace_atomic(path, fill)
+
+
+def copy_atomic(source: Path, target: Path) -> None:
+    """Copy `source` to a temporary file beside `target` (the kernel copies: sendfile), then rename
+    it over `target`: a reader, or a run killed meanwhile, never sees a torn file. Not fsync'd: for
+    copies that can always be made again (build/ outputs of the store's objects)."""
+
+    def fill(fd: int, tmp: str) -> None:
+        os.close(fd)
+        shutil.copyfile(source, tmp)
+
+    _replace_atomic(target, fill)
+
+
+def _replace_atomic(path: Path, fill: Callable[[int, str], None]) -> None:
+    """A temporary file beside `path`, filled by `fill(fd, its path)`, then renamed over `path`."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # The writer's pid in the name lets a later run sweep what a killed writer left behind.
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+            fill(fd, tmp)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

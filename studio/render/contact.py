@@ -516,6 +516,7 @@ def render_contact_png(header: ContactHeader, cells: Sequence[ContactCell]) -> b
 # --- HTML -----------------------------------------------------------------------------------
 
 HTML_THUMB_BOX = (400, 500)
+MAX_THUMB_BYTES = 1 << 20  # a 400x500 JPEG is a small fraction of this
 HTML_JPEG_QUALITY = 80
 
 
@@ -559,14 +560,17 @@ def _jpeg_data_uri(path: Path) -> tuple[str, int, int] | None:
 def _small_jpeg(path: Path) -> tuple[bytes, int, int] | None:
     """The file's bytes and size if it is an RGB or grey JPEG that fits the HTML thumbnail box."""
     try:
-        with Image.open(path) as opened:
+        if path.stat().st_size > MAX_THUMB_BYTES:  # a full-size panel: not read twice
+            return None
+        data = path.read_bytes()  # read once: its header says whether it fits, the bytes are embedded
+        with Image.open(io.BytesIO(data)) as opened:
             fits = opened.format == "JPEG" and opened.mode in {"RGB", "L"}
             width, height = opened.size
     except (OSError, Image.DecompressionBombError):
         return None
     if not fits or width > HTML_THUMB_BOX[0] or height > HTML_THUMB_BOX[1]:
         return None
-    return path.read_bytes(), width, height
+    return data, width, height
 
 
 def render_contact_html(header: ContactHeader, cells: Sequence[ContactCell]) -> str:

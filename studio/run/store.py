@@ -22,9 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import stat
-import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -34,8 +32,7 @@ from sqlalchemy import Engine
 from sqlalchemy.dialects.sqlite import insert
 from sqlmodel import Session, SQLModel, col, select
 
-from studio.core.errors import StorageError
-from studio.core.files import _explain, write_atomic
+from studio.core.files import copy_atomic, write_atomic
 from studio.core.keys import canonical_json, sha256_bytes
 from studio.db.tables import Artifact, BuildStamp, KeyInputs, deferred, now
 from studio.plan.jobs import Job
@@ -217,7 +214,9 @@ class ArtifactStore:
             if _sha256_file(target) == obj.sha256:
                 self._stamp(relative, obj, seen)
                 return False
-        _copy_atomic(obj.path, target)
+        # Not fsync'd: the store can always copy it again. Its stamp is written later still, so a crash
+        # before then costs one hash on the next run.
+        copy_atomic(obj.path, target)
         self._stamp(relative, obj, os.stat(target))
         return True
 
@@ -288,29 +287,6 @@ def last_builds(engine: Engine, jobs: Iterable[Job], track: str) -> dict[tuple[s
         if which not in best or rank > best[which][0]:
             best[which] = (rank, row)
     return {which: Build(r.job_key, r.episode, r.track, json.loads(r.inputs)) for which, (_, r) in best.items()}
-
-
-def _copy_atomic(source: Path, target: Path) -> None:
-    """Copy an object to a temporary file beside `target` (the kernel copies: sendfile), then rename
-    it over `target`: a reader, or a run killed meanwhile, never sees a torn file.
-
-    Not fsync'd, unlike the store's objects: a build/ file is a copy the store can always make again.
-    Its stamp is recorded after the rename and written later still, so a crash before that only costs
-    one hash on the next run; a copy torn by a power cut on a file system that does not write a
-    renamed file's data first (ext4 does) is restored once it is deleted (or build/ is)."""
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # The writer's pid in the name lets a later run sweep what a killed one left (as write_atomic's).
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise StorageError(_explain(exc, target)) from exc
 
 
 def _sha256_file(path: Path) -> str:
