@@ -47,6 +47,13 @@ def cli() -> Callable[..., object]:
 
 
 @pytest.fixture
+def episode_made(sample: Path, cli) -> Path:  # type: ignore[no-untyped-def]
+    """The sample project with episode 1 made by the draft provider."""
+    assert cli("--project", sample, "run", "episode", "1").exit_code == 0
+    return sample
+
+
+@pytest.fixture
 def studio_process() -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run the real `studio` command as a subprocess (the way a user does)."""
 

@@ -16,9 +16,8 @@ XSS = "<script>alert(1)</script>"
 
 
 @pytest.fixture
-def finished(sample: Path, cli) -> Path:  # type: ignore[no-untyped-def]
-    assert cli("--project", sample, "run", "episode", "1").exit_code == 0
-    return sample
+def finished(episode_made: Path) -> Path:
+    return episode_made
 
 
 @pytest.fixture

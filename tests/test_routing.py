@@ -17,7 +17,7 @@ from studio.db.tables import Generation, open_ledger
 from studio.ledger.book import Ledger
 from studio.ledger.quota import Quota, QuotaReached
 from studio.plan.jobs import CHAIN, GenerationSpec, Job, Phase, Route
-from studio.project.loader import load_project
+from studio.project.loader import Project, load_project
 from studio.run.episode import RunOptions, make_plan, provider_pool
 from studio.run.report import RecordingReporter
 from studio.run.routing import STRIKES, ProviderPool, ProviderSetup
@@ -72,17 +72,22 @@ def test_alone_a_flaky_provider_keeps_serving_and_a_refusal_is_never_a_strike() 
     assert alone.get("fal") is not None and not alone.all_down()
 
 
-def test_fal_gets_half_its_concurrency_again_as_queue_and_bfl_exactly_its_own(
-    sample: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def fal_then_bfl(sample: Path, monkeypatch: pytest.MonkeyPatch, settings: str) -> Project:
+    """The sample with both keys set, panels on a fal-then-BFL chain, and `settings` added to studio.toml."""
     monkeypatch.setenv("FAL_KEY", "test-key")
     monkeypatch.setenv("BFL_API_KEY", "test-key")
     config = sample / "studio.toml"
     chain = 'panel = ["fal:fal-ai/flux-2/flash/edit", "bfl:flux-2-klein-9b"]'
     edit(config, 'panel = "fal:fal-ai/flux-2/flash/edit"', chain)
+    config.write_text(config.read_text() + settings)
+    return load_project(sample)
+
+
+def test_fal_gets_half_its_concurrency_again_as_queue_and_bfl_exactly_its_own(
+    sample: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bfl = '\n[providers.bfl]\nconcurrency = 3\ndaily_requests = 7\non_quota = "wait"\n'
-    config.write_text(config.read_text() + bfl)
-    project = load_project(sample)
+    project = fal_then_bfl(sample, monkeypatch, bfl)
     plan = make_plan(project, 1, CHAIN)
     pool_ = provider_pool(project, plan, CHAIN, RunOptions(concurrency=None))
     assert set(pool_.providers) == {"fal", "bfl"}
@@ -109,14 +114,8 @@ def test_the_slots_sent_ahead_open_only_once_the_provider_has_accepted_a_request
 
 def test_bfl_is_never_polled_faster_than_its_own_quickstart_does(sample: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """BFL has no status stream: studio.toml may ask for 0.05 s, BFL is still asked every 0.5 s at most."""
-    monkeypatch.setenv("FAL_KEY", "test-key")
-    monkeypatch.setenv("BFL_API_KEY", "test-key")
-    config = sample / "studio.toml"
-    chain = 'panel = ["fal:fal-ai/flux-2/flash/edit", "bfl:flux-2-klein-9b"]'
-    edit(config, 'panel = "fal:fal-ai/flux-2/flash/edit"', chain)
     fast = "\n[providers.bfl]\npoll_interval = 0.05\n\n[providers.fal]\npoll_interval = 0.05\n"
-    config.write_text(config.read_text() + fast)
-    project = load_project(sample)
+    project = fal_then_bfl(sample, monkeypatch, fast)
     pool_ = provider_pool(project, make_plan(project, 1, CHAIN), CHAIN, RunOptions())
     assert pool_.setup["bfl"].poll_interval == 0.5
     assert pool_.setup["fal"].poll_interval == 0.05  # fal streams its status; the interval is its fallback
