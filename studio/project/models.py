@@ -259,6 +259,30 @@ class FontsConfig(Strict):
     caption: Annotated[str, StringConstraints(max_length=300)] | None = None
 
 
+class ConsistencyConfig(Strict):
+    """How on-model a character must be (studio/consistency/)."""
+
+    scorer: Annotated[str, StringConstraints(pattern=ID_PATTERN)] = Field(
+        "palette", description="Who scores: 'palette' (offline, free) or 'judge' (a vision model, paid)."
+    )
+    threshold: float = Field(
+        0.8, ge=0, le=1, description="A character in a panel scoring under this is flagged off-model."
+    )
+    ready: float = Field(
+        0.9, ge=0, le=1, description="The variation test passes a character at this overall score or above."
+    )
+    variations: int = Field(8, ge=1, le=16, description="How many variations the variation test makes.")
+    characters: dict[Id, Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=dict, description="A threshold of its own for some characters, by id."
+    )
+    judge: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+        None, description="The catalog model the judge scorer asks; default: the catalog's judge."
+    )
+
+    def threshold_for(self, character: str) -> float:
+        return self.characters.get(character, self.threshold)
+
+
 class StudioConfig(Strict):
     title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     canvas_width: Annotated[int, Field(ge=320, le=2000)] = 800
@@ -279,6 +303,7 @@ class StudioConfig(Strict):
     lint: dict[str, Any] = Field(default_factory=dict, description="Storyboard lint thresholds and disabled rules.")
     fonts: FontsConfig = FontsConfig()
     catalog: CatalogConfig = CatalogConfig()
+    consistency: ConsistencyConfig = ConsistencyConfig()
     providers: dict[Annotated[str, StringConstraints(pattern=ID_PATTERN)], ProviderSettings] = {}
 
     @property
