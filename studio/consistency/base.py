@@ -11,6 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import httpx
+from sqlalchemy import Engine
+
+from studio.catalog.catalog import Catalog
+from studio.project.models import StudioConfig
+
 Box = tuple[int, int, int, int]  # left, top, right, bottom, in the pixels of the picture scored
 
 
@@ -48,3 +54,15 @@ class Scorer(Protocol):
     paid: bool
 
     def score(self, subject: Subject) -> Score: ...
+
+
+@dataclass(frozen=True)
+class ScorerContext:
+    """What a scorer's factory is given. A pixel scorer needs none of it; a paid one reads its key
+    from the environment, its model from `catalog`, and reserves and records its calls in `engine`."""
+
+    root: Path  # the project
+    config: StudioConfig
+    catalog: Catalog | None = None
+    engine: Engine | None = None  # the project's ledger
+    http: httpx.Client | None = None  # tests pass one bound to a fake; None: the scorer makes its own
