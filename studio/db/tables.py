@@ -162,6 +162,28 @@ class BuildStamp(SQLModel, table=True):
     at: datetime = Field(default_factory=now)
 
 
+class PanelScore(SQLModel, table=True):
+    """How on-model one character is in one take of one panel, by one scorer (studio/consistency/).
+
+    Recorded when a run's score job is made or found made (a lost row is recorded again by the next
+    run). No threshold is stored: studio.toml's `[consistency]` thresholds are read when the scores are
+    shown, so changing one re-flags panels without scoring anything again.
+    """
+
+    __tablename__ = "panel_score"
+    track: str = Field(primary_key=True)  # draft | preview | final, as the take's
+    episode: int = Field(primary_key=True)
+    panel: str = Field(primary_key=True)
+    take: int = Field(primary_key=True)
+    character: str = Field(primary_key=True)
+    scorer: str = Field(primary_key=True)  # "name@version", as the score cites it
+    job_key: str  # the score job that produced it
+    value: float | None = None  # 0 (off model) .. 1 (on model); None: not scored, `note` says why
+    evidence: str = "{}"  # JSON: the figures the value was made from
+    note: str = ""
+    created_at: datetime = Field(default_factory=now)
+
+
 def m001_initial(conn: Connection) -> None:
     conn.execute(
         text(
@@ -429,6 +451,31 @@ def m011_build_stamps(conn: Connection) -> None:
     )
 
 
+def m012_panel_scores(conn: Connection) -> None:
+    # A consistency score per character of each panel take (issue 14): what `studio review`, the
+    # contact sheet and `studio retake --below` read.
+    conn.execute(
+        text(
+            """
+            CREATE TABLE panel_score (
+                track TEXT NOT NULL CHECK (track IN ('draft', 'preview', 'final')),
+                episode INTEGER NOT NULL,
+                panel TEXT NOT NULL,
+                take INTEGER NOT NULL CHECK (take >= 1),
+                character TEXT NOT NULL,
+                scorer TEXT NOT NULL,
+                job_key TEXT NOT NULL,
+                value REAL CHECK (value IS NULL OR (value >= 0 AND value <= 1)),
+                evidence TEXT NOT NULL DEFAULT '{}',
+                note TEXT NOT NULL DEFAULT '',
+                created_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (track, episode, panel, take, character, scorer)
+            )
+            """
+        )
+    )
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     m001_initial,
     m002_budget,
@@ -441,6 +488,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     m009_rejected_takes,
     m010_quality,
     m011_build_stamps,
+    m012_panel_scores,
 ]
 
 
