@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -109,27 +110,16 @@ def _run_locked(project: Project, number: int, provider_name: str, options: RunO
         reviews = Reviews(engine, track)
         store = ArtifactStore(project.state_dir, engine)
         store.expect(plan.jobs, track)  # each job's key inputs are stored with it, for `studio plan --why`
-        ctx = RunContext(
-            root=project.root,
-            pool=pool,
-            catalog=project_catalog(project),
-            store=store,
-            ledger=Ledger(engine),
-            reporter=reporter,
-            local_renderers=LOCAL_RENDERERS,
-            fail_fast=options.fail_fast,
-            limits=Limits(
-                project_budget_micro=usd_to_micro(project.config.budget) if project.config.budget is not None else None,
-                run_cap_micro=options.max_cost_micro,
-                run_id=uuid.uuid4().hex,
-            ),
-            target_per_panel_micro=usd_to_micro(project.config.target_cost_per_panel),
-            resubmit_expired=options.resubmit_expired,
-            retry_rejected=options.retry_rejected,
+        ctx = run_context(
+            project,
+            engine,
+            pool,
+            store,
+            reporter,
+            options,
             prepare={Phase.CONTACT_SHEET: _expecting(store, track, contact_preparer(engine, track))},
             # A final finishes approved previews: it makes no take of its own to review.
             after_job=(lambda job: None) if options.quality == "final" else (lambda job: _record_take(reviews, job)),
-            **_unknown_outcomes(pool),
             after_rejected=lambda job, reason: _record_rejected(reviews, job, reason),
             cpu_pool=cpu_pool,
             warm_up=warm_up,
@@ -145,6 +135,40 @@ def _run_locked(project: Project, number: int, provider_name: str, options: RunO
     finally:
         cpu_pool.shutdown(wait=True, cancel_futures=True)
         engine.dispose()
+
+
+def run_context(
+    project: Project,
+    engine: Engine,
+    pool: ProviderPool,
+    store: ArtifactStore,
+    reporter: Reporter,
+    options: RunOptions,
+    **extra: Any,
+) -> RunContext:
+    """How a run pays and records its jobs: the project's budget and this run's cap, the ledger,
+    the store, and who settles a lost submit. Shared by episode runs and the variation test, so
+    both reserve, pay and reuse by the same rules; `extra` holds a run's own hooks."""
+    return RunContext(
+        root=project.root,
+        pool=pool,
+        catalog=project_catalog(project),
+        store=store,
+        ledger=Ledger(engine),
+        reporter=reporter,
+        local_renderers=LOCAL_RENDERERS,
+        fail_fast=options.fail_fast,
+        limits=Limits(
+            project_budget_micro=usd_to_micro(project.config.budget) if project.config.budget is not None else None,
+            run_cap_micro=options.max_cost_micro,
+            run_id=uuid.uuid4().hex,
+        ),
+        target_per_panel_micro=usd_to_micro(project.config.target_cost_per_panel),
+        resubmit_expired=options.resubmit_expired,
+        retry_rejected=options.retry_rejected,
+        **_unknown_outcomes(pool),
+        **extra,
+    )
 
 
 def build_provider(project: Project, name: str) -> Provider:
