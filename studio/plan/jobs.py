@@ -23,6 +23,7 @@ class Phase(StrEnum):
     UPSCALE = "upscale"  # a panel's take brought from its generation size to the master size
     LETTER = "letter"
     CONTACT_SHEET = "contact_sheet"
+    VARIATION = "variation"  # one picture of the variation test (studio consistency character ID)
 
 
 # The order phases are shown and run in; dependencies enforce it, this only sorts output.
