@@ -22,6 +22,7 @@ class Phase(StrEnum):
     PANEL = "panel"
     UPSCALE = "upscale"  # a panel's take brought from its generation size to the master size
     LETTER = "letter"
+    SCORE = "score"  # a panel take's consistency score per character (local, free)
     CONTACT_SHEET = "contact_sheet"
     VARIATION = "variation"  # one picture of the variation test (studio consistency character ID)
 
