@@ -64,7 +64,8 @@ def test_golden_prices(model_id: str, size: tuple[int, int], refs: int) -> None:
     assert estimate_micro(entry, model_id, *size, [REF] * refs) == GOLDEN[(model_id, size, refs)]
 
 
-PRICED = sorted(model_id for model_id, entry in CATALOG.entries.items() if entry.price is not None)
+# Image models: a judge (priced per token, studio/consistency/judge.py) makes no image to price.
+PRICED = sorted(m for m, e in CATALOG.entries.items() if e.price is not None and e.price.rule != "per_token")
 UNPRICED = sorted(model_id for model_id, entry in CATALOG.entries.items() if entry.price is None)
 
 

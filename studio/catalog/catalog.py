@@ -11,6 +11,8 @@ import math
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
+from decimal import ROUND_CEILING, Decimal
 from importlib import resources
 from typing import Annotated, Any, Literal
 
@@ -30,11 +32,26 @@ MAX_USD = 10_000
 MAX_FACTOR = 100_000
 
 
+class PriceChange(BaseModel):
+    """A price the provider has announced for a later day (Google's introductory prices end on a date)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    date: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")]  # the first day the new prices apply (UTC)
+    usd: Annotated[float, Field(ge=0, le=MAX_USD)]
+    output_usd: Annotated[float, Field(ge=0, le=MAX_USD)] = 0.0
+
+
 class PriceRule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # a price is a finite amount
 
-    rule: Literal["per_image", "per_request", "per_megapixel", "first_mp_plus_extra", "per_compute_second"]
+    rule: Literal["per_image", "per_request", "per_megapixel", "first_mp_plus_extra", "per_compute_second", "per_token"]
     usd: Annotated[float, Field(ge=0, le=MAX_USD)]
+    # per_token (a judge model, which reads images and answers text): `usd` is the price of a million
+    # input tokens, `output_usd` of a million output tokens (thinking included, as Google bills it).
+    output_usd: Annotated[float, Field(ge=0, le=MAX_USD)] = 0.0
+    # A price change the provider has announced: from that day on, its prices apply instead.
+    change: PriceChange | None = None
     extra_mp_usd: Annotated[float, Field(ge=0, le=MAX_USD)] = 0.0
     input_mp: bool = False
     min_ref_mp: Annotated[float, Field(ge=0, le=MAX_FACTOR)] = 0.0
@@ -70,7 +87,9 @@ class CatalogEntry(BaseModel):
 
     provider: str
     endpoint: str
-    kind: Literal["text-to-image", "edit", "background-removal", "upscale"]
+    # judge: a vision-language model that looks at images and answers text (studio/consistency/judge.py);
+    # it never makes an image, so no image job is ever planned on it.
+    kind: Literal["text-to-image", "edit", "background-removal", "upscale", "judge"]
     max_refs: Annotated[int, Field(ge=0)]
     quality: Annotated[int, Field(ge=1, le=5)] = 3
     speed: Annotated[int, Field(ge=1, le=5)] = 3
@@ -167,6 +186,22 @@ class NoPrice(StudioError):
         )
 
 
+class NotAnImageModel(StudioError):
+    def __init__(self, model_id: str):
+        super().__init__(
+            f"'{model_id}' judges images, it does not make them; choose an image model in studio.toml [models] "
+            "(see 'studio models')"
+        )
+
+
+def token_cost_micro(price: PriceRule, input_tokens: int, output_tokens: int, day: date) -> int:
+    """What `input_tokens` in and `output_tokens` out cost on `day` under a per_token price, in
+    micro-USD, exact and rounded up: $X a million tokens is X micro-USD a token."""
+    rates = price.change if price.change is not None and day.isoformat() >= price.change.date else price
+    total = Decimal(str(rates.usd)) * input_tokens + Decimal(str(rates.output_usd)) * output_tokens
+    return int(total.to_integral_value(rounding=ROUND_CEILING))
+
+
 def load_catalog(
     overrides: dict[str, dict] | None = None,
     refreshed: dict[str, dict] | None = None,
@@ -196,8 +231,9 @@ def load_catalog(
 
 
 def typical_panel_micro(entry: CatalogEntry, model_id: str) -> int | None:
-    """The price of a typical panel: 1600x2000 with 3 references (fewer if the model takes fewer)."""
-    if entry.price is None:
+    """The price of a typical panel: 1600x2000 with 3 references (fewer if the model takes fewer);
+    None for a model without a price, or one that makes no panels (a judge)."""
+    if entry.price is None or entry.price.rule == "per_token":
         return None
     refs = [REF_MAX_PIXELS] * min(3, entry.max_refs)
     return estimate_micro(entry, model_id, 1600, 2000, refs)
@@ -212,6 +248,8 @@ def estimate_micro(entry: CatalogEntry, model_id: str, width: int, height: int, 
     price = entry.price
     if price is None:
         raise NoPrice(model_id)
+    if price.rule == "per_token":
+        raise NotAnImageModel(model_id)
     unit = usd_to_micro(price.usd)
     if price.rule == "per_request":
         return unit

@@ -125,7 +125,7 @@ class GeminiProvider:
         self._entries = {
             entry.endpoint: (model_id, entry)
             for model_id, entry in context.catalog.entries.items()
-            if entry.provider == "gemini"
+            if entry.provider == "gemini" and entry.kind != "judge"  # the consistency judge makes no image
         }
         self._references = ReferenceCache()
         self._results: dict[str, PollResult] = {}  # request id -> outcome, until polled once
