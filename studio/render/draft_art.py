@@ -42,7 +42,7 @@ __all__ = ["DEFAULT_LOOK_HEX", "DRAFT_VERSION", "SUBJECTS", "dominant_colours", 
 
 # Part of the content key of everything drawn in a draft run: bump it when the previz art changes,
 # so stored previz is drawn again (paid work never depends on it).
-DRAFT_VERSION = 1
+DRAFT_VERSION = 2  # 2: packed panels take each figure's hair from the top of its cell
 
 
 def render_draft(request: GenerationRequest) -> bytes:

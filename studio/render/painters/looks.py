@@ -142,7 +142,9 @@ def packed_looks(request: GenerationRequest, previz: Mapping[str, Any]) -> dict[
             sheet.crop(pack_cell_box(index, len(labels))).save(buffer, format="PNG")
             fallback = character_look(None, str(label))
             colours = _without_shades(dominant_colours(buffer.getvalue(), count=8))
-            looks[str(label)] = _look_from_colours(colours, fallback)
+            # A cell's figure is small, so its shaded hair may fall out of the four most frequent
+            # colours: every dominant colour may be the one at the top of the figure.
+            looks[str(label)] = _hair_from_the_top(buffer.getvalue(), _look_from_colours(colours, fallback), colours)
     return looks
 
 
@@ -160,11 +162,13 @@ def character_look(reference: Reference | None, label: str) -> Look:
     return _hair_from_the_top(reference.path, look)
 
 
-def _hair_from_the_top(path: str, look: Look) -> Look:
+def _hair_from_the_top(source: str | bytes, look: Look, colours: Sequence[RGB] = ()) -> Look:
     """Frequency cannot tell hair from a bold accent on a small figure; position can: the
-    colour at the top of the figure is its hair (crops, packed sheets and user images alike)."""
+    colour at the top of the figure is its hair (crops, packed sheets and user images alike).
+    `colours`: more candidates than the look's own (any but its skin)."""
     candidates = [look.hair, look.outfit, look.accent]
-    with open_image(path, (SAMPLE_SIZE * 2, SAMPLE_SIZE * 2)) as opened:
+    candidates += [c for c in colours if c not in candidates and c != look.skin]
+    with open_image(source, (SAMPLE_SIZE * 2, SAMPLE_SIZE * 2)) as opened:
         image = flatten_alpha(opened).resize((SAMPLE_SIZE * 2, SAMPLE_SIZE * 2), Image.Resampling.NEAREST)
     pixels = image.load()
     w, h = image.size
