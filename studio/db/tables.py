@@ -111,7 +111,7 @@ class PanelTake(SQLModel, table=True):
     panel: str = Field(primary_key=True)
     take: int = Field(primary_key=True)
     job_key: str
-    status: str  # pending review, approved, retake, rejected (the provider refused it: no image)
+    status: str  # pending review, approved, retake, rejected (the provider refused it: no image), not picked
     note: str | None = None
     created_at: datetime = Field(default_factory=now)
     updated_at: datetime = Field(default_factory=now)
@@ -182,6 +182,25 @@ class PanelScore(SQLModel, table=True):
     evidence: str = "{}"  # JSON: the figures the value was made from
     note: str = ""
     created_at: datetime = Field(default_factory=now)
+
+
+class Run(SQLModel, table=True):
+    """One `studio run` of an episode, as it was asked for: what the episode's track follows
+    (studio/review/tracks.py). The ledger's generation rows cannot say it: a chain served by one
+    provider looks like that provider, and a `--quality final` upscaled locally pays for nothing.
+
+    Written when the run's plan is made, finished when it ends; `finished_at` unset: still running,
+    or killed.
+    """
+
+    __tablename__ = "run"
+    id: str = Field(primary_key=True)  # the run id its generation rows carry (`Generation.run_id`)
+    episode: int
+    provider: str  # as asked: draft, a provider (fal), or chain
+    quality: str | None = None  # preview, final, or None: panels made directly
+    started_at: datetime = Field(default_factory=now)
+    finished_at: datetime | None = None
+    outcome: str | None = None  # completed, failed (some jobs did not finish), interrupted, error
 
 
 def m001_initial(conn: Connection) -> None:
@@ -386,28 +405,7 @@ def m010_quality(conn: Connection) -> None:
     # cannot alter a CHECK: the two tables that name the tracks are rebuilt with their rows.
     conn.execute(text("ALTER TABLE generation ADD COLUMN quality TEXT"))
     tracks = "CHECK (track IN ('draft', 'preview', 'final'))"
-    statuses = "CHECK (status IN ('pending review', 'approved', 'retake', 'rejected'))"
-    conn.execute(
-        text(
-            f"""
-            CREATE TABLE panel_take_new (
-                track TEXT NOT NULL {tracks},
-                episode INTEGER NOT NULL,
-                panel TEXT NOT NULL,
-                take INTEGER NOT NULL CHECK (take >= 1),
-                job_key TEXT NOT NULL,
-                status TEXT NOT NULL {statuses},
-                note TEXT,
-                created_at TIMESTAMP NOT NULL,
-                updated_at TIMESTAMP NOT NULL,
-                PRIMARY KEY (track, episode, panel, take)
-            )
-            """
-        )
-    )
-    conn.execute(text("INSERT INTO panel_take_new SELECT * FROM panel_take"))
-    conn.execute(text("DROP TABLE panel_take"))
-    conn.execute(text("ALTER TABLE panel_take_new RENAME TO panel_take"))
+    _rebuild_panel_take(conn, tracks, "CHECK (status IN ('pending review', 'approved', 'retake', 'rejected'))")
     conn.execute(
         text(
             f"""
@@ -476,6 +474,58 @@ def m012_panel_scores(conn: Connection) -> None:
     )
 
 
+def m013_runs(conn: Connection) -> None:
+    # Each `studio run` as asked (provider, chain included, and quality), so an episode's track is
+    # the run's, not guessed from what it paid for. And a take a reviewer did not pick (`studio pick`
+    # chose an earlier one) is kept as 'not picked': SQLite cannot alter a CHECK, so panel_take is
+    # rebuilt with its rows, as m010 did.
+    conn.execute(
+        text(
+            """
+            CREATE TABLE run (
+                id TEXT PRIMARY KEY,
+                episode INTEGER NOT NULL,
+                provider TEXT NOT NULL,
+                quality TEXT CHECK (quality IS NULL OR quality IN ('preview', 'final')),
+                started_at TIMESTAMP NOT NULL,
+                finished_at TIMESTAMP,
+                outcome TEXT
+            )
+            """
+        )
+    )
+    conn.execute(text("CREATE INDEX ix_run_episode ON run (episode, started_at)"))
+    tracks = "CHECK (track IN ('draft', 'preview', 'final'))"
+    _rebuild_panel_take(
+        conn, tracks, "CHECK (status IN ('pending review', 'approved', 'retake', 'rejected', 'not picked'))"
+    )
+
+
+def _rebuild_panel_take(conn: Connection, tracks: str, statuses: str) -> None:
+    """panel_take again with these CHECKs on its track and status, its rows kept (SQLite cannot alter a CHECK)."""
+    conn.execute(
+        text(
+            f"""
+            CREATE TABLE panel_take_new (
+                track TEXT NOT NULL {tracks},
+                episode INTEGER NOT NULL,
+                panel TEXT NOT NULL,
+                take INTEGER NOT NULL CHECK (take >= 1),
+                job_key TEXT NOT NULL,
+                status TEXT NOT NULL {statuses},
+                note TEXT,
+                created_at TIMESTAMP NOT NULL,
+                updated_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (track, episode, panel, take)
+            )
+            """
+        )
+    )
+    conn.execute(text("INSERT INTO panel_take_new SELECT * FROM panel_take"))
+    conn.execute(text("DROP TABLE panel_take"))
+    conn.execute(text("ALTER TABLE panel_take_new RENAME TO panel_take"))
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     m001_initial,
     m002_budget,
@@ -489,6 +539,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     m010_quality,
     m011_build_stamps,
     m012_panel_scores,
+    m013_runs,
 ]
 
 

@@ -39,22 +39,21 @@ def take_notes(engine: Engine, track: str, episode: int) -> dict[str, dict[int, 
 def retake_notes(engine: Engine, track: str, episode: int) -> dict[str, dict[int, str]]:
     """The reviewer's note that asked for each take, by panel then by the take it asked for: the
     last note given with a retake of the take before it (a retake without a note keeps the earlier
-    one, as the take's record does). A provider's rejection reason never asks for anything."""
+    one, as the take's record does). A provider's rejection reason never asks for anything. After a
+    pick (`studio pick`), a retake of the picked take asks for the take after the highest made then."""
+    deferred(engine).flush()  # the takes a run made: a retake's new take comes after them
     with Session(engine) as session:
         events = session.exec(
-            select(ReviewEvent.panel, ReviewEvent.take, ReviewEvent.note)
-            .where(
-                ReviewEvent.track == track,
-                ReviewEvent.episode == episode,
-                ReviewEvent.action == RETAKE,
-                col(ReviewEvent.note).is_not(None),
-            )
+            select(ReviewEvent.panel, ReviewEvent.take, ReviewEvent.action, ReviewEvent.note)
+            .where(ReviewEvent.track == track, ReviewEvent.episode == episode)
             .order_by(col(ReviewEvent.id))
         ).all()
     asked: dict[str, dict[int, str]] = {}
-    for panel, take, note in events:
-        if note and note.strip():
-            asked.setdefault(panel, {})[take + 1] = note
+    highest: dict[str, int] = {}
+    for panel, take, action, note in events:
+        highest[panel] = max(highest.get(panel, 0), take)
+        if action == RETAKE and note and note.strip():
+            asked.setdefault(panel, {})[highest[panel] + 1] = note
     return asked
 
 

@@ -1,8 +1,13 @@
 """Review state: takes per panel, their status and notes, and what the next run should do.
 
-A panel's status is its latest take's: todo (no take yet), pending review, approved or retake;
+A panel's status is its current take's: todo (no take yet), pending review, approved or retake;
 or rejected: the provider refused the take (its safety filter, a moderation, a blank image), so
 there is no image to review, only the reason (kept as the take's note) and a retake to ask for.
+
+The current take is the latest one, unless the reviewer picked an earlier take (`Reviews.pick`):
+the picked take is approved, and the takes after it stay in the history as "not picked". A panel's
+current take is therefore its highest take that is not "not picked"; a retake of it makes a new take
+after the highest one, so no take number is ever made twice.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ PENDING = "pending review"
 APPROVED = "approved"
 RETAKE = "retake"
 REJECTED = "rejected"
+NOT_PICKED = "not picked"  # a take after the one the reviewer picked (or an earlier approved one): history
+PICKED = "picked"  # the review event of a pick
 
 
 def track_of(provider: str, quality: str | None = None) -> str:
@@ -36,6 +43,20 @@ class TakeState:
     status: str
     job_key: str
     note: str | None
+    highest: int = 0  # the panel's highest take, "not picked" ones included (0: this one)
+
+    @property
+    def next_take(self) -> int:
+        """The number a new take of the panel gets: after every take made, picked or not."""
+        return max(self.take, self.highest) + 1
+
+
+@dataclass(frozen=True)
+class Picked:
+    panel: str
+    take: int
+    previous: int  # the panel's current take before
+    not_picked: tuple[int, ...]  # the takes this pick put aside
 
 
 class Reviews:
@@ -52,7 +73,7 @@ class Reviews:
         self._seen: dict[int, dict[tuple[str, int], tuple[str, str]]] = {}
 
     def latest(self, episode: int) -> dict[str, TakeState]:
-        """Each panel's latest take."""
+        """Each panel's current take: its latest, or the one the reviewer picked (see the module)."""
         deferred(self.engine).flush()
         with Session(self.engine) as session:
             rows = session.exec(
@@ -60,7 +81,12 @@ class Reviews:
                 .where(PanelTake.track == self.track, PanelTake.episode == episode)
                 .order_by(col(PanelTake.take))
             ).all()
-        return {row.panel: TakeState(row.take, row.status, row.job_key, row.note) for row in rows}
+        highest = {row.panel: row.take for row in rows}
+        return {
+            row.panel: TakeState(row.take, row.status, row.job_key, row.note, highest[row.panel])
+            for row in rows
+            if row.status != NOT_PICKED
+        }
 
     def takes(self, episode: int, panel: str) -> list[PanelTake]:
         deferred(self.engine).flush()
@@ -152,7 +178,12 @@ class Reviews:
         with Session(self.engine) as session:
             row = session.exec(
                 select(PanelTake)
-                .where(PanelTake.track == self.track, PanelTake.episode == episode, PanelTake.panel == panel)
+                .where(
+                    PanelTake.track == self.track,
+                    PanelTake.episode == episode,
+                    PanelTake.panel == panel,
+                    PanelTake.status != NOT_PICKED,
+                )
                 .order_by(col(PanelTake.take).desc())
             ).first()
             if row is None:
@@ -173,6 +204,58 @@ class Reviews:
             )
             session.commit()
             return row.take
+
+    def pick(self, episode: int, panel: str, take: int) -> Picked:
+        """Make `take` the panel's current take, approved: the one the planner letters, the contact sheet
+        shows and export ships. The takes after it become "not picked" (kept, with their notes), and so
+        does an earlier take approved before; a later retake makes a new take after the highest."""
+        deferred(self.engine).flush()
+        with Session(self.engine) as session:
+            rows = list(
+                session.exec(
+                    select(PanelTake)
+                    .where(PanelTake.track == self.track, PanelTake.episode == episode, PanelTake.panel == panel)
+                    .order_by(col(PanelTake.take))
+                ).all()
+            )
+            if not rows:
+                raise UsageError(
+                    f"panel {panel} of episode {episode} has no take on the {self.track} track yet; "
+                    f"run 'studio run episode {episode}'"
+                )
+            chosen = next((row for row in rows if row.take == take), None)
+            with_image = [row.take for row in rows if row.status != REJECTED]
+            if chosen is None:
+                raise UsageError(
+                    f"panel {panel} of episode {episode} has no take {take} on the {self.track} track; "
+                    f"pick one of {_listed(with_image)}"
+                )
+            if chosen.status == REJECTED:
+                others = [t for t in with_image if t != take]
+                raise UsageError(
+                    f"take {take} of panel {panel} was rejected by the provider ({chosen.note}); it has no image "
+                    f"to pick. " + (f"Pick one of {_listed(others)}" if others else retake_command(episode, panel))
+                )
+            previous = next((row.take for row in reversed(rows) if row.status != NOT_PICKED), take)
+            put_aside = []
+            for row in rows:
+                # Later takes all (a rejected one too: the current take is the highest one left); earlier
+                # ones only if approved, so one take is approved. Earlier retakes and refusals stay as
+                # they were: what happened to them is still true.
+                if row.take > take or (row.take < take and row.status == APPROVED):
+                    if row.status != NOT_PICKED:
+                        put_aside.append(row.take)
+                    row.status, row.updated_at = NOT_PICKED, now()
+                    session.add(row)
+            chosen.status, chosen.updated_at = APPROVED, now()
+            session.add(chosen)
+            session.add(ReviewEvent(track=self.track, episode=episode, panel=panel, take=take, action=PICKED))
+            session.commit()
+        return Picked(panel, take, previous, tuple(put_aside))
+
+
+def _listed(takes: list[int]) -> str:
+    return ", ".join(str(t) for t in takes) if takes else "none (every take was rejected)"
 
 
 def retake_command(episode: int, panel: str) -> str:
