@@ -698,6 +698,8 @@ class _Spot:
     tail_path: tuple[Point, ...] = ()  # polygon points of the tail (speech, whisper, shout)
     dots: tuple[tuple[Point, float], ...] = ()  # thought dots: centre, radius
     tail_box: Box | None = None  # what the tail or the dots cover: later pieces keep off it
+    # From the tail's tip to the speaker: a later balloon across it would read as the speaker's.
+    sight: tuple[Point, Point] | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -773,6 +775,7 @@ def _scored_spots(piece: _Piece, placed: list[_Spot], panel: _Panel, rules: _Rul
     x0, y0, covered = x0[allowed], y0[allowed], covered[allowed]
     head_cost = np.where(covered > 0, 2.0 + 8.0 * covered / (w * h), 0.0)
     costs = _grid_cost(x0, y0, w, h, piece.line.kind, aim, panel) + piece.cost + head_cost
+    costs = costs + _sight_cost(x0, y0, w, h, placed)
     order = np.lexsort((x0, y0, costs))  # by cost, then top to bottom, then left to right
     highest = np.lexsort((x0, costs, y0))[0]
     scored = []
@@ -805,6 +808,22 @@ def _allowed(
             allowed &= y0 >= earlier.y0
             allowed &= ~((y0 < (earlier.y0 + earlier.y1) / 2) & (x0 < earlier.x1))
     return allowed
+
+
+def _sight_cost(x0: np.ndarray, y0: np.ndarray, w: int, h: int, placed: Sequence[_Spot]) -> np.ndarray:
+    """A box across an earlier tail's line to its speaker makes that tail point into it (ep003 p020:
+    Fennick's tail read as aimed at Wren's balloon): as dear as a tail nearer the wrong head."""
+    cost = np.zeros(x0.shape, dtype=np.float64)
+    for spot in placed:
+        if spot.sight is None:
+            continue
+        (tx, ty), (sx, sy) = spot.sight
+        across = np.zeros(x0.shape, dtype=bool)
+        for t in np.linspace(0.0, 1.0, 12):
+            px, py = tx + (sx - tx) * t, ty + (sy - ty) * t
+            across |= (x0 <= px) & (px < x0 + w) & (y0 <= py) & (py < y0 + h)
+        cost += np.where(across, WRONG_AIM_COST, 0.0)
+    return cost
 
 
 def _heads_covered(x0: np.ndarray, y0: np.ndarray, w: int, h: int, heads: Sequence[Box]) -> np.ndarray:
@@ -874,7 +893,26 @@ def _tail_cost(spot: _Spot, aim: tuple[Point, Box | None] | None, placed: list[_
     others = [head for head in panel.heads if head != aim[1]]
     crossing = sum(1 for box in others for x, y in samples if box.x0 <= x < box.x1 and box.y0 <= y < box.y1)
     short = 0.3 if math.dist(spot.box.centre, spot.tail) < max(spot.box.width, spot.box.height) / 2 else 0.0
-    return 0.6 * min(crossing, 3) + short
+    wrong = WRONG_AIM_COST if _nearer_another(spot.tail, aim[1], panel) else 0.0
+    return 0.6 * min(crossing, 3) + short + wrong
+
+
+# A tail that a reader would follow to the wrong character costs more than a balloon far from its speaker.
+WRONG_AIM_COST = 1.5
+
+
+def _nearer_another(tip: Point, head: Box | None, panel: _Panel) -> bool:
+    """Whether the tip of a tail lies nearer another character's head than its speaker's."""
+    if head is None:
+        return False
+    own = _box_distance(tip, head)
+    return any(_box_distance(tip, other) < own for other in panel.heads if other != head)
+
+
+def _box_distance(point: Point, box: Box) -> float:
+    dx = max(box.x0 - point[0], 0.0, point[0] - box.x1)
+    dy = max(box.y0 - point[1], 0.0, point[1] - box.y1)
+    return math.hypot(dx, dy)
 
 
 # ---------------------------------------------------------------- tails
@@ -937,6 +975,11 @@ def _with_tail(spot: _Spot, aim: tuple[Point, Box | None] | None, placed: list[_
     # Stop short of the speaker's head (a tail touches the face, it does not cover it).
     to_head = _entry_distance(edge, ux, uy, head, distance - reach) - 0.2 * size
     length = min(2.4 * size, max(0.8 * size, min(to_head, distance - reach - 0.3 * size)))
+    # A tail may be longer than usual when a shorter one would end nearer another character's head.
+    while length + 0.5 * size <= to_head and _nearer_another(
+        (edge[0] + ux * length, edge[1] + uy * length), head, panel
+    ):
+        length += 0.5 * size
     length = _inside_panel(edge, ux, uy, length, panel)
     # Nor may it reach into another balloon, where it would read as that balloon's tail.
     for other in placed:
@@ -947,6 +990,7 @@ def _with_tail(spot: _Spot, aim: tuple[Point, Box | None] | None, placed: list[_
     if length < 0.7 * size:
         return spot  # a stub of a tail reads as a glitch: better none
     tip = (edge[0] + ux * length, edge[1] + uy * length)
+    spot.sight = (tip, (sx, sy))
     if shape.kind == "thought":
         spot.dots = _thought_dots(edge, ux, uy, length, size)
         spot.tail = spot.dots[-1][0]

@@ -13,5 +13,5 @@ CROP_VERSION = 1  # character sheet crops (studio.render.crop)
 PACK_VERSION = 2  # packed reference sheets (studio.render.composite.pack)
 COMPOSITE_VERSION = 2  # composited multi-character panels (studio.render.composite.compose)
 UPSCALE_VERSION = 1  # the local upscale (studio.render.upscale)
-LETTER_VERSION = 2  # lettered panels (studio.render.lettering)
-CONTACT_VERSION = 6  # contact sheets (studio.render.contact); 6: the lettering's thumbnails embedded as they are
+LETTER_VERSION = 3  # lettered panels (studio.render.lettering); 3: tails read as their speaker's
+CONTACT_VERSION = 7  # contact sheets (studio.render.contact); 7: a consistency badge per panel
