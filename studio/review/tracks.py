@@ -2,10 +2,15 @@
 
 A track is the provider and quality a run made its panels with: the draft previz; a paid provider's
 panels made directly (`fal`); its previews (`fal preview`, from `studio run --quality preview`); or
-its approved previews finished (`fal final`, from `--quality final`). An episode is on the track of
-its latest paid run, as the ledger's generation rows record it, or on the draft track before any:
-`studio review`, `approve`, `retake` and `export` act on it unless told otherwise (`--track`), so
-after a paid run nobody approves or exports the previz by mistake.
+its approved previews finished (`fal final`, from `--quality final`); or a fallback chain's panels
+(`chain`, from `studio run --provider chain`, whichever providers served it). An episode is on the
+track of its latest paid run, as `studio run` records it (the `run` table: `start_run`, `finish_run`),
+or on the draft track before any: `studio review`, `approve`, `retake`, `pick` and `export` act on it
+unless told otherwise (`--track`), so after a paid run nobody approves or exports the previz by mistake.
+
+A ledger from before runs were recorded has only its generation rows: the track is read from those
+(a run whose rows went to several providers was a chain; one served by a single provider, or a final
+upscaled locally with no paid row, cannot be told apart there).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from studio.core.errors import UsageError
-from studio.db.tables import Generation, PanelTake, deferred
+from studio.db.tables import Generation, PanelTake, Run, deferred, now
 from studio.review.takes import track_of
 
 DRAFT = "draft"
@@ -66,9 +71,44 @@ def episode_track(engine: Engine, episode: int, default_provider: str) -> Track:
     return Track(DRAFT, None, why=f"episode {episode} has no paid run")
 
 
+def start_run(engine: Engine, run_id: str, episode: int, provider: str, quality: str | None) -> None:
+    """`studio run` of `episode` starts, with its plan made: from now on the episode is on its track
+    (committed at once: a run that dies still made takes on it)."""
+    with Session(engine) as session:
+        session.add(Run(id=run_id, episode=episode, provider=provider, quality=quality if provider != DRAFT else None))
+        session.commit()
+
+
+def finish_run(engine: Engine, run_id: str, outcome: str) -> None:
+    """The run ended: completed, failed (some jobs did not finish), interrupted or error."""
+    with Session(engine) as session:
+        run = session.get(Run, run_id)
+        if run is not None:
+            run.finished_at, run.outcome = now(), outcome
+            session.add(run)
+            session.commit()
+
+
 def latest_paid_run(engine: Engine, episode: int) -> tuple[str, str | None] | None:
-    """(provider, quality) of the latest run that sent the episode's work to a paid provider, from the
-    ledger's generation rows; a run whose rows went to several providers was a chain."""
+    """(provider, quality) of the latest paid run of the episode, as it was asked for (a chain is
+    "chain", whichever providers served it); for a ledger from before runs were recorded, as its
+    generation rows say."""
+    with Session(engine) as session:
+        run = session.exec(
+            select(Run.provider, Run.quality)
+            .where(Run.episode == episode, Run.provider != DRAFT)
+            .order_by(col(Run.started_at).desc())
+            .limit(1)
+        ).first()
+    if run is not None:
+        provider, quality = run
+        return provider, quality if quality in QUALITIES else None
+    return _paid_generations(engine, episode)
+
+
+def _paid_generations(engine: Engine, episode: int) -> tuple[str, str | None] | None:
+    """(provider, quality) of the latest generation row sent to a paid provider for the episode; a run
+    whose rows went to several providers was a chain."""
     with Session(engine) as session:
         row = session.exec(
             select(Generation.provider, Generation.quality, Generation.run_id)
