@@ -255,8 +255,9 @@ class FakeGemini(base.FakeServer):
             return Route("other", "not_found")
         return Route("generate", None, match.group(1))
 
-    def _answer(self, request: base.Request, route: Route, auth: str, fault: str | None,
-                entry: dict[str, Any]) -> Response:
+    def _refused(self, request: base.Request, route: Route, auth: str, fault: str | None) -> Response | None:
+        """The answers any model gets before its own work: an unknown path, an injected HTTP fault,
+        a missing or wrong key. None: the request goes on to the model."""
         if route.error:
             return _error(404, f"Method not found: {request.method} {request.path}")
         if fault in {"429", "500", "503"}:
@@ -270,6 +271,14 @@ class FakeGemini(base.FakeServer):
         if auth == "wrong":
             reason = {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}
             return _error(400, "API key not valid. Please pass a valid API key.", [reason])
+        return None
+
+    def _answer(
+        self, request: base.Request, route: Route, auth: str, fault: str | None, entry: dict[str, Any]
+    ) -> Response:
+        refused = self._refused(request, route, auth, fault)
+        if refused is not None:
+            return refused
         name = route.name
         entry["model"] = name
         model = MODELS.get(name)
@@ -328,22 +337,7 @@ class FakeGemini(base.FakeServer):
         if not isinstance(payload, dict):
             raise _Invalid("Invalid JSON payload received. Expected an object.")
         _unknown(payload, TOP_FIELDS, "")
-        contents = payload.get("contents")
-        if not isinstance(contents, list) or not contents:
-            raise _Invalid("* GenerateContentRequest.contents: contents is not specified")
-        texts: list[str] = []
-        sizes: list[tuple[int, int]] = []
-        mimes: list[str] = []
-        for content in contents:
-            if not isinstance(content, dict):
-                raise _Invalid("Invalid value at 'contents': expected an object")
-            _unknown(content, CONTENT_FIELDS, "contents")
-            parts = content.get("parts")
-            if not isinstance(parts, list) or not parts:
-                raise _Invalid("* GenerateContentRequest.contents.parts: contents.parts must not be empty.")
-            for part in parts:
-                self._part(part, texts, sizes, mimes)
-        record.update(texts=texts, image_count=len(sizes), image_sizes=sizes, mime_types=mimes)
+        texts, sizes = self._contents(payload, record)
         if len(sizes) > model.max_images:
             raise _Invalid(_too_many_message(len(sizes), model))
         config = _get(payload, "generationConfig", "generation_config") or {}
@@ -371,6 +365,29 @@ class FakeGemini(base.FakeServer):
         if not texts and not sizes:
             raise _Invalid("* GenerateContentRequest.contents: the request has no text and no image")
         return {"prompt": "\n".join(texts), "ratio": ratio, "size": size or "1K", "modalities": modalities}
+
+    def _contents(
+        self, payload: dict[str, Any], record: dict[str, Any], extra: tuple[Any, ...] = ()
+    ) -> tuple[list[str], list[tuple[int, int]]]:
+        """The texts and image sizes of the request's `contents` (and of `extra` ones, such as a
+        system instruction), validated and written to the request log."""
+        contents = payload.get("contents")
+        if not isinstance(contents, list) or not contents:
+            raise _Invalid("* GenerateContentRequest.contents: contents is not specified")
+        texts: list[str] = []
+        sizes: list[tuple[int, int]] = []
+        mimes: list[str] = []
+        for content in [*contents, *extra]:
+            if not isinstance(content, dict):
+                raise _Invalid("Invalid value at 'contents': expected an object")
+            _unknown(content, CONTENT_FIELDS, "contents")
+            parts = content.get("parts")
+            if not isinstance(parts, list) or not parts:
+                raise _Invalid("* GenerateContentRequest.contents.parts: contents.parts must not be empty.")
+            for part in parts:
+                self._part(part, texts, sizes, mimes)
+        record.update(texts=texts, image_count=len(sizes), image_sizes=sizes, mime_types=mimes)
+        return texts, sizes
 
     @staticmethod
     def _part(part: Any, texts: list[str], sizes: list[tuple[int, int]], mimes: list[str]) -> None:
