@@ -331,3 +331,33 @@ def test_a_judge_model_is_never_priced_as_an_image_and_its_announced_price_appli
     assert token_cost_micro(entry.price, 0, 1_000_000, date(2026, 12, 1)) == 3_750_000
     assert token_cost_micro(entry.price, 1_000_000, 1_000_000, date(2027, 1, 1)) == 9_000_000
     assert token_cost_micro(entry.price, 3, 1, date(2026, 12, 1)) == 6  # 2.25 + 3.75, rounded up
+
+
+# ---------------------------------------------------------------- through the CLI
+
+
+def test_studio_cost_shows_the_judge_on_its_own_line(
+    sample: Path, fake: FakeGeminiJudge, http: httpx.Client, cli: Any
+) -> None:
+    from studio.project.loader import load_project
+
+    project = load_project(sample)
+    context = ScorerContext(sample, project.config, project.catalog, open_ledger(project.state_dir), http)
+    scorer = get_scorer("judge", context)
+    scorer.wait = lambda seconds: None  # type: ignore[attr-defined]
+    paid = scorer.score(subject(sample))
+    fake.inject("safety")
+    refused = scorer.score(subject(sample, box=None))
+    assert paid.value == 0.6 and refused.value is None
+
+    result = cli("--project", sample, "cost", "--by", "phase", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    (judged,) = [row for row in report["rows"] if row["group"] == "judge"]
+    assert judged["generations"] == 2 and judged["panels"] == 0
+    assert judged["spent_micro"] == paid.cost_micro + refused.cost_micro == fake.billed_micro
+    assert report["totals"]["spent_micro"] == fake.billed_micro
+    # Not a panel's cost: the per-quality split of panel spend leaves it out.
+    assert all(value == 0 for value in report["spent_by_quality_micro"].values())
+    shown = cli("--project", sample, "cost", "--by", "phase").stdout
+    assert "judge" in shown and KEY not in shown
