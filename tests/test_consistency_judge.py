@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import fakes.gemini_judge as fake_module
 import httpx
 import pytest
 from fakes.gemini_judge import FakeGeminiJudge
@@ -28,10 +29,9 @@ from studio.consistency.judge import (
     MAX_OUTPUT_TOKENS,
     SCHEMA,
     JudgeScorer,
-    read_answer,
 )
 from studio.consistency.scorers import get_scorer
-from studio.core.errors import AuthFailed, ProviderError, RateLimited, UsageError
+from studio.core.errors import AuthFailed, ProviderError, ProviderUnavailable, RateLimited, UsageError
 from studio.db.tables import Artifact, Generation, open_ledger
 from studio.ledger.budget import BudgetExceeded
 from studio.project.models import StudioConfig
@@ -211,10 +211,23 @@ def test_an_answer_cut_at_the_output_bound_is_not_scored(
     assert row.status == "failed" and row.actual_micro == fake.billed_micro > 0
 
 
-def test_an_answer_without_usage_is_settled_at_the_estimate() -> None:
-    body = {"candidates": [{"content": {"parts": [{"text": "{}"}]}, "finishReason": "STOP"}]}
-    answer, why = read_answer(body, "gemini-3.8-flash")
-    assert answer is None and "does not fit the rubric" in why
+def test_an_answer_without_usage_is_settled_at_the_estimate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    answer = {item: {"reason": "the same", "score": 0.8} for item in SCORES}
+    good = {"candidates": [{"content": {"role": "model", "parts": [{"text": json.dumps(answer)}]}}]}
+    bad = {"candidates": [{"content": {"role": "model", "parts": [{"text": "{}"}]}}]}
+    bodies = [good, bad]
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=bodies.pop(0)))
+    with httpx.Client(transport=transport) as client:
+        scored = make_scorer(tmp_path, client).score(subject(tmp_path))
+        unscored = make_scorer(tmp_path, client).score(subject(tmp_path, box=None))
+    assert (
+        scored.value == 0.8
+        and unscored.value is None
+        and "does not fit the rubric (face: Field required)" in unscored.note
+    )
+    for row, score in zip(rows(tmp_path), (scored, unscored), strict=True):
+        assert row.actual_source == "estimate" and row.actual_micro == row.estimate_micro == score.cost_micro > 0
 
 
 def test_an_answer_lost_on_the_way_keeps_its_hold_and_is_never_sent_again_silently(
@@ -258,6 +271,15 @@ def test_http_errors_are_clear_and_cost_nothing(tmp_path: Path, fake: FakeGemini
     assert [r["status"] for r in fake.requests].count(500) == 1  # a 500 may have run: never resent
     assert [(r.status, r.actual_micro, r.held_micro) for r in rows(tmp_path)] == [("failed", 0, 0)] * 2
     assert fake.billed_micro == 0
+
+
+def test_a_model_google_no_longer_serves_names_the_setting(
+    tmp_path: Path, fake: FakeGeminiJudge, http: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delitem(fake_module.TEXT_MODELS, "gemini-3.8-flash")  # retired: the id answers 404
+    with pytest.raises(ProviderUnavailable, match=r"HTTP 404\); set \[consistency\] judge in studio.toml"):
+        make_scorer(tmp_path, http).score(subject(tmp_path))
+    assert [(r.status, r.actual_micro) for r in rows(tmp_path)] == [("failed", 0)]
 
 
 def test_a_refused_key_names_the_variable_and_is_never_written(

@@ -54,7 +54,7 @@ from sqlmodel import Session
 
 from studio.catalog.catalog import Catalog, CatalogEntry, load_catalog, token_cost_micro
 from studio.consistency.base import Score, ScorerContext, Subject
-from studio.core.errors import ProviderError, SubmissionUnknown, UsageError
+from studio.core.errors import ProviderError, ProviderUnavailable, SubmissionUnknown, UsageError
 from studio.core.files import write_atomic
 from studio.core.keys import canonical_json, content_key, sha256_bytes
 from studio.core.money import format_usd, usd_to_micro
@@ -332,6 +332,11 @@ class JudgeScorer:
                 if attempt < SUBMIT_ATTEMPTS and response.status_code in NOT_PROCESSED:
                     self.wait(backoff_delay(attempt, _retry_after(response)))
                     continue
+                if response.status_code == 404:  # Google retires models: the id answers 404
+                    raise ProviderUnavailable(
+                        f"Gemini does not serve {self.model_id} (HTTP 404); set [consistency] judge in studio.toml "
+                        "to a current judge model (see 'studio models')"
+                    )
                 raise _submit_error(response, self.model_id)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
