@@ -193,6 +193,7 @@ def test_a_bad_answer_gives_no_score_a_clear_note_and_its_cost_is_recorded(
     assert why in score.note and "not scored" in score.note and "\n" not in score.note
     (row,) = rows(tmp_path)
     assert row.status == "failed" and row.held_micro == 0 and row.error is not None and why in row.error
+    assert row.failure == ("rejected" if fault in {"safety", "blocked"} else "error")  # refused, or a bad answer
     # Settled from usageMetadata: exactly what the fake billed for it.
     assert row.actual_micro == fake.billed_micro == score.cost_micro > 0 and row.actual_source == "computed"
 

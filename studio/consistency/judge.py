@@ -184,7 +184,6 @@ class JudgeScorer:
     def __init__(self, context: ScorerContext):
         catalog = context.catalog or load_catalog()
         self.model_id, self.entry = judge_model(catalog, context.config)
-        self._config = context.config
         self._state_dir = context.root / ".studio"
         self._engine: Engine = context.engine or open_ledger(self._state_dir)
         self._ledger = Ledger(self._engine)
@@ -241,11 +240,10 @@ class JudgeScorer:
             raise
         body = _json_object(response)
         computed = self._usage_cost(body)
-        answer, why = read_answer(body, self.entry.endpoint)
+        answer, why, refused = read_answer(body, self.entry.endpoint)
         if answer is None:
             charged, source = (computed, "computed") if computed is not None else (call.estimate_micro, "estimate")
-            kind = "rejected" if why.startswith("Gemini blocked") or why.startswith("Gemini withheld") else "error"
-            self._ledger.failed(row.id, why, charged, failure=kind, source=source)
+            self._ledger.failed(row.id, why, charged, failure="rejected" if refused else "error", source=source)
             return self._none(subject, f"{why}; not scored ({format_usd(charged)} recorded)", cost_micro=charged)
         record = {
             "rubric_version": RUBRIC_VERSION,
@@ -431,19 +429,20 @@ def judge_model(catalog: Catalog, config: StudioConfig) -> tuple[str, CatalogEnt
     return model_id, entry
 
 
-def read_answer(body: dict[str, Any], model: str) -> tuple[RubricAnswer | None, str]:
-    """The rubric answer in a 200 body, or None and why there is none (a clear one-liner)."""
+def read_answer(body: dict[str, Any], model: str) -> tuple[RubricAnswer | None, str, bool]:
+    """The rubric answer in a 200 body, or None and why there is none (a clear one-liner), and
+    whether Google refused the question (a safety block: the same question is refused again)."""
     feedback = body.get("promptFeedback") if isinstance(body.get("promptFeedback"), dict) else {}
     block = feedback.get("blockReason") if isinstance(feedback, dict) else None
     if block:
-        return None, f"Gemini blocked the judge's request to {model} ({_plain(str(block))})"
+        return None, f"Gemini blocked the judge's request to {model} ({_plain(str(block))})", True
     candidates = body.get("candidates") if isinstance(body.get("candidates"), list) else []
     if not candidates or not isinstance(candidates[0], dict):
-        return None, f"Gemini returned no answer from {model}"
+        return None, f"Gemini returned no answer from {model}", False
     candidate = candidates[0]
     finish = str(candidate.get("finishReason") or "")
     if finish in SAFETY_FINISH:
-        return None, f"Gemini withheld {model}'s answer ({_plain(finish)})"
+        return None, f"Gemini withheld {model}'s answer ({_plain(finish)})", True
     content = candidate.get("content") if isinstance(candidate.get("content"), dict) else {}
     parts = content.get("parts") if isinstance(content, dict) and isinstance(content.get("parts"), list) else []
     text = "".join(
@@ -452,20 +451,20 @@ def read_answer(body: dict[str, Any], model: str) -> tuple[RubricAnswer | None, 
         if isinstance(part, dict) and isinstance(part.get("text"), str) and not part.get("thought")
     ).strip()
     if finish == "MAX_TOKENS":
-        return None, f"{model}'s answer was cut at {MAX_OUTPUT_TOKENS} tokens"
+        return None, f"{model}'s answer was cut at {MAX_OUTPUT_TOKENS} tokens", False
     if not text:
         why = f" (finishReason {finish})" if finish else ""
-        return None, f"{model} answered with no text{why}"
+        return None, f"{model} answered with no text{why}", False
     try:
         raw = json.loads(text)
     except ValueError:
-        return None, f'{model} answered something that is not JSON: "{_line(text)}"'
+        return None, f'{model} answered something that is not JSON: "{_line(text)}"', False
     try:
-        return RubricAnswer.model_validate(raw), ""
+        return RubricAnswer.model_validate(raw), "", False
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"]) or "the answer"
-        return None, f"{model}'s answer does not fit the rubric ({where}: {first['msg']})"
+        return None, f"{model}'s answer does not fit the rubric ({where}: {first['msg']})", False
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any]:
