@@ -293,7 +293,7 @@ class FakeGeminiJudge(image_fake.FakeGemini):
         if schema.get("enum"):
             return schema["enum"][0]
         item = path[0] if path else "it"
-        return f"the {item} matches the sheet" if self.scores.get(item, DEFAULT_SCORE) >= 0.5 else f"the {item} differs"
+        return f"the {item} matches the sheet" if self.scores.get(item, DEFAULT_SCORE) >= 0.8 else f"the {item} differs"
 
     def _bill(self, name: str, model: TextModel, prompt: int, output: int, images: int, lost: bool) -> None:
         exact = Decimal(model.input_usd) * prompt + Decimal(model.output_usd) * output  # micro-USD
