@@ -384,3 +384,6 @@ def test_studio_cost_shows_the_judge_on_its_own_line(
     assert all(value == 0 for value in report["spent_by_quality_micro"].values())
     shown = cli("--project", sample, "cost", "--by", "phase").stdout
     assert "judge" in shown and KEY not in shown
+    # By episode (the default), judgements are no episode's and no shared asset: a line of their own.
+    by_episode = json.loads(cli("--project", sample, "cost", "--json").stdout)
+    assert [(row["group"], row["spent_micro"]) for row in by_episode["rows"]] == [("judge", fake.billed_micro)]

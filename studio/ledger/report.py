@@ -10,7 +10,8 @@ from studio.ledger.budget import FINAL, HOLDING
 
 GROUPINGS: dict[str, Callable[[Generation], str]] = {
     "panel": lambda r: f"ep{r.episode:03d}/{r.panel}" if r.panel and r.episode else f"shared/{r.phase}",
-    "episode": lambda r: f"ep{r.episode:03d}" if r.episode else "shared",
+    # A row of no episode is a shared asset, or a consistency judgement (studio/consistency/judge.py).
+    "episode": lambda r: f"ep{r.episode:03d}" if r.episode else ("judge" if r.phase == "judge" else "shared"),
     "model": lambda r: r.model,
     "phase": lambda r: r.phase,
     "day": lambda r: r.created_at.date().isoformat(),
