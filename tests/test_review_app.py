@@ -153,3 +153,33 @@ def test_review_serve_takes_the_episodes_track_like_studio_review(sample: Path, 
         ((1, "draft"), 8765, False),
         ((1, "preview"), None, True),
     ]
+
+
+def test_use_this_take_through_the_api_shows_in_the_cli(finished: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    """Pick an earlier take (issue 15): the app writes through Reviews.pick, as `studio pick` does."""
+    assert cli("--project", finished, "retake", "episode", "1", "p003", "--note", "too dark").exit_code == 0
+    assert cli("--project", finished, "run", "episode", "1").exit_code == 0
+    client = TestClient(make_app(finished, 1, "draft", TOKEN))
+    headers = {TOKEN_HEADER: TOKEN}
+    page = client.get(f"/?token={TOKEN}").text
+    cell = page[page.index('<article class="cell" data-panel="p003">') :].split("</article>")[0]
+    assert cell.count('class="pick"') == 1 and 'data-take="1"' in cell, "a button on the take not in use"
+    assert "1–9 use take N" in page, "the shortcut is in the page's help"
+
+    for body in ({"panel": "p003", "take": "1"}, {"panel": "p003", "take": True}, {"panel": ["p003"], "take": 1}):
+        assert client.post("/api/pick", headers=headers, json=body).status_code == 400
+    unknown = client.post("/api/pick", headers=headers, json={"panel": "p003", "take": 9})
+    assert unknown.status_code == 409 and "no take 9 on the draft track; pick one of 1, 2" in unknown.json()["error"]
+    assert client.post("/api/pick", headers={TOKEN_HEADER: "x"}, json={"panel": "p003", "take": 1}).status_code == 403
+
+    picked = client.post("/api/pick", headers=headers, json={"panel": "p003", "take": 1})
+    assert picked.status_code == 200, picked.text
+    assert picked.json() == {"action": "pick", "panel": "p003", "take": 1, "not_picked": [2]}
+    row = review_json(cli, finished)["p003"]
+    assert (row["status"], row["take"]) == ("approved", 1)
+    assert [t["status"] for t in row["takes"]] == ["approved", "not picked"]
+    state = {p["id"]: p for p in client.get("/api/state", headers=headers).json()["panels"]}
+    assert [(t["take"], t["status"], t["pickable"]) for t in state["p003"]["takes"]] == [
+        (1, "approved", False),
+        (2, "not picked", True),
+    ]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import edit
 from test_contact_browser import CHROMIUM, FLAGS  # Debian chromium and python.md's flags
-from test_review_app import assert_two_approved_one_retaken
+from test_review_app import assert_two_approved_one_retaken, review_json
 
 from studio.web import bind, make_app, server_for
 
@@ -35,6 +35,8 @@ XSS = "<script>alert(1)</script>"
 def server(sample: Path, cli):  # type: ignore[no-untyped-def]
     """The sample's episode 1, made, with HTML in a line of dialogue; its review app served on a free port."""
     edit(sample / "episodes/ep001/storyboard.yaml", "text: Wren! Over here — you have to see this!", f'text: "{XSS}"')
+    assert cli("--project", sample, "run", "episode", "1").exit_code == 0
+    assert cli("--project", sample, "retake", "episode", "1", "p005").exit_code == 0  # two takes to pick from
     assert cli("--project", sample, "run", "episode", "1").exit_code == 0
     sock = bind()
     uvicorn = server_for(make_app(sample, 1, "draft", TOKEN))
@@ -87,6 +89,12 @@ def test_keyboard_review_in_chromium_reaches_the_ledger(server: str, sample: Pat
                 timeout=5_000
             )
 
+            # "Use this take" on p005's first take: approved, its second take not picked.
+            page.locator(".cell[data-panel='p005'] button.pick[data-take='1']").click()
+            page.locator(".cell[data-panel='p005'] [data-role='status']").filter(has_text="approved").wait_for(
+                timeout=5_000
+            )
+
             # HTML from the project is text: the dialogue and the note show as written, and nothing ran.
             assert page.locator(".cell[data-panel='p003'] [data-role='note']").text_content() == note
             assert XSS in page.locator(".cell[data-panel='p002'] .script").text_content()
@@ -102,3 +110,9 @@ def test_keyboard_review_in_chromium_reaches_the_ledger(server: str, sample: Pat
             browser.close()
 
     assert_two_approved_one_retaken(cli, sample, note)
+    p005 = review_json(cli, sample)["p005"]
+    assert (p005["status"], p005["take"], [t["status"] for t in p005["takes"]]) == (
+        "approved",
+        1,
+        ["approved", "not picked"],
+    )

@@ -12,8 +12,9 @@ Routes (every one behind the token: `?token=` on the page, its assets and images
   panel must be one of the storyboard's and the take a number: the path is built here, never taken
   from the request, and must resolve inside the project's build/ folder.
 - `GET /api/state`: the panels' review state, polled by the page every 2 s to follow a run.
-- `POST /api/approve` `{"panels": [...]}`, `POST /api/retake` `{"panels": [...], "note": "..."}`:
-  through `Reviews.approve` / `Reviews.retake`, as `studio approve` and `studio retake` do.
+- `POST /api/approve` `{"panels": [...]}`, `POST /api/retake` `{"panels": [...], "note": "..."}`,
+  `POST /api/pick` `{"panel": "p003", "take": 2}`: through `Reviews.approve` / `Reviews.retake` /
+  `Reviews.pick`, as `studio approve`, `studio retake` and `studio pick` do.
 
 The project and the ledger are opened on every request (a few ms), so the page shows what a run in
 another process has made, and a storyboard edited meanwhile.
@@ -40,7 +41,7 @@ from studio.db.tables import ledger_engine
 from studio.project.loader import Project, load_project
 from studio.project.models import GAP_PIXELS, Gap, Storyboard
 from studio.providers.registry import project_plugins
-from studio.review.takes import TODO, Reviews
+from studio.review.takes import REJECTED, TODO, Reviews
 from studio.run.local_jobs import _spent_per_panel
 
 TOKEN_HEADER = "X-Studio-Token"
@@ -111,12 +112,19 @@ def make_app(project_root: Path, episode: int, track: str, token: str) -> Starle
 
     async def act(request: Request) -> Response:
         action = request.path_params["action"]
-        if action not in ("approve", "retake"):
+        if action not in ("approve", "retake", "pick"):
             return JSONResponse({"error": f"unknown action {action!r}"}, 404)
         try:
             body = await request.json()
         except ValueError:
             return JSONResponse({"error": "the body must be JSON"}, 400)
+        if action == "pick":
+            panel = body.get("panel") if isinstance(body, dict) else None
+            take = body.get("take") if isinstance(body, dict) else None
+            # bool is an int to Python, never a take number
+            if not isinstance(panel, str) or not isinstance(take, int) or isinstance(take, bool):
+                return JSONResponse({"error": "'panel' must be a panel id and 'take' a take number"}, 400)
+            return await run_in_threadpool(pick, panel, take)
         panels = body.get("panels") if isinstance(body, dict) else None
         note = body.get("note") if isinstance(body, dict) else None
         if not isinstance(panels, list) or not panels or not all(isinstance(p, str) for p in panels):
@@ -135,6 +143,16 @@ def make_app(project_root: Path, episode: int, track: str, token: str) -> Starle
             reviews = Reviews(engine, track)
             takes = reviews.approve(episode, panels) if action == "approve" else reviews.retake(episode, panels, note)
         return JSONResponse({"action": action, "panels": dict(zip(panels, takes, strict=True))})
+
+    def pick(panel: str, take: int) -> Response:
+        loaded = project()
+        if panel not in {p.id for p in loaded.episode(episode).panels}:
+            return JSONResponse({"error": f"not a panel of episode {episode}: {panel}"}, 400)
+        with ledger_engine(loaded.state_dir) as engine:
+            picked = Reviews(engine, track).pick(episode, panel, take)
+        return JSONResponse(
+            {"action": "pick", "panel": panel, "take": picked.take, "not_picked": list(picked.not_picked)}
+        )
 
     def refused(request: Request, exc: Exception) -> Response:
         """A StudioError (invalid project, a panel with no take yet): its message, as text or JSON."""
@@ -231,7 +249,11 @@ def _state(project: Project, storyboard: Storyboard, episode: int, track: str, t
         for take in history[panel.id]:
             version = _version(_take_path(project, episode, panel.id, take.take))
             src = _url(f"/image/take/{panel.id}/{take.take}", token, v=version) if version else None
-            takes.append({"take": take.take, "status": take.status, "note": take.note, "src": src})
+            # Any other take with an image may become the one used (the current one is approved with 'a').
+            pickable = src is not None and take.status != REJECTED and (current is None or take.take != current.take)
+            takes.append(
+                {"take": take.take, "status": take.status, "note": take.note, "src": src, "pickable": pickable}
+            )
         cost = spent.get(panel.id)
         panels.append(
             {

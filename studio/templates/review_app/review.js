@@ -76,7 +76,7 @@
   }
 
   function renderTakes(container, panel) {
-    const key = JSON.stringify(panel.takes.map((t) => [t.take, t.status, t.note, t.src]).concat([panel.take]));
+    const key = JSON.stringify(panel.takes.map((t) => [t.take, t.status, t.note, t.src, t.pickable]).concat([panel.take]));
     if (container.dataset.key === key) return; // unchanged: keep the images already loaded
     container.dataset.key = key;
     container.replaceChildren();
@@ -87,6 +87,14 @@
       const caption = document.createElement("figcaption");
       caption.textContent = `t${take.take} · ${take.status}` + (take.note ? ` · ${take.note}` : "");
       figure.append(caption);
+      if (take.pickable) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "pick";
+        button.dataset.take = String(take.take);
+        button.textContent = `Use this take (${take.take})`;
+        figure.append(button);
+      }
       container.append(figure);
     }
   }
@@ -150,6 +158,28 @@
     }
   }
 
+  // Use take N of the selected panel (1-9, or a take's button): it becomes the approved take, the
+  // later ones "not picked", as `studio pick` does.
+  async function pick(id, take) {
+    if (busy) return;
+    busy = true;
+    try {
+      const result = await api("/api/pick", { panel: id, take: take });
+      const aside = result.not_picked.length ? `; not picked: take ${result.not_picked.join(", ")}` : "";
+      say(`${id}: using take ${result.take}, approved${aside}`);
+      await refresh();
+    } catch (error) {
+      say(error.message, true);
+    } finally {
+      busy = false;
+    }
+  }
+
+  function pickSelected(take) {
+    if (selected < 0) return say("Select a panel first (j/k)", true);
+    pick(panels[selected].id, take);
+  }
+
   function askRetake() {
     if (selected < 0) return say("Select a panel first (j/k)", true);
     $("retake").hidden = false;
@@ -181,7 +211,15 @@
     if (keys[event.key]) {
       event.preventDefault();
       keys[event.key]();
+    } else if (/^[1-9]$/.test(event.key)) {
+      event.preventDefault();
+      pickSelected(Number(event.key));
     }
+  });
+  $("grid").addEventListener("click", (event) => {
+    const button = event.target.closest("button.pick");
+    const cell = button && button.closest(".cell");
+    if (cell) pick(cell.dataset.panel, Number(button.dataset.take));
   });
 
   $("retake").addEventListener("submit", (event) => {
