@@ -159,12 +159,18 @@ def test_the_same_question_again_is_free_and_identical(
     assert other.value == 0.1 and other.cost_micro > 0 and len(fake.judgements) == 2
 
 
-def test_a_cached_judgement_needs_no_key(
+def test_a_cached_judgement_needs_no_key_and_no_image_work(
     tmp_path: Path, fake: FakeGeminiJudge, http: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     make_scorer(tmp_path, http).score(subject(tmp_path))
     monkeypatch.delenv("GEMINI_API_KEY")
-    assert make_scorer(tmp_path, http).score(subject(tmp_path)).value == 0.6
+
+    def no_image_work(*args: object) -> bytes:
+        raise AssertionError("a stored judgement needs no image decoded or encoded")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(judge_module, "_png", no_image_work)
+        assert make_scorer(tmp_path, http).score(subject(tmp_path)).value == 0.6
     with pytest.raises(MissingKey, match="GEMINI_API_KEY"):  # a new question does
         make_scorer(tmp_path, http).score(subject(tmp_path, box=None))
     assert len(fake.judgements) == 1

@@ -168,11 +168,29 @@ class JudgeCall:
 
 @dataclass(frozen=True)
 class Prepared:
-    """The request for one subject, and what its content key is made of."""
+    """The question for one subject: its content key, its token bound, and what its request is made of.
+
+    The key is made from the files' bytes: a judgement found in the store costs no image work at all."""
 
     key: str
-    body: dict[str, Any]
     input_tokens: int  # the bound
+    texts: tuple[str, str, str]
+    sheet: tuple[Path, bytes]
+    picture: tuple[Path, bytes]
+    box: tuple[int, int, int, int] | None
+
+    def body(self) -> dict[str, Any]:
+        """The generateContent request: the sheet and the crop as PNG, downscaled; the rubric's schema."""
+        sheet = _png(*self.sheet, None, SHEET_MAX_SIDE, "sheet")
+        crop = _png(*self.picture, self.box, CROP_MAX_SIDE, "picture")
+        parts: list[dict[str, Any]] = [
+            {"text": self.texts[0]},
+            {"text": self.texts[1]},
+            {"inline_data": {"mime_type": "image/png", "data": base64.b64encode(sheet).decode("ascii")}},
+            {"text": self.texts[2]},
+            {"inline_data": {"mime_type": "image/png", "data": base64.b64encode(crop).decode("ascii")}},
+        ]
+        return {"contents": [{"role": "user", "parts": parts}], "generationConfig": generation_config()}
 
 
 class JudgeScorer:
@@ -210,11 +228,12 @@ class JudgeScorer:
     def score(self, subject: Subject) -> Score:
         try:
             prepared = self.prepare(subject)
+            cached = self._cached(prepared.key)
+            if cached is not None:
+                return self._score(subject, cached, cost_micro=0)
+            body = prepared.body()
         except _Unreadable as exc:
             return self._none(subject, str(exc))
-        cached = self._cached(prepared.key)
-        if cached is not None:
-            return self._score(subject, cached, cost_micro=0)
         call = JudgeCall(
             key=prepared.key,
             name=f"{subject.character} in {subject.image.name}",
@@ -231,7 +250,7 @@ class JudgeScorer:
         assert row.id is not None
         self._ledger.sending(row.id)
         try:
-            response = self._send(prepared.body, key)
+            response = self._send(body, key)
         except SubmissionUnknown as exc:
             self._ledger.unknown(row.id, str(exc))
             return self._none(subject, f"{exc}; {_unsettled(row.id)}")
@@ -261,31 +280,16 @@ class JudgeScorer:
     # ------------------------------------------------------------ the request
 
     def prepare(self, subject: Subject) -> Prepared:
-        """The request body for `subject` and its content key (raises _Unreadable for a bad image)."""
-        sheet_bytes, sheet_png = _load(subject.sheet, None, SHEET_MAX_SIDE, "sheet")
-        image_bytes, crop_png = _load(subject.image, subject.box, CROP_MAX_SIDE, "picture")
+        """The question for `subject` (raises _Unreadable for a file that cannot be read)."""
+        sheet_bytes = _read(subject.sheet, "sheet")
+        image_bytes = _read(subject.image, "picture")
         colours = ", ".join(f"{part} {value}" for part, value in sorted(subject.palette.items()))
         palette = f"Its declared colours: {colours}." if colours else ""
-        texts = [
+        texts = (
             INSTRUCTIONS.format(character=subject.character, palette=palette),
             "Image 1, the model sheet:",
             "Image 2, the figure to judge:",
-        ]
-        parts: list[dict[str, Any]] = [
-            {"text": texts[0]},
-            {"text": texts[1]},
-            {"inline_data": {"mime_type": "image/png", "data": base64.b64encode(sheet_png).decode("ascii")}},
-            {"text": texts[2]},
-            {"inline_data": {"mime_type": "image/png", "data": base64.b64encode(crop_png).decode("ascii")}},
-        ]
-        config = {
-            "responseMimeType": "application/json",
-            "responseSchema": SCHEMA,
-            "maxOutputTokens": MAX_OUTPUT_TOKENS,
-            "mediaResolution": MEDIA_RESOLUTION,
-            "thinkingConfig": {"thinkingLevel": THINKING_LEVEL},
-        }
-        body = {"contents": [{"role": "user", "parts": parts}], "generationConfig": config}
+        )
         key = content_key(
             "judge",
             {
@@ -295,12 +299,19 @@ class JudgeScorer:
                 "image": sha256_bytes(image_bytes),
                 "box": list(subject.box) if subject.box else None,
                 "sides": [SHEET_MAX_SIDE, CROP_MAX_SIDE],
-                "texts": texts,
-                "config": config,
+                "texts": list(texts),
+                "config": generation_config(),
             },
         )
         text_bytes = sum(len(text.encode("utf-8")) for text in texts) + len(canonical_json(SCHEMA).encode("utf-8"))
-        return Prepared(key, body, text_bytes + PROMPT_OVERHEAD_TOKENS + IMAGE_TOKENS * 2)
+        return Prepared(
+            key,
+            text_bytes + PROMPT_OVERHEAD_TOKENS + IMAGE_TOKENS * 2,
+            texts,
+            (subject.sheet, sheet_bytes),
+            (subject.image, image_bytes),
+            subject.box,
+        )
 
     def estimate_micro(self, prepared: Prepared) -> int:
         """The most one judgement can cost: the input bound and the whole output bound, priced today."""
@@ -500,10 +511,28 @@ class _Unreadable(Exception):
     pass
 
 
-def _load(path: Path, box: tuple[int, int, int, int] | None, max_side: int, what: str) -> tuple[bytes, bytes]:
-    """The file's bytes (for the key) and the PNG sent: cropped to `box`, at most `max_side` a side."""
+def generation_config() -> dict[str, Any]:
+    """How the judge is asked (part of the content key): JSON bound to the rubric's schema, within the
+    output bound, images at the resolution the estimate counts, thinking kept low."""
+    return {
+        "responseMimeType": "application/json",
+        "responseSchema": SCHEMA,
+        "maxOutputTokens": MAX_OUTPUT_TOKENS,
+        "mediaResolution": MEDIA_RESOLUTION,
+        "thinkingConfig": {"thinkingLevel": THINKING_LEVEL},
+    }
+
+
+def _read(path: Path, what: str) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
+    except OSError as exc:
+        raise _Unreadable(f"cannot read the {what} {path.name} ({exc.strerror or exc})") from None
+
+
+def _png(path: Path, data: bytes, box: tuple[int, int, int, int] | None, max_side: int, what: str) -> bytes:
+    """The image sent: cropped to `box`, at most `max_side` a side, as PNG."""
+    try:
         with PILImage.open(io.BytesIO(data)) as opened:
             opened.load()
             image = opened.convert("RGB")
@@ -516,7 +545,7 @@ def _load(path: Path, box: tuple[int, int, int, int] | None, max_side: int, what
             raise _Unreadable(f"the figure's box {list(box)} is outside the {what} {path.name}")
         image = image.crop((left, top, right, bottom))
     image.thumbnail((max_side, max_side), PILImage.LANCZOS)
-    return data, png_bytes(image)
+    return png_bytes(image)
 
 
 def _indexing(key: str, sha: str, size: int) -> Callable[[Session], None]:
