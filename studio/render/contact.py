@@ -12,6 +12,10 @@ Every amount says what it is: a cell whose cost came from the ledger is spent, a
 figure is an estimate and says "est."; a draft (previz) sheet's total is what a paid run
 would cost, and says that nothing was spent.
 
+A cell may carry the consistency scores of its take's characters (studio/consistency/): the
+lowest is shown as a badge on the thumbnail, in a warning colour when a character is under its
+threshold; the HTML lists every character's score with the scorer that gave it.
+
 Fonts are Pillow's bundled default font only. It covers ASCII and a handful of
 typographic characters, so PNG text is normalised first (accents stripped, dashes
 drawn as lines); characters it still lacks show as boxes. The HTML has no such limit.
@@ -41,6 +45,7 @@ __all__ = [
     "HEADER_HEIGHT",
     "ROW_HEIGHT",
     "WIDTH",
+    "CellScore",
     "ContactCell",
     "ContactHeader",
     "ContactSummary",
@@ -49,6 +54,24 @@ __all__ = [
     "render_contact_png",
     "summarize",
 ]
+
+
+@dataclass(frozen=True)
+class CellScore:
+    """One character's consistency score in the cell's take."""
+
+    character: str  # its name, as the cell's cast shows it
+    value: float | None  # 0 (off model) .. 1; None: not scored
+    threshold: float  # under this it is flagged off-model
+    scorer: str = ""  # "name@version"
+
+    @property
+    def low(self) -> bool:
+        return self.value is not None and self.value < self.threshold
+
+    @property
+    def text(self) -> str:
+        return f"{self.character} {self.value:.2f}" if self.value is not None else f"{self.character} not scored"
 
 
 @dataclass(frozen=True)
@@ -65,6 +88,13 @@ class ContactCell:
     note: str = ""
     earlier_takes: tuple[str, ...] = ()  # relative paths of earlier takes, oldest first
     cost_is_estimate: bool = True  # False only when cost_micro is what the ledger says was spent
+    scores: tuple[CellScore, ...] = ()  # the take's characters' consistency scores, if it was scored
+
+    @property
+    def lowest_score(self) -> CellScore | None:
+        """The badge: the character furthest from on-model (an under-threshold one first)."""
+        scored = [score for score in self.scores if score.value is not None]
+        return min(scored, key=lambda s: (not s.low, s.value)) if scored else None
 
 
 @dataclass(frozen=True)
@@ -168,6 +198,11 @@ def _status_key(status: str) -> str:
 
 def _status_class(status: str) -> str:
     return "status-" + _status_key(status).replace(" ", "-")
+
+
+# (background, text) of the consistency badge: on model, and under a character's threshold.
+SCORE_OK = ("#2f9e6b", "#ffffff")
+SCORE_LOW = ("#e8590c", "#ffffff")
 
 
 def _panel_href(panel_id: str) -> str:
@@ -448,6 +483,7 @@ def _draw_cell(
         )
     else:
         sheet.paste(thumb, (box_left + (box_w - thumb.width) // 2, box_top + (box_h - thumb.height) // 2))
+    _draw_score_badge(draw, (box_left + 6, box_top + 6), cell, box_w - 12)
 
     inner = CELL_WIDTH - 2 * CELL_PAD
     x, y = left + CELL_PAD, top + TEXT_TOP
@@ -493,6 +529,19 @@ def _draw_cell(
         draw.rectangle((x, y + 1, x + 2, y + NOTE_LINES * 19 - 3), fill="#f0c36d")
         for index, line in enumerate(_wrap(note, note_font, inner - 10, NOTE_LINES)):
             _draw(draw, (x + 10, y + index * 19), line, note_font, NOTE_INK)
+
+
+def _draw_score_badge(draw: ImageDraw.ImageDraw, xy: tuple[int, int], cell: ContactCell, max_width: int) -> None:
+    """The lowest consistency score over the thumbnail's corner, in the warning colour when under."""
+    score = cell.lowest_score
+    if score is None:
+        return
+    font = _font(15)
+    background, ink = SCORE_LOW if score.low else SCORE_OK
+    text = _ellipsize(_clean(score.text + (" !" if score.low else "")), font, max_width - 14)
+    x, y = xy
+    draw.rounded_rectangle((x, y, x + _width(text, font) + 14, y + 22), radius=10, fill=background)
+    _draw(draw, (x + 7, y + 4), text, font, ink)
 
 
 def render_contact_png(header: ContactHeader, cells: Sequence[ContactCell]) -> bytes:
@@ -598,6 +647,8 @@ def render_contact_html(header: ContactHeader, cells: Sequence[ContactCell]) -> 
                 "cost_over": cell.cost_micro > header.target_per_panel_micro,
                 "note": cell.note,
                 "earlier_takes": [quote(path) for path in cell.earlier_takes],
+                "score": cell.lowest_score,
+                "scores": cell.scores,
             }
         )
     template = _environment().get_template("contact.html.j2")
