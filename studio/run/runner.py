@@ -111,6 +111,9 @@ class RunContext:
     warm_up: Callable[[], object] | None = None
     after_job: Callable[[Job], None] | None = None  # called for every generation job that is made or reused
     after_rejected: Callable[[Job, str], None] | None = None  # a panel's take the provider refused, and why
+    # Called with the outputs of every job made or reused, before the jobs after it start (a score
+    # job's scores are recorded in the ledger before the contact sheet reads them).
+    after_outputs: Callable[[Job, dict[str, StoredObject]], None] | None = None
     # Providers that settle their unknown submits from a request history (their plugin declares it),
     # and where a person checks one by hand for the others (named in the message).
     reconcilers: dict[str, Reconciler] = field(default_factory=dict)
@@ -170,6 +173,8 @@ async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
             made = outcome.status in {"generated", "cached"}
             if made and (job.generation is not None or job.phase is Phase.PANEL) and ctx.after_job:
                 ctx.after_job(job)
+            if made and outputs is not None and ctx.after_outputs:
+                ctx.after_outputs(job, outputs)
             if outcome.rejected and ctx.after_rejected:
                 ctx.after_rejected(job, outcome.error or "")
             if outcome.status == "failed" and ctx.fail_fast:
@@ -283,7 +288,11 @@ READS = {Phase.CONTACT_SHEET: "thumb"}
 async def _render_locally(job: Job, deps: dict[str, dict[str, StoredObject]], ctx: RunContext) -> dict:
     renderer = ctx.local_renderers[job.phase]
     wanted = READS.get(job.phase, "image")
-    inputs = {key: objects.get(wanted) or objects["image"] for key, objects in deps.items()}
+    # A dep without an image (a score job the contact sheet waits for) is given as its first output.
+    inputs = {
+        key: objects.get(wanted) or objects.get("image") or next(iter(objects.values()))
+        for key, objects in deps.items()
+    }
     try:
         if ctx.cpu_pool is not None:  # separate processes: lettering must not starve the event loop
             produced = await asyncio.get_running_loop().run_in_executor(ctx.cpu_pool, renderer, job, inputs)
