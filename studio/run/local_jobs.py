@@ -11,12 +11,14 @@ from PIL import Image
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from studio.consistency import store as scores
 from studio.core.png import png_bytes
 from studio.db.tables import Generation
 from studio.plan import keys
 from studio.plan.jobs import Job, Phase
 from studio.render.composite import compose, pack
 from studio.render.contact import (
+    CellScore,
     ContactCell,
     ContactHeader,
     render_contact_html,
@@ -113,6 +115,36 @@ def composite_panel(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tupl
     return {"image": (data, "image/png")}
 
 
+def score_take(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[bytes, str]]:
+    """Each character of a panel take scored against its sheet by the run's (free) scorer."""
+    from studio.consistency.subjects import score_all, subjects, worker_scorer
+
+    spec = job.local
+    scorer = worker_scorer(spec["context"], spec["scorer"])
+    files = spec.get("files", {})
+    sheets = {
+        name: Path(inputs[key].path) if key in inputs else Path(files[name]) for name, key in spec["sheets"].items()
+    }
+    made = score_all(scorer, subjects(spec["subjects"], Path(inputs[spec["take"]].path), sheets))
+    return {"scores": (scores.scores_json(made), "application/json")}
+
+
+def score_recorder(engine: Engine, track: str, episode: int):  # type: ignore[no-untyped-def]
+    """What records a score job's scores in the ledger when the run makes or finds it (in the next
+    batch of deferred bookkeeping). The jobs already recorded are read once, so a run that finds
+    everything made records nothing."""
+    recorded = scores.recorded_jobs(engine, track, episode)
+
+    def after(job: Job, outputs: dict[str, StoredObject]) -> None:
+        if job.phase is not Phase.SCORE or job.key in recorded or job.panel is None or "scores" not in outputs:
+            return
+        recorded.add(job.key)
+        rows = scores.read_scores_json(Path(outputs["scores"].path).read_bytes())
+        scores.record(engine, track, episode, job.panel, job.take, job.key, rows, defer=True)
+
+    return after
+
+
 def render_contact_sheet(job: Job, panels: dict[str, StoredObject]) -> dict[str, tuple[bytes, str]]:
     spec = job.local
     header = ContactHeader(
@@ -137,6 +169,7 @@ def render_contact_sheet(job: Job, panels: dict[str, StoredObject]) -> dict[str,
             note=cell["note"],
             earlier_takes=tuple(cell["earlier_takes"]),
             cost_is_estimate=cell.get("cost_is_estimate", True),
+            scores=tuple(CellScore(*score) for score in cell.get("scores", ())),
         )
         for cell in spec["cells"]
     ]
@@ -150,13 +183,15 @@ def contact_preparer(engine: Engine, track: str):  # type: ignore[no-untyped-def
     """Fill in review status, review notes and money as they are when the sheet is drawn
     (`track`: the review track, draft, preview or final; money spent on the panel and its upscale).
     A panel's note is every note written on its takes, one a line ("t1: face off-model"), so the
-    note that asked for the current take stays beside it; without one, the storyboard's notes."""
+    note that asked for the current take stays beside it; without one, the storyboard's notes.
+    Each character's consistency score of the cell's take joins it: (name, value, threshold, scorer)."""
 
     def prepare(job: Job) -> Job:
         episode = job.local["episode"]
         latest = Reviews(engine, track).latest(episode)
         written = take_notes(engine, track, episode)
         spent = _spent_per_panel(engine, episode, track)
+        scored = scores.panel_scores(engine, track, episode)
         cells = []
         for cell in job.local["cells"]:
             state = latest.get(cell["panel_id"])
@@ -166,7 +201,16 @@ def contact_preparer(engine: Engine, track: str):  # type: ignore[no-untyped-def
             else:
                 cost, estimated = cell["estimate_micro"], True
             status = state.status if state is not None else TODO
-            cells.append({**cell, "status": status, "note": note, "cost_micro": cost, "cost_is_estimate": estimated})
+            cast = cell.get("cast", {})
+            shown = [
+                [cast[row.character][0], row.value, cast[row.character][1], row.scorer]
+                for row in scored.get(cell["panel_id"], {}).get(cell["take"], ())
+                if row.character in cast
+            ]
+            extra = {"scores": shown} if shown else {}
+            cells.append(
+                {**cell, "status": status, "note": note, "cost_micro": cost, "cost_is_estimate": estimated, **extra}
+            )
         keyed = keys.contact_sheet({name: job.local[name] for name in keys.CONTACT_HEADER}, cells)
         return replace(job, local=keyed.local or {}, key=keyed.key, inputs=keyed.inputs)
 
@@ -205,5 +249,6 @@ LOCAL_RENDERERS: dict[Phase, LocalRenderer] = {
     Phase.PACK: pack_references,
     Phase.COMPOSITE: composite_panel,
     Phase.LETTER: letter_panel,
+    Phase.SCORE: score_take,
     Phase.CONTACT_SHEET: render_contact_sheet,
 }
