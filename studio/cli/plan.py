@@ -178,7 +178,7 @@ def _print_tables(view: dict) -> None:
             if common is None:
                 cells.insert(5, _models(row))
             panels.add_row(*cells)
-        elif row["phase"] not in {"contact_sheet", "letter", "upscale"}:
+        elif row["phase"] not in {"contact_sheet", "letter", "upscale", "score"}:  # per panel, free: not references
             model = "local" if row["model"] == "local" else _models(row)
             refs.add_row(row["phase"].replace("_", " "), row["name"], model, estimate, status)
     out.print(fit_table(refs))
