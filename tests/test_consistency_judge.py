@@ -350,6 +350,16 @@ def test_the_judge_is_a_registered_scorer_and_its_model_comes_from_the_catalog(
             get_scorer("judge", make_context(tmp_path, http, consistency={"judge": wrong}))
 
 
+def test_studio_models_lists_the_judge_priced_by_the_token(sample: Path, cli: Any) -> None:
+    result = cli("--project", sample, "models", "--kind", "judge", "--json")
+    assert result.exit_code == 0, result.output
+    (listed,) = json.loads(result.stdout)["models"]
+    assert (listed["model"], listed["price_rule"], listed["typical_panel_micro"]) == (MODEL, "per_token", None)
+    shown = cli("--project", sample, "models", "--kind", "judge").stdout
+    (line,) = [line for line in shown.splitlines() if "gemini-3.8-flash" in line]
+    assert "per token" in line and "no price" not in line
+
+
 def test_a_judge_model_is_never_priced_as_an_image_and_its_announced_price_applies_on_its_day() -> None:
     entry = CATALOG.get(MODEL)
     assert entry.kind == "judge" and entry.price is not None and entry.price.rule == "per_token"
@@ -393,3 +403,78 @@ def test_studio_cost_shows_the_judge_on_its_own_line(
     # By episode (the default), judgements are no episode's and no shared asset: a line of their own.
     by_episode = json.loads(cli("--project", sample, "cost", "--json").stdout)
     assert [(row["group"], row["spent_micro"]) for row in by_episode["rows"]] == [("judge", fake.billed_micro)]
+
+
+def test_studio_models_lists_the_judge_priced_by_the_token(sample: Path, cli: Any) -> None:
+    result = cli("--project", sample, "models", "--kind", "judge", "--json")
+    assert result.exit_code == 0, result.output
+    (listed,) = json.loads(result.stdout)["models"]
+    assert (listed["model"], listed["price_rule"], listed["typical_panel_micro"]) == (MODEL, "per_token", None)
+    shown = cli("--project", sample, "models", "--kind", "judge").stdout
+    (line,) = [line for line in shown.splitlines() if "gemini-3.8-flash" in line]
+    assert "per token" in line and "no price" not in line
+
+
+def test_a_judge_model_is_never_priced_as_an_image_and_its_announced_price_applies_on_its_day() -> None:
+    entry = CATALOG.get(MODEL)
+    assert entry.kind == "judge" and entry.price is not None and entry.price.rule == "per_token"
+    with pytest.raises(NotAnImageModel, match="judges images, it does not make them"):
+        estimate_micro(entry, MODEL, 1024, 1024, [])
+    # $0.75 / $3.75 a million tokens through 2026, $1.50 / $7.50 from 2027 (the pricing page).
+    assert token_cost_micro(entry.price, 1_000_000, 0, date(2026, 12, 31)) == 750_000
+    assert token_cost_micro(entry.price, 0, 1_000_000, date(2026, 12, 1)) == 3_750_000
+    assert token_cost_micro(entry.price, 1_000_000, 1_000_000, date(2027, 1, 1)) == 9_000_000
+    assert token_cost_micro(entry.price, 3, 1, date(2026, 12, 1)) == 6  # 2.25 + 3.75, rounded up
+
+
+# ---------------------------------------------------------------- through the CLI
+
+
+def test_studio_cost_shows_the_judge_on_its_own_line(
+    sample: Path, fake: FakeGeminiJudge, http: httpx.Client, cli: Any
+) -> None:
+    from studio.project.loader import load_project
+
+    project = load_project(sample)
+    context = ScorerContext(sample, project.config, project.catalog, open_ledger(project.state_dir), http)
+    scorer = get_scorer("judge", context)
+    scorer.wait = lambda seconds: None  # type: ignore[attr-defined]
+    paid = scorer.score(subject(sample))
+    fake.inject("safety")
+    refused = scorer.score(subject(sample, box=None))
+    assert paid.value == 0.6 and refused.value is None
+
+    result = cli("--project", sample, "cost", "--by", "phase", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    (judged,) = [row for row in report["rows"] if row["group"] == "judge"]
+    assert judged["generations"] == 2 and judged["panels"] == 0
+    assert judged["spent_micro"] == paid.cost_micro + refused.cost_micro == fake.billed_micro
+    assert report["totals"]["spent_micro"] == fake.billed_micro
+    # Not a panel's cost: the per-quality split of panel spend leaves it out.
+    assert all(value == 0 for value in report["spent_by_quality_micro"].values())
+    shown = cli("--project", sample, "cost", "--by", "phase").stdout
+    assert "judge" in shown and KEY not in shown
+    # By episode (the default), judgements are no episode's and no shared asset: a line of their own.
+    by_episode = json.loads(cli("--project", sample, "cost", "--json").stdout)
+    assert [(row["group"], row["spent_micro"]) for row in by_episode["rows"]] == [("judge", fake.billed_micro)]
+
+
+def test_the_variation_test_judged_by_gemini_pays_each_judgement_once(
+    sample: Path, fake: FakeGeminiJudge, cli: Any
+) -> None:
+    fake.scores = {"hair": 0.5}  # the judge sees the hair drift in every variation
+    args = ("--project", sample, "consistency", "character", "wren", "--scorer", "judge", "--variations", "2", "--json")
+    first = cli(*args)
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.stdout)
+    assert report["scorer"] == "judge@1" and report["ready"] is False
+    assert [(v["score"], v["evidence"]["hair"], v["ok"]) for v in report["variations"]] == [(0.5, 0.5, False)] * 2
+    assert all("hair 0.50 (the hair differs)" in v["note"] for v in report["variations"])
+    assert report["paid_now_micro"] == fake.billed_micro > 0 and len(fake.judgements) == 2  # draft art is free
+
+    again = json.loads(cli(*args).stdout)
+    assert [v["score"] for v in again["variations"]] == [0.5, 0.5]
+    assert again["paid_now_micro"] == 0 and len(fake.judgements) == 2  # judged once, read back from the store
+    judged = [row for row in rows(sample) if row.phase == "judge"]
+    assert len(judged) == 2 and sum(row.actual_micro or 0 for row in judged) == fake.billed_micro

@@ -23,7 +23,7 @@ app = typer.Typer(
 def models(
     ctx: typer.Context,
     kind: Annotated[
-        Literal["text-to-image", "edit", "background-removal", "upscale"] | None,
+        Literal["text-to-image", "edit", "background-removal", "upscale", "judge"] | None,
         typer.Option(help="Only models of this kind."),
     ] = None,
     provider: Annotated[str | None, typer.Option(help="Only this provider's models (fal, bfl, draft).")] = None,
@@ -87,6 +87,8 @@ def models(
     table.add_column("priced", no_wrap=True, min_width=10)
     for row in rows:
         cost = "no price" if row["typical_panel_micro"] is None else format_usd(row["typical_panel_micro"])
+        if row["price_rule"] == "per_token":  # a judge makes no panel: it is priced by the token
+            cost = "per token"
         quality, speed = f"{row['quality']}/5", f"{row['speed']}/5"
         kind = f"{row['kind']} (retired: use {row['replacement']})" if row["retired"] else row["kind"]
         table.add_row(row["model"], kind, str(row["max_refs"]), quality, speed, cost, row["price_date"] or "—")
