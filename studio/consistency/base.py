@@ -33,6 +33,9 @@ class Subject:
     # The declared palettes of the other characters in the same picture: evidence that a side
     # character borrowed the lead's colours counts against both.
     others: tuple[Mapping[str, str], ...] = ()
+    # The figure boxes of the characters painted in front of this one (staging's paint order):
+    # what they cover may hide it, so a colour of its own missing there is not counted against it.
+    nearer: tuple[Box, ...] = ()
 
 
 @dataclass(frozen=True)
