@@ -30,14 +30,23 @@ def staged_boxes(
     size: tuple[int, int], shot: str, angle: str, figures: Sequence[Mapping[str, Any]]
 ) -> dict[str, tuple[Box, Box | None]]:
     """(figure box, head box) of each character the staging shows in a `size` picture, in whole
-    pixels clipped to it. A figure wholly outside the frame is left out: nothing of it can be scored."""
+    pixels clipped to it, in staging order. A figure wholly outside the frame is left out: nothing
+    of it can be scored."""
+    return {ref: (body, head) for ref, body, head, _ in _staged(size, shot, angle, figures)}
+
+
+def _staged(
+    size: tuple[int, int], shot: str, angle: str, figures: Sequence[Mapping[str, Any]]
+) -> list[tuple[str, Box, Box | None, tuple[int, int]]]:
+    """(character, figure box, head box, paint order) of each figure in frame, in staging order."""
     width, height = size
-    found: dict[str, tuple[Box, Box | None]] = {}
+    found: dict[str, tuple[str, Box, Box | None, tuple[int, int]]] = {}
     for placement in stage(width, height, shot, angle, list(figures)):
         body = _clipped(placement.body_box, width, height)
         if body is not None and placement.ref not in found:
-            found[placement.ref] = (body, _clipped(placement.head_box, width, height))
-    return found
+            head = _clipped(placement.head_box, width, height)
+            found[placement.ref] = (placement.ref, body, head, placement.paint_order)
+    return list(found.values())
 
 
 def subject_specs(
@@ -48,17 +57,19 @@ def subject_specs(
     palettes: Mapping[str, Mapping[str, str]],
 ) -> list[dict[str, Any]]:
     """What the score job is given per character, as JSON: its declared palette, its boxes in the
-    take, and the palettes of the other characters in the picture (a borrowed colour counts)."""
-    boxes = staged_boxes(size, shot, angle, figures)
+    take, the palettes of the other characters in the picture (a borrowed colour counts), and the
+    figure boxes of those painted in front of it (what they cover may hide it)."""
+    staged = _staged(size, shot, angle, figures)
     return [
         {
             "character": character,
             "palette": dict(palettes[character]),
             "box": list(box),
             "head": list(head) if head is not None else None,
-            "others": [dict(palettes[other]) for other in boxes if other != character],
+            "others": [dict(palettes[other]) for other, *_ in staged if other != character],
+            "nearer": [list(front) for other, front, _, later in staged if other != character and later > order],
         }
-        for character, (box, head) in boxes.items()
+        for character, box, head, order in staged
     ]
 
 
@@ -73,6 +84,7 @@ def subjects(specs: Sequence[Mapping[str, Any]], image: Path, sheets: Mapping[st
             box=_box(spec["box"]),
             head=_box(spec["head"]) if spec.get("head") else None,
             others=tuple(dict(other) for other in spec.get("others", ())),
+            nearer=tuple(_box(front) for front in spec.get("nearer", ())),
         )
         for spec in specs
     ]
