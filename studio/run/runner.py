@@ -25,6 +25,7 @@ from PIL import Image as PILImage
 
 from studio.catalog.catalog import Catalog
 from studio.catalog.limits import ensure_sendable
+from studio.core.crashlog import write_crash_log
 from studio.core.errors import ProviderError, Rejected, StorageError, StudioError, SubmissionUnknown
 from studio.db.tables import Generation
 from studio.ledger.book import Cost, Ledger
@@ -302,6 +303,15 @@ async def _render_locally(job: Job, deps: dict[str, dict[str, StoredObject]], ct
         if isinstance(exc, StorageError):
             raise
         raise JobFailed(f"{job.phase.value.replace('_', ' ')} {job.name}: {exc}") from exc
+    except Exception as exc:
+        # A fault in a renderer (a bug) fails this free job, not the run: the paid requests in flight
+        # finish and are kept, and the jobs that need this one are skipped. Its traceback goes where
+        # a crash's would, for the bug report.
+        log = write_crash_log(exc, ctx.root / ".studio" / "logs")
+        where = f"; details in {log}" if log is not None else ""
+        raise JobFailed(
+            f"{job.phase.value.replace('_', ' ')} {job.name}: unexpected {type(exc).__name__}: {exc}{where}"
+        ) from exc
     # Free work: its index rows wait for the next batch (a crash that loses them only means this
     # job is rendered again); its objects are on disk before that, whatever happens.
     return await asyncio.to_thread(functools.partial(ctx.store.put, job.key, produced, defer=True))
