@@ -47,9 +47,9 @@ def letter(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[bytes, 
     return {"image": (buffer.getvalue(), "image/png")}
 
 
-def episode_jobs() -> list[Job]:
-    panels = memory_jobs([f"a quiet harbour, beat {n}" for n in range(1, PANELS + 1)])
-    letters = [
+def letter_jobs(panels: list[Job]) -> list[Job]:
+    """A free local job for each panel, after it (as lettering is)."""
+    return [
         Job(
             key=f"letter-{panel.key}",
             phase=Phase.LETTER,
@@ -61,7 +61,11 @@ def episode_jobs() -> list[Job]:
         )
         for panel in panels
     ]
-    return [*panels, *letters]
+
+
+def episode_jobs() -> list[Job]:
+    panels = memory_jobs([f"a quiet harbour, beat {n}" for n in range(1, PANELS + 1)])
+    return [*panels, *letter_jobs(panels)]
 
 
 def context(root: Path, provider: InMemoryProvider) -> tuple[RunContext, Reviews]:

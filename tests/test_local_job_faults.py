@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from inmemory_provider import InMemoryProvider, memory_context, memory_jobs
-from test_commits import letter
+from test_commits import letter, letter_jobs
 
 from studio.plan.jobs import Job, Phase, Plan
 from studio.run.report import RecordingReporter
@@ -23,18 +23,7 @@ def test_a_renderer_bug_fails_its_job_with_a_crash_log_and_the_run_goes_on(tmp_p
             raise KeyError("figures")  # what a bug looks like: not an error the renderer meant to raise
         return letter(job, inputs)
 
-    letters = [
-        Job(
-            key=f"letter-{p.key}",
-            phase=Phase.LETTER,
-            name=p.name,
-            outputs={"image": f"build/lettered/{p.name}.png"},
-            deps=(p.key,),
-            episode=1,
-            panel=p.panel,
-        )
-        for p in panels
-    ]
+    letters = letter_jobs(panels)
     provider = InMemoryProvider(pending_polls=1, reported_cost_micro=12_000)
     ctx = memory_context(tmp_path, provider, reporter=RecordingReporter())
     ctx.local_renderers = {Phase.LETTER: faulty}
