@@ -403,4 +403,3 @@ def test_studio_cost_shows_the_judge_on_its_own_line(
     # By episode (the default), judgements are no episode's and no shared asset: a line of their own.
     by_episode = json.loads(cli("--project", sample, "cost", "--json").stdout)
     assert [(row["group"], row["spent_micro"]) for row in by_episode["rows"]] == [("judge", fake.billed_micro)]
-
