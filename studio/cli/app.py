@@ -14,6 +14,7 @@ from studio import __version__
 from studio.cli import (
     budget,
     check,
+    consistency,
     cost,
     export,
     init,
@@ -119,6 +120,7 @@ app.add_typer(export.app, name="export")
 app.command("providers")(providers.providers)
 app.add_typer(review.approve_app, name="approve")
 app.add_typer(review.retake_app, name="retake")
+app.add_typer(consistency.app, name="consistency")
 
 
 def main() -> None:

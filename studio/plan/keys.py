@@ -422,3 +422,36 @@ def _refs(refs: Sequence[RefSpec]) -> list[dict[str, str]]:
 def _style(style: Style) -> dict[str, Any]:
     """What of a style reaches every prompt."""
     return {"name": style.name, "prompt": list(style.prompt), "negative_prompt": list(style.negative_prompt)}
+
+
+# ---------------------------------------------------------------- the variation test
+
+
+def variation(
+    character_id: str,
+    character: Character,
+    style: Style,
+    shown: Mapping[str, str],
+    target: Target,
+    seed: int,
+    refs: tuple[RefSpec, ...],
+    previz: dict[str, Any],
+) -> Keyed:
+    """One picture of the variation test (plan/variations.py): the character alone, drawn from its
+    sheet's crops in one of the documented poses, views, expressions and lights. `shown` holds the
+    variation's words as the prompt says them; the episode and N are not in the key, so a longer
+    test or another episode's run reuses every variation already made."""
+    prompt = render_prompt(
+        "variation", character=character, style=style, variation=shown, width=target.size[0], height=target.size[1]
+    )
+    sources = {
+        "character": {
+            "id": character_id,
+            "name": character.name,
+            "appearance": character.appearance,
+            "outfit": character.outfit,
+        },
+        "variation": dict(shown),
+        "style": _style(style),
+    }
+    return _generation(Phase.VARIATION, sources, prompt, style, target, seed, refs, previz)
