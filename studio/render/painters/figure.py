@@ -9,14 +9,24 @@ pose, brows and mouth from the expression, hair and clothes in the character's c
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from PIL import ImageDraw
+from PIL import Image, ImageDraw
 
-from studio.render.painters.colour import INK, edge, mix
+from studio.render.painters.colour import INK, RGB, WHITE, edge, mix
 from studio.render.painters.looks import Look
 from studio.render.painters.shapes import ellipse, limb, rect, rounded_rect
-from studio.render.staging import FACE_RX, FACE_RY, NARROW, Body, FigurePlacement, Point, body_of, matches, pose_parts
+from studio.render.staging import (
+    FACE_RX,
+    FACE_RY,
+    NARROW,
+    Body,
+    FigurePlacement,
+    Point,
+    body_of,
+    matches,
+    pose_parts,
+)
 
 
 @dataclass(frozen=True)
@@ -30,13 +40,78 @@ class Figure:
     pose: str = "standing"
     expression: str = "neutral"
     line: int = 2  # outline width, px
+    # Drawn this much smaller about the head's centre (which stays where staging puts it), so
+    # no part of a close figure covers more of the panel than `MAX_PART_SHARE` allows.
+    scale: float = 1.0
 
 
-def figure_at(placed: FigurePlacement, look: Look, width: int, height: int) -> Figure:
-    """The figure a panel's staging places, in `look`'s colours; outlines thicken with its size."""
-    line = max(1, round(min(placed.height / 90, min(width, height) / 300)))
+def figure_at(placed: FigurePlacement, look: Look, width: int, height: int, weight: float = 1.0) -> Figure:
+    """The figure a panel's staging places, in `look`'s colours; outlines thicken with its size and
+    with the style's line weight (`weight`: 0.6 fine, 1 medium, 2 bold)."""
+    line = max(1, round(min(placed.height / 90, min(width, height) / 300) * weight))
     pose = (placed.view, placed.direction, placed.pose, placed.expression)
     return Figure(look, placed.cx, placed.top, placed.height, *pose, line=line)
+
+
+def body_drawn(fig: Figure) -> Body:
+    """The body the painter draws: staging's, made `fig.scale` smaller about the head's centre."""
+    body = body_of(fig.cx, fig.top, fig.height, fig.view, pose_parts(fig.pose)[2] == "sit")
+    k = fig.scale
+    if k == 1.0:
+        return body
+
+    def y(value: float) -> float:
+        return body.head_y + (value - body.head_y) * k
+
+    return replace(
+        body,
+        u=body.u * k,
+        top=y(body.top),
+        shoulder_y=y(body.shoulder_y),
+        hip_y=y(body.hip_y),
+        foot_y=y(body.foot_y),
+        shoulder_w=body.shoulder_w * k,
+        hip_w=body.hip_w * k,
+    )
+
+
+# ---------------------------------------------------------------- no part covers too much of a panel
+
+# The most of a panel one part of one figure may cover (share of the panel's area). A close shot with
+# a foreground figure (over the shoulder, two faces in an extreme close-up) staged the head bigger
+# than the frame: ep001 p007's back-turned head was a black hair shape over a third of the panel.
+MAX_PART_SHARE = {"hair": 0.2, "skin": 0.25, "clothes": 0.5}
+_LABELS = Look(skin=(255, 0, 0), hair=(0, 255, 0), outfit=(0, 0, 255), accent=(255, 255, 0))
+_PART_OF = {"skin": _LABELS.skin, "hair": _LABELS.hair, "clothes": _LABELS.outfit}
+_MEASURE_SIDE = 160  # parts are measured on a small copy of the panel: shares do not need detail
+
+
+def part_shares(fig: Figure, width: int, height: int) -> dict[str, float]:
+    """The share of a `width` x `height` panel each part of the figure covers (what shows of it)."""
+    f = min(1.0, _MEASURE_SIDE / max(width, height))
+    w, h = max(1, round(width * f)), max(1, round(height * f))
+    small = replace(fig, look=_LABELS, cx=fig.cx * f, top=fig.top * f, height=fig.height * f, line=1)
+    canvas = Image.new("RGB", (w, h), (0, 0, 0))
+    _draw_body(ImageDraw.Draw(canvas), small)
+    _head(ImageDraw.Draw(canvas), small, body_drawn(small))
+    counts = dict.fromkeys(_PART_OF, 0)
+    for n, colour in canvas.getcolors(w * h) or []:
+        for part, label in _PART_OF.items():
+            if colour == label:
+                counts[part] += n
+    return {part: n / (w * h) for part, n in counts.items()}
+
+
+def fitted(fig: Figure, width: int, height: int) -> Figure:
+    """The figure, smaller about its head's centre if a part of it would cover more than its share."""
+    for _ in range(5):
+        shares = part_shares(fig, width, height)
+        worst = max(shares[part] / limit for part, limit in MAX_PART_SHARE.items())
+        if worst <= 1.0:
+            break
+        # Areas shrink with the square of the size (less when the part was cropped): aim a bit under.
+        fig = replace(fig, scale=fig.scale * 0.97 / math.sqrt(worst))
+    return fig
 
 
 # Arm shapes as (elbow, hand) offsets from the shoulder in head units: x outward, y down.
@@ -63,19 +138,86 @@ ARMS.update(
 )
 
 
-# Expression word stems -> the mood the face shows. First match wins.
+ARMS.update(
+    {
+        # Holding something out in front at chest height (the prop is drawn at the hand).
+        "hold": ((0.5, 1.0), (0.95, 1.1)),
+        # A hand raised to one eye (a loupe, peering).
+        "eye": ((0.55, 0.95), (-0.62, -0.78)),
+        # Running seen from the front or back: arms bent and pumping.
+        "pump": ((0.4, 0.95), (0.2, 0.35)),
+        "pump-back": ((0.35, 1.1), (0.6, 1.85)),
+        # Hands in pockets: the forearms disappear at the hips.
+        "pocket": ((0.3, 1.05), (0.08, 1.75)),
+    }
+)
+# Arm shapes the painter reads from a pose before staging's (staging's POSES decide the legs, which
+# are geometry; the arms are only drawn). First match wins.
+POSE_ARMS: tuple[tuple[tuple[str, ...], tuple[str, str]], ...] = (
+    (("loupe", "peer", "squint", "examin", "inspect"), ("eye", "down")),
+    (("hold", "carry", "grip", "clutch", "pinch", "present", "offer", "show", "lift", "palm"), ("hold", "down")),
+    (("pocket",), ("pocket", "pocket")),
+)
+
+
+def arms_of(pose: str, view: str) -> tuple[str, str, str]:
+    """(leading arm, trailing arm, legs) the painter draws a pose with."""
+    lead, trail, legs = pose_parts(pose)
+    if legs != "sit":
+        for stems, arms in POSE_ARMS:
+            if matches(pose, stems):
+                lead, trail = arms
+                break
+    if legs == "run" and view in ("front", "back"):  # a swing toward the camera would read as hanging
+        lead, trail = "pump", "pump-back"
+    return lead, trail, legs
+
+
+# Expression word stems -> the mood the face shows. First match wins, so shouting in surprise shouts.
 MOODS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("shout", ("shout", "scream", "yell", "roar", "bellow", "wildly", "excit", "cheer", "furious")),
     (
-        "open",
-        ("surpris", "shock", "shout", "scream", "yell", "gasp", "amaz", "horrif", "scared", "fear", "excit"),
+        "shock",
+        (
+            "surpris",
+            "shock",
+            "gasp",
+            "amaz",
+            "horrif",
+            "scared",
+            "fear",
+            "stun",
+            "wide-eyed",
+            "alarm",
+            "drain",
+            "aghast",
+        ),
     ),
+    ("whisper", ("whisper", "hush", "conspirat", "secret", "murmur", "sly", "quiet")),
     (
         "angry",
-        ("angry", "furious", "annoy", "determin", "serious", "stern", "glar", "irritat", "grump", "frown"),
+        ("angry", "annoy", "determin", "serious", "stern", "glar", "irritat", "grump", "frown", "intense", "cross"),
     ),
-    ("sad", ("sad", "upset", "cry", "worr", "disappoint", "gloom", "hurt", "grie", "anxious", "nervous")),
-    ("happy", ("happy", "smil", "joy", "laugh", "grin", "cheer", "delight", "reliev", "content", "warm")),
-    ("sleepy", ("sleep", "tired", "drows", "yawn", "bored", "calm")),
+    ("sad", ("sad", "upset", "cry", "worr", "disappoint", "gloom", "hurt", "grie", "anxious", "nervous", "troubl")),
+    (
+        "happy",
+        (
+            "happy",
+            "smil",
+            "joy",
+            "laugh",
+            "grin",
+            "delight",
+            "reliev",
+            "content",
+            "warm",
+            "hope",
+            "eager",
+            "gentle",
+            "fond",
+        ),
+    ),
+    ("sleepy", ("sleep", "tired", "drows", "yawn", "bored", "calm", "weary")),
 )
 BLUSH_WORDS = ("blush", "shy", "embarrass", "fluster", "love")
 
@@ -89,8 +231,14 @@ def _mood(expression: str) -> str:
 
 def draw_figure(draw: ImageDraw.ImageDraw, fig: Figure) -> None:
     """Back to front: seat, legs, far arm, torso, near arms, head."""
-    lead, trail, legs = pose_parts(fig.pose)
-    body = body_of(fig.cx, fig.top, fig.height, fig.view, legs == "sit")
+    _draw_body(draw, fig)
+    _draw_head(draw, fig, body_drawn(fig))
+
+
+def _draw_body(draw: ImageDraw.ImageDraw, fig: Figure) -> None:
+    """Everything but the head (measuring a figure's parts draws the head itself, off the panel)."""
+    lead, trail, legs = arms_of(fig.pose, fig.view)
+    body = body_drawn(fig)
     if legs == "sit":
         _draw_seat(draw, fig, body)
     _draw_legs(draw, fig, body, legs)
@@ -100,7 +248,6 @@ def draw_figure(draw: ImageDraw.ImageDraw, fig: Figure) -> None:
     if fig.view != "side":
         _draw_arm(draw, fig, body, trail, leading=False)
     _draw_arm(draw, fig, body, lead, leading=True)
-    _draw_head(draw, fig, body)
 
 
 def _draw_seat(draw: ImageDraw.ImageDraw, fig: Figure, body: Body) -> None:
@@ -190,6 +337,18 @@ def _draw_collar(draw: ImageDraw.ImageDraw, fig: Figure, body: Body) -> None:
     draw.polygon(points, fill=accent, outline=edge(accent), width=fig.line)
 
 
+def hand_of(fig: Figure) -> Point:
+    """Where the leading hand is drawn: props a figure holds go there."""
+    lead, _, _ = arms_of(fig.pose, fig.view)
+    return _arm_points(fig, body_drawn(fig), lead, leading=True)[-1]
+
+
+def head_of(fig: Figure) -> tuple[Point, float]:
+    """The drawn head's centre and one head height (props a figure looks at go before its eyes)."""
+    body = body_drawn(fig)
+    return (body.cx, body.head_y), body.u
+
+
 def _arm_points(fig: Figure, body: Body, shape: str, leading: bool) -> list[Point]:
     u, d = body.u, fig.direction
     side = d if leading else -d
@@ -243,38 +402,66 @@ def _draw_head(draw: ImageDraw.ImageDraw, fig: Figure, body: Body) -> None:
     _draw_face(draw, fig, hx + (d * 0.13 * u if fig.view == "three_quarter" else 0.0), hy, u)
 
 
+_head = _draw_head  # what measuring draws: the painter's own head, not a panel's drawing of it
+
+
 def _draw_face(draw: ImageDraw.ImageDraw, fig: Figure, fx: float, hy: float, u: float) -> None:
-    """Eyes, brows and a mouth whose shapes follow the expression's mood."""
+    """Eyes, brows and a mouth whose shapes follow the expression's mood (see `MOODS`)."""
     mood = _mood(fig.expression)
     stroke = max(1, round(u * 0.035))
     eye_y = hy + 0.06 * u
     side = fig.view == "side"
+    glance = fig.direction * 0.03 * u if mood == "whisper" else 0.0  # a sidelong look
     for ex in [fx + fig.direction * 0.04 * u] if side else [fx - 0.15 * u, fx + 0.15 * u]:
         inward = fig.direction if side else (1 if ex < fx else -1)  # toward the nose
         if mood == "sleepy":
             draw.line([(ex - 0.06 * u, eye_y), (ex + 0.06 * u, eye_y)], fill=INK, width=stroke)
+        elif mood == "shout":  # squeezed shut: a chevron pointing at the nose
+            draw.line(
+                [
+                    (ex - inward * 0.07 * u, eye_y - 0.05 * u),
+                    (ex + inward * 0.05 * u, eye_y),
+                    (ex - inward * 0.07 * u, eye_y + 0.05 * u),
+                ],
+                fill=INK,
+                width=stroke,
+            )
+        elif mood == "shock":  # wide whites round small pupils
+            ellipse(draw, (ex, eye_y), 0.085 * u, 0.1 * u, WHITE, max(1, stroke // 2))
+            ellipse(draw, (ex, eye_y), 0.03 * u, 0.035 * u, INK)
         else:
-            grow = 1.25 if mood == "open" else 1.0
-            ellipse(draw, (ex, eye_y), 0.045 * u * grow, 0.065 * u * grow, INK)
-        # Brows: inner ends down reads as anger, up as worry or surprise.
-        tilt = {"angry": 0.05, "sad": -0.05, "open": -0.03}.get(mood, 0.0) * u
-        brow_y = eye_y - (0.17 if mood == "open" else 0.13) * u
+            ellipse(draw, (ex + glance, eye_y), 0.045 * u, 0.065 * u, INK)
+        # Brows: inner ends down reads as anger (and a shout), up as worry; raised high as shock.
+        tilt = {"angry": 0.05, "shout": 0.07, "sad": -0.05, "whisper": -0.02}.get(mood, 0.0) * u
+        brow_y = eye_y - {"shock": 0.22, "whisper": 0.15}.get(mood, 0.13) * u
         inner, outer = (ex + inward * 0.08 * u, brow_y + tilt), (ex - inward * 0.08 * u, brow_y - tilt)
-        draw.line([outer, inner], fill=INK, width=stroke)
-    _draw_mouth(draw, mood, fx + (fig.direction * 0.1 * u if side else 0.0), hy + 0.28 * u, u, side, stroke)
+        draw.line([outer, inner], fill=INK, width=stroke * (2 if mood in ("angry", "shout") else 1))
+    mx = fx + (fig.direction * 0.1 * u if side else 0.0)
+    _draw_mouth(draw, mood, mx, hy + 0.28 * u, u, side, stroke, fig.direction)
     if matches(fig.expression, BLUSH_WORDS) and not side:
         blush = mix(fig.look.skin, (235, 100, 120), 0.45)
         for cheek in (fx - 0.25 * u, fx + 0.25 * u):
             ellipse(draw, (cheek, hy + 0.2 * u), 0.08 * u, 0.045 * u, blush)
 
 
-def _draw_mouth(draw: ImageDraw.ImageDraw, mood: str, mx: float, my: float, u: float, side: bool, stroke: int) -> None:
+MOUTH: RGB = (120, 44, 56)
+
+
+def _draw_mouth(
+    draw: ImageDraw.ImageDraw, mood: str, mx: float, my: float, u: float, side: bool, stroke: int, direction: int
+) -> None:
     mw = (0.07 if side else 0.12) * u  # half width
-    if mood == "happy":
-        draw.arc((mx - mw, my - 0.6 * mw, mx + mw, my + 0.6 * mw), 20, 160, fill=INK, width=stroke)
-    elif mood == "sad":
-        draw.arc((mx - mw, my, mx + mw, my + 1.2 * mw), 200, 340, fill=INK, width=stroke)
-    elif mood == "open":
-        ellipse(draw, (mx, my + 0.02 * u), 0.65 * mw, 0.8 * mw, (120, 44, 56))
+    if mood == "happy":  # a broad smile
+        draw.arc((mx - mw * 1.2, my - 0.9 * mw, mx + mw * 1.2, my + 0.7 * mw), 15, 165, fill=INK, width=stroke * 2)
+    elif mood in ("sad", "angry"):  # corners down: a frown
+        draw.arc((mx - mw, my, mx + mw, my + 1.2 * mw), 200, 340, fill=INK, width=stroke * 2)
+    elif mood == "shock":  # a small round O
+        ellipse(draw, (mx, my + 0.03 * u), 0.45 * mw, 0.7 * mw, MOUTH)
+    elif mood == "shout":  # wide open, teeth showing
+        box = (mx - 1.3 * mw, my - 0.35 * mw, mx + 1.3 * mw, my + 1.5 * mw)
+        draw.chord(box, 0, 180, fill=MOUTH, outline=INK, width=stroke)
+        draw.rectangle((box[0] + mw * 0.35, my + 0.55 * mw, box[2] - mw * 0.35, my + 0.8 * mw), fill=WHITE)
+    elif mood == "whisper":  # pursed to one side
+        ellipse(draw, (mx + direction * 0.5 * mw, my), 0.28 * mw, 0.22 * mw, MOUTH)
     else:
         draw.line([(mx - 0.7 * mw, my), (mx + 0.7 * mw, my)], fill=INK, width=stroke)

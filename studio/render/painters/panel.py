@@ -1,8 +1,11 @@
 """Panels: the backdrop, the staged figures and the camera, plus the cutout and harmonise previz.
 
-A panel is drawn in three steps: the location plate cropped as the shot frames it (or a plain
-sky when there is no plate yet), the figures back to front exactly where `staging.stage` puts
-them, then the dutch turn of the whole picture. The compositor and the letterer read the same
+A panel is drawn in three steps: the location plate cropped as the shot frames it and leaning as
+its angle looks (or a plain sky when there is no plate yet), the figures back to front exactly
+where `staging.stage` puts them, each with the props it holds, looks at or stands on (`props`),
+then the dutch turn of the whole picture. A close figure is drawn smaller about its head's centre
+when a part of it would cover more of the panel than `figure.MAX_PART_SHARE`: its head stays where
+staging says, so balloons and scorers still find it. The compositor and the letterer read the same
 `stage()`, so a composite panel puts its cutouts, and lettering its balloons, where this
 painter draws the people.
 """
@@ -19,16 +22,22 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from studio.core.generation import GenerationRequest
 from studio.render.painters.colour import INK, RGB, parse_hex
-from studio.render.painters.figure import Figure, draw_figure, figure_at
+from studio.render.painters.figure import Figure, draw_figure, figure_at, fitted
 from studio.render.painters.looks import Look, character_look, flatten_alpha, open_image, packed_looks
-from studio.render.painters.scenery import light_at, plain_backdrop
+from studio.render.painters.props import draw_prop, place_props
+from studio.render.painters.scene import Scene
+from studio.render.painters.scenery import LINE_WEIGHTS, light_at, line_width, paint_location_plate, plain_backdrop
 from studio.render.painters.shapes import Font, caption, load_font, seeded_rng
 from studio.render.staging import Framing, back_to_front, camera, facing, keyword, stage, tilt_zoom
 
 
 def render_panel(request: GenerationRequest, previz: Mapping[str, Any]) -> Image.Image:
-    """Backdrop cropped from the location plate, then the figures, then the panel label (and the
-    review note that asked for the take, if one did)."""
+    return paint_panel(request, previz)[0]
+
+
+def paint_panel(request: GenerationRequest, previz: Mapping[str, Any]) -> tuple[Image.Image, Scene]:
+    """Backdrop cropped from the location plate, then the figures with their props, then the panel
+    label (and the review note that asked for the take, if one did); and the scene it drew."""
     w, h = request.width, request.height
     cam = camera(previz.get("shot"), previz.get("angle"))
     light = light_at(keyword(previz.get("time"), "day"))
@@ -37,16 +46,40 @@ def render_panel(request: GenerationRequest, previz: Mapping[str, Any]) -> Image
         # The seed moves the camera a little, so a retake (a new seed) is visibly a new take.
         pan = random.Random(request.seed).uniform(-1.0, 1.0)
         image = _plate_backdrop(open_image(location.path, (w, h)), cam.framing, cam.view_shift, (w, h), pan)
+        image = _keystone(image, cam.angle)
+    elif isinstance(previz.get("set"), Mapping):  # no plate sent (packed, close or text-only): draw the set
+        pan = random.Random(request.seed).uniform(-1.0, 1.0)
+        image = _plate_backdrop(_set_plate(previz["set"], max(w, h)), cam.framing, cam.view_shift, (w, h), pan)
+        image = _keystone(image, cam.angle)
     else:
         image = plain_backdrop((w, h), light, cam.view_shift, seeded_rng(request, previz))
     draw = ImageDraw.Draw(image)
-    for figure in _panel_figures(request, previz):
+    scene = Scene("panel")
+    line = line_width((w, h), previz.get("line_weight"), 300)
+    figures = _panel_figures(request, previz)
+    props = place_props(previz, figures, w, h)
+    for prop in (p for p in props if p.holder is None):  # the panel's own props stand behind everyone
+        scene.add(prop.name, draw_prop(draw, prop, line), None)
+    for ref, figure in figures:
+        mine = [p for p in props if p.holder == ref]
+        for prop in (p for p in mine if p.under_feet):
+            scene.add(prop.name, draw_prop(draw, prop, figure.line), ref)
         draw_figure(draw, figure)
+        for prop in (p for p in mine if not p.under_feet):
+            scene.add(prop.name, draw_prop(draw, prop, figure.line), ref)
     if cam.tilt:
         image = _tilt(image, cam.tilt)
     _label(image, previz)
     _review_note(image, previz)
-    return image
+    return image, scene
+
+
+def _set_plate(plate: Mapping[str, Any], side: int) -> Image.Image:
+    """The location plate the planner would make for this panel (`previz["set"]`: its previz and
+    seed), drawn here: the same layout, so a panel shows the place whether or not it was sent the plate."""
+    seed = plate.get("seed")
+    request = GenerationRequest("draft", "", side, side, seed if isinstance(seed, int) else 0, previz=dict(plate))
+    return paint_location_plate(request, plate)[0]
 
 
 def _plate_backdrop(
@@ -71,16 +104,38 @@ def _plate_backdrop(
     return small.filter(ImageFilter.GaussianBlur(framing.blur)).resize((w, h), Image.Resampling.BILINEAR)
 
 
-def _panel_figures(request: GenerationRequest, previz: Mapping[str, Any]) -> list[Figure]:
-    """The staged figures, back to front, each in its character's colours."""
+# How far verticals lean toward each other under a camera that looks up (+) or down (-): the share of
+# the width the far edge of the picture is narrowed by.
+KEYSTONE = {"low": 0.06, "worms-eye": 0.14, "high": -0.06, "birds-eye": -0.14}
+
+
+def _keystone(image: Image.Image, angle: str) -> Image.Image:
+    """The set in perspective from the camera: looking up, walls lean in toward the top; looking
+    down, toward the bottom (the nearer edge is seen wider)."""
+    lean = KEYSTONE.get(angle, 0.0)
+    if not lean:
+        return image
+    w, h = image.size
+    d = abs(lean) * w
+    # QUAD maps the output's corners (top left, bottom left, bottom right, top right) from these
+    # points: the edge nearer the camera is shown from a narrower strip, so it looks wider.
+    quad = (0, 0, d, h, w - d, h, w, 0) if lean > 0 else (d, 0, 0, h, w, h, w - d, 0)
+    return image.transform((w, h), Image.Transform.QUAD, quad, Image.Resampling.BILINEAR)
+
+
+def _panel_figures(request: GenerationRequest, previz: Mapping[str, Any]) -> list[tuple[str, Figure]]:
+    """The staged figures, back to front, each in its character's colours and the style's line
+    weight, fitted so no part of one covers more of the panel than `figure.MAX_PART_SHARE`."""
     w, h = request.width, request.height
     characters = {ref.label: ref for ref in request.references if ref.role == "character"}
     looks: dict[str, Look] = packed_looks(request, previz)
+    weight = LINE_WEIGHTS.get(keyword(previz.get("line_weight"), "medium"), 1.0)
     figures = []
     for placement in back_to_front(stage(w, h, previz.get("shot"), previz.get("angle"), previz.get("figures"))):
         if placement.ref not in looks:
             looks[placement.ref] = character_look(characters.get(placement.ref), placement.ref)
-        figures.append(figure_at(placement, looks[placement.ref], w, h))
+        figure = figure_at(placement, looks[placement.ref], w, h, weight)
+        figures.append((placement.ref, fitted(figure, w, h)))
     return figures
 
 

@@ -38,7 +38,9 @@ def render_character_sheet(request: GenerationRequest, previz: Mapping[str, Any]
     stature = number(previz.get("stature"), 1.0, 0.5, 1.5)
     margin = max(2, round(min(w, h) * 0.04))
     text_size = max(8, round(min(w, h) / 40))
-    caption(draw, (margin, margin * 0.5), str(previz.get("label") or "character sheet"), text_size)
+    # Titled with the character's name (the id is for files, the name for people).
+    title = previz.get("name") or previz.get("label") or "character sheet"
+    caption(draw, (margin, margin * 0.5), str(title), text_size)
     top = round(margin * 0.5 + text_size * 1.8)
     if w >= h:  # landscape: turnaround on the left; close-up above the callouts on the right
         split = round(w * 0.7)
