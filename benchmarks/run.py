@@ -1,7 +1,8 @@
 """studio's benchmarks: one command, one JSON line per figure.
 
     .venv/bin/python benchmarks/run.py            # everything (about 4 minutes on 2 cores)
-    .venv/bin/python benchmarks/run.py startup    # one section: orchestration, noop, render, cost, startup, whole
+    .venv/bin/python benchmarks/run.py startup    # one section: orchestration, noop, render, cost, startup,
+                                                  # whole, consistency
 
 Timings are medians over several runs (never single shots) or ratios. Each figure goes to
 stdout as JSON; benchmarks/README.md records a run.
@@ -235,6 +236,13 @@ def whole_profile(tmp: Path) -> None:
     run_whole(tmp, project, LONG, emit, profile_only=True)
 
 
+def consistency(tmp: Path) -> None:
+    """Issue 14: how well each free consistency scorer separates the labelled set, and its speed."""
+    from benchmarks.consistency import consistency as run_consistency
+
+    run_consistency(tmp)
+
+
 SECTIONS = {
     "orchestration": orchestration,
     "sequential": sequential,
@@ -244,6 +252,7 @@ SECTIONS = {
     "startup": startup,
     "whole": whole,
     "whole_profile": whole_profile,
+    "consistency": consistency,
 }
 
 

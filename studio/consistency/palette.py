@@ -59,7 +59,7 @@ HEAD_WIDE, HEAD_TALL, HEAD_ABOVE = 1.24, 1.16, 0.12
 # shoulders either side of the collar (what a close-up still shows) and the chest between the
 # collar and the belt, where only the outfit is.
 REGIONS: dict[str, tuple[tuple[float, float, float, float], ...]] = {
-    "cap": ((0.0, 0.3, 0.03, 0.25),),
+    "cap": ((0.0, 0.25, 0.06, 0.28),),
     "face": ((0.0, 0.18, 0.45, 0.8),),
     "torso": ((-0.5, 0.2, 1.25, 1.6), (0.5, 0.2, 1.25, 1.6), (0.0, 0.45, 1.65, 2.85)),
 }
@@ -69,7 +69,7 @@ NEAR, FAR = 9.0, 22.0
 L_WEIGHT = 0.5  # lightness differences count half: shading and light are mostly lightness
 # A part is on model once it shows at least this share of what the sheet shows: poses, views and
 # crops change how much of a colour is visible, and a swapped colour shows none at all.
-ENOUGH = 0.6
+ENOUGH = 0.35
 FEW = 0.1  # a colour covering less than this share of a sheet region is not expected there
 FEW_ACCENT = 0.01  # the accent is small shapes (collar, belt, cuffs, shoes): checked over the figure box
 DISTINCT = 20.0  # another character's colour this far from the character's own can be borrowed
