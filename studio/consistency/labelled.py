@@ -15,6 +15,10 @@ its own:
   where every figure's hair was painted in its accent colour (Wren teal, Tobias light blue, Ada
   mustard, Fennick maroon) while its pack sheet was right.
 
+Each character is also painted alone, full body, on the cutouts' key colour in four poses and views,
+on model and off model in turn; those are scored as whole pictures (no staging boxes), as the variation
+test scores a paid model's picture.
+
 Labels come from what the painter was given, never from a scorer: a figure is on model when the
 look the painter recovered from its reference is the character's declared palette (the painter's
 own misreadings, if any, are labelled off model as ``painter``). Each subject is scored against the
@@ -39,7 +43,7 @@ from studio.project.loader import Project, load_project
 from studio.project.models import POSITION_X, Panel
 from studio.render.painters.colour import parse_hex
 from studio.render.painters.looks import character_look
-from studio.render.painters.panel import render_panel
+from studio.render.painters.panel import render_cutout, render_panel
 from studio.render.painters.scenery import render_location_plate
 from studio.render.painters.sheets import render_character_sheet
 from studio.render.staging import Rect, stage
@@ -51,6 +55,14 @@ PACKED_BAD = ((1, "p006"), (1, "p009"), (3, "p003"), (3, "p012"), (3, "p016"), (
 CLOSE_SHOTS = {"close-up", "extreme-close-up", "medium-close-up"}  # they take the sheet's face crop
 SHEET_SIZE = (1536, 1024)  # the planner's sheet size: the painter reads it as the pipeline does
 PLATE_SIDE = 768
+CUTOUT_SIZE = (512, 768)
+# (pose, facing, expression) of the whole-picture examples: a view from each side, arms up, seated.
+CUTOUT_POSES = (
+    ("standing", "viewer", "smile"),
+    ("waving", "right", "surprised"),
+    ("sitting", "left", "sad"),
+    ("walking", "away", "neutral"),
+)
 # CIE ΔE under which a colour the painter recovered from a crop is the declared one (the accent,
 # a few small shapes, may be read a little less exactly).
 SAME, SAME_ACCENT = 12.0, 20.0
@@ -90,6 +102,18 @@ def build(root: Path, out: Path, width: int = 480, painted: bool = False, every:
         if (episode, panel.id) in PACKED_BAD:
             wrong = {m: _packed_bug(project, m) for m in members}
             examples += maker.panel(episode, panel, wrong, "packed")
+    # Each character alone on a plain key colour, scored as a whole picture (no staging boxes), as
+    # the variation test scores a paid model's picture: on model, and off model in turn.
+    for number, character in enumerate(ids):
+        for turn, (pose, facing, expression) in enumerate(CUTOUT_POSES):
+            examples += maker.cutout(character, (pose, facing, expression), {}, "on-model")
+            kind = ("hair", "outfit", "another")[(number + turn) % 3]
+            if kind == "another":
+                wrong = declared_palette(project, ids[(number + 1) % len(ids)])
+            else:
+                donor = next(c for c in _by_distance(project, character, kind) if c != character)
+                wrong = _swapped(project, character, donor, (kind,))
+            examples += maker.cutout(character, (pose, facing, expression), wrong, kind)
     return examples
 
 
@@ -217,6 +241,24 @@ class SetPainter:
             on_model = label == "on-model"
             examples.append(Example(f"{name} {character}", label, on_model, subject, panel.shot))
         return examples
+
+    def cutout(
+        self, character: str, pose: tuple[str, str, str], painted_as: Mapping[str, str], kind: str
+    ) -> list[Example]:
+        """The character alone, full body, on the cutout key colour, painted in `painted_as` (its own
+        palette when empty); its example scores the whole picture."""
+        declared = declared_palette(self.project, character)
+        sheet = self.sheet(character, painted_as or declared)
+        crop = sheet.with_name(f"{sheet.stem}-body.png")
+        previz = {"subject": "cutout", "ref": character, "pose": pose[0], "facing": pose[1], "expression": pose[2]}
+        request = _request(*CUTOUT_SIZE, previz, 1, (Reference("character", character, "", str(crop)),))
+        name = f"cutout-{character}-{pose[0]}-{kind}"
+        path = self.out / "panels" / (f"{name}.jpg" if self.painted else f"{name}.png")
+        image = render_cutout(request, previz)
+        _save(_paint(image, len(name)) if self.painted else image, path)
+        label = self._label(crop, character, declared, kind if painted_as else "painter")
+        subject = Subject(character, declared, self.sheet(character, declared), path)
+        return [Example(f"{name} {character}", label, label == "on-model", subject, "cutout")]
 
     def _label(self, crop: Path, character: str, declared: Mapping[str, str], wrong: str) -> str:
         """What the figure painted from `crop` is: "on-model" when the look the painter reads from

@@ -368,10 +368,22 @@ def _figure_bounds(lab: np.ndarray) -> Area | None:
     if not runs:
         return None
     top, bottom = max(runs, key=lambda run: run[1] - run[0])
-    columns = np.flatnonzero(mask[top:bottom].mean(axis=0) > 0.01)
+    figure = mask[top:bottom]
+    columns = np.flatnonzero(figure.mean(axis=0) > 0.01)
     if columns.size == 0:
         return None
-    return (float(columns[0]), float(top), float(columns[-1] + 1), float(bottom))
+    # The body is where most of the figure is; a raised or pointing arm reaches past the head or
+    # out to one side, so the top is the first row with something over the body's middle, and the
+    # box is as wide as the figure's narrower side.
+    weights = figure.sum(axis=0).astype(float)
+    cx = float(np.searchsorted(np.cumsum(weights), weights.sum() / 2)) + 0.5
+    band = max(1, round((bottom - top) / FIGURE_HEADS * 0.3))
+    middle = figure[:, max(0, round(cx) - band) : round(cx) + band]
+    rows_over = np.flatnonzero(middle.mean(axis=1) > 0.2)
+    if rows_over.size:
+        top += int(rows_over[0])
+    half = max(1.0, min(cx - columns[0], columns[-1] + 1 - cx))
+    return (cx - half, float(top), cx + half, float(bottom))
 
 
 def _hash(rgb: np.ndarray, area: Area) -> object | None:
