@@ -86,11 +86,14 @@ _PART_OF = {"skin": _LABELS.skin, "hair": _LABELS.hair, "clothes": _LABELS.outfi
 _MEASURE_SIDE = 160  # parts are measured on a small copy of the panel: shares do not need detail
 
 
-def part_shares(fig: Figure, width: int, height: int) -> dict[str, float]:
-    """The share of a `width` x `height` panel each part of the figure covers (what shows of it)."""
+def part_shares(fig: Figure, width: int, height: int, zoom: float = 1.0) -> dict[str, float]:
+    """The share of a `width` x `height` panel each part of the figure covers (what shows of it);
+    `zoom`: the picture is then enlarged this much about its centre (a dutch turn), so only the
+    middle 1/zoom of it shows."""
     f = min(1.0, _MEASURE_SIDE / max(width, height))
-    w, h = max(1, round(width * f)), max(1, round(height * f))
-    small = replace(fig, look=_LABELS, cx=fig.cx * f, top=fig.top * f, height=fig.height * f, line=1)
+    w, h = max(1, round(width * f / zoom)), max(1, round(height * f / zoom))
+    dx, dy = (width - width / zoom) / 2, (height - height / zoom) / 2
+    small = replace(fig, look=_LABELS, cx=(fig.cx - dx) * f, top=(fig.top - dy) * f, height=fig.height * f, line=1)
     canvas = Image.new("RGB", (w, h), (0, 0, 0))
     _draw_body(ImageDraw.Draw(canvas), small)
     _head(ImageDraw.Draw(canvas), small, body_drawn(small))
@@ -102,10 +105,10 @@ def part_shares(fig: Figure, width: int, height: int) -> dict[str, float]:
     return {part: n / (w * h) for part, n in counts.items()}
 
 
-def fitted(fig: Figure, width: int, height: int) -> Figure:
+def fitted(fig: Figure, width: int, height: int, zoom: float = 1.0) -> Figure:
     """The figure, smaller about its head's centre if a part of it would cover more than its share."""
     for _ in range(5):
-        shares = part_shares(fig, width, height)
+        shares = part_shares(fig, width, height, zoom)
         worst = max(shares[part] / limit for part, limit in MAX_PART_SHARE.items())
         if worst <= 1.0:
             break
@@ -231,7 +234,17 @@ def _mood(expression: str) -> str:
 
 def draw_figure(draw: ImageDraw.ImageDraw, fig: Figure) -> None:
     """Back to front: seat, legs, far arm, torso, near arms, head."""
+    draw_body(draw, fig)
+    draw_head(draw, fig)
+
+
+def draw_body(draw: ImageDraw.ImageDraw, fig: Figure) -> None:
+    """Everything but the head: a panel draws every body before any head, so no face is hidden by
+    a nearer figure's shoulder or arm (heads still cover heads, nearer over farther)."""
     _draw_body(draw, fig)
+
+
+def draw_head(draw: ImageDraw.ImageDraw, fig: Figure) -> None:
     _draw_head(draw, fig, body_drawn(fig))
 
 
@@ -458,9 +471,9 @@ def _draw_mouth(
     elif mood == "shock":  # a small round O
         ellipse(draw, (mx, my + 0.03 * u), 0.45 * mw, 0.7 * mw, MOUTH)
     elif mood == "shout":  # wide open, teeth showing
-        box = (mx - 1.3 * mw, my - 0.35 * mw, mx + 1.3 * mw, my + 1.5 * mw)
+        box = (mx - 1.5 * mw, my - 1.4 * mw, mx + 1.5 * mw, my + 2.4 * mw)
         draw.chord(box, 0, 180, fill=MOUTH, outline=INK, width=stroke)
-        draw.rectangle((box[0] + mw * 0.35, my + 0.55 * mw, box[2] - mw * 0.35, my + 0.8 * mw), fill=WHITE)
+        draw.rectangle((box[0] + mw * 0.5, my + 0.6 * mw, box[2] - mw * 0.5, my + 0.8 * mw), fill=WHITE)
     elif mood == "whisper":  # pursed to one side
         ellipse(draw, (mx + direction * 0.5 * mw, my), 0.28 * mw, 0.22 * mw, MOUTH)
     else:

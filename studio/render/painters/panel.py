@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from studio.core.generation import GenerationRequest
 from studio.render.painters.colour import INK, RGB, parse_hex
-from studio.render.painters.figure import Figure, draw_figure, figure_at, fitted
+from studio.render.painters.figure import Figure, draw_body, draw_figure, draw_head, figure_at, fitted
 from studio.render.painters.looks import Look, character_look, flatten_alpha, open_image, packed_looks
 from studio.render.painters.props import draw_prop, place_props
 from studio.render.painters.scene import Scene
@@ -60,13 +60,17 @@ def paint_panel(request: GenerationRequest, previz: Mapping[str, Any]) -> tuple[
     props = place_props(previz, figures, w, h)
     for prop in (p for p in props if p.holder is None):  # the panel's own props stand behind everyone
         scene.add(prop.name, draw_prop(draw, prop, line), None)
+    # Bodies back to front, then heads back to front, then what hands hold: a nearer figure's
+    # shoulder never hides a farther face (ep001 p007 over Bea's shoulder), nor a face a loupe.
+    lines = {ref: figure.line for ref, figure in figures}
     for ref, figure in figures:
-        mine = [p for p in props if p.holder == ref]
-        for prop in (p for p in mine if p.under_feet):
+        for prop in (p for p in props if p.holder == ref and p.under_feet):
             scene.add(prop.name, draw_prop(draw, prop, figure.line), ref)
-        draw_figure(draw, figure)
-        for prop in (p for p in mine if not p.under_feet):
-            scene.add(prop.name, draw_prop(draw, prop, figure.line), ref)
+        draw_body(draw, figure)
+    for _, figure in figures:
+        draw_head(draw, figure)
+    for prop in (p for p in props if p.holder is not None and not p.under_feet):
+        scene.add(prop.name, draw_prop(draw, prop, lines[prop.holder]), prop.holder)
     if cam.tilt:
         image = _tilt(image, cam.tilt)
     _label(image, previz)
@@ -130,12 +134,14 @@ def _panel_figures(request: GenerationRequest, previz: Mapping[str, Any]) -> lis
     characters = {ref.label: ref for ref in request.references if ref.role == "character"}
     looks: dict[str, Look] = packed_looks(request, previz)
     weight = LINE_WEIGHTS.get(keyword(previz.get("line_weight"), "medium"), 1.0)
-    figures = []
+    cam = camera(previz.get("shot"), previz.get("angle"))
+    zoom = tilt_zoom(w, h, cam.tilt) if cam.tilt else 1.0
+    figures: list[tuple[str, Figure]] = []
     for placement in back_to_front(stage(w, h, previz.get("shot"), previz.get("angle"), previz.get("figures"))):
         if placement.ref not in looks:
             looks[placement.ref] = character_look(characters.get(placement.ref), placement.ref)
-        figure = figure_at(placement, looks[placement.ref], w, h, weight)
-        figures.append((placement.ref, fitted(figure, w, h)))
+        figure = fitted(figure_at(placement, looks[placement.ref], w, h, weight), w, h, zoom)
+        figures.append((placement.ref, figure))
     return figures
 
 

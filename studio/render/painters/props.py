@@ -99,6 +99,12 @@ def place_props(
     carrying: dict[str, int] = {}  # how many props each figure has already: the next goes beside them
     for name in names:
         holder = next(((ref, fig) for ref, fig in figures if name in props_in(fig.pose)), None)
+        if (
+            holder is not None
+            and name in SET_PIECES
+            and not (_stands_on(name, holder[1].pose) or _carries(holder[1].pose))
+        ):
+            continue  # "pointing up at the clock face": the set shows it
         if holder is None and figures and name not in SET_PIECES:
             holder = next(((r, f) for r, f in figures if matches(f.pose, HOLD_STEMS)), figures[0])
         if holder is None:
@@ -111,11 +117,20 @@ def place_props(
     return placed
 
 
+def _stands_on(name: str, pose: str) -> bool:
+    pose = pose.lower()
+    return any(f"on {a}{w}" in pose for a in ("a ", "the ", "") for w in PROPS[name])
+
+
+def _carries(pose: str) -> bool:
+    return matches(pose, ("hold", "carry", "grip", "clutch", "wheel", "push"))
+
+
 def _on_figure(name: str, ref: str, fig: Figure, already: int) -> PropPlacement:
     (hx, hy), u = head_of(fig)
     size = SIZE_IN_HEADS.get(name, 0.6) * u
     pose = fig.pose.lower()
-    if name in props_in(pose) and any(f"on {a}{w}" in pose for a in ("a ", "the ", "") for w in PROPS[name]):
+    if name in props_in(pose) and _stands_on(name, pose):
         foot_y = body_drawn(fig).foot_y
         return PropPlacement(name, (hx, foot_y + size / 2 - u * 0.1), size, ref, under_feet=True)
     if matches(pose, LOOK_STEMS) and not matches(pose, HOLD_STEMS) and name in props_in(pose):
@@ -131,6 +146,13 @@ def _panel_props(names: list[str], previz: Mapping[str, Any], w: int, h: int) ->
     share = PANEL_SHARE.get(keyword(previz.get("shot"), "medium"), 0.45)
     side = min(w, h)
     placed: list[PropPlacement] = []
+    small = [n for n in names if SIZE_IN_HEADS.get(n, 0.6) <= 0.75]  # fits in a palm (a lantern does not)
+    if small and matches(str(previz.get("action") or ""), ("hand", "palm", "finger")):
+        # "Fennick's open palm ..., holding a brass star token": an open hand holds the small prop,
+        # which is the panel's subject, in the middle.
+        names = [small[0], *(n for n in names if n != small[0])]
+        share *= 0.5
+        placed.append(PropPlacement("palm", (w / 2, h * 0.45 + side * share * 0.45), side * share * 2.2, None))
     for index, name in enumerate(names):
         if name == "lantern" and "silhouette" in names:
             continue  # the silhouette holds it (below)
@@ -175,6 +197,18 @@ def _draw_silhouette(draw: ImageDraw.ImageDraw, x: float, y: float, s: float, li
     figure = Figure(look, x, y - s / 2, s, view="side", direction=1, pose="holding up a lantern", line=line)
     draw_figure(draw, figure)
     return (x - s * 0.25, y - s / 2, x + s * 0.25, y + s / 2)
+
+
+def _draw_palm(draw: ImageDraw.ImageDraw, x: float, y: float, s: float, line: int) -> Box:
+    """An open hand, palm up, seen from above the fingers: the wrist at the bottom."""
+    skin = (242, 201, 160)
+    limb(draw, [(x, y + s * 0.2), (x, y + s * 0.6)], s * 0.34, skin, line)  # the wrist
+    for i, dx in enumerate((-0.2, -0.07, 0.07, 0.2)):  # fingers, the middle ones longest
+        reach = 0.42 if i in (1, 2) else 0.36
+        limb(draw, [(x + dx * s, y - s * 0.05), (x + dx * s * 1.1, y - s * reach)], s * 0.12, skin, line)
+    limb(draw, [(x - s * 0.22, y + s * 0.12), (x - s * 0.42, y - s * 0.08)], s * 0.13, skin, line)  # the thumb
+    ellipse(draw, (x, y + s * 0.05), s * 0.27, s * 0.22, skin, line)
+    return (x - s * 0.45, y - s * 0.45, x + s * 0.3, y + s * 0.6)
 
 
 def _draw_token(draw: ImageDraw.ImageDraw, x: float, y: float, s: float, line: int) -> Box:
@@ -346,6 +380,7 @@ def _draw_ladder(draw: ImageDraw.ImageDraw, x: float, y: float, s: float, line: 
 
 
 DRAWERS: dict[str, Callable[[ImageDraw.ImageDraw, float, float, float, int], Box]] = {
+    "palm": _draw_palm,
     "clock face": _draw_clock_face,
     "silhouette": _draw_silhouette,
     "token": _draw_token,

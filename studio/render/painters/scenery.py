@@ -961,9 +961,9 @@ def _lamp(room: Room) -> None:
         if tops
         else (s.w * 0.85, s.horizon)
     )
-    head = base - s.h * (0.08 if tops else 0.3)
+    head = base - s.h * (0.06 if tops else 0.3)
     if s.light.name in ("night", "dusk"):
-        for ring, amount in ((0.16, 0.2), (0.11, 0.4), (0.07, 0.6)):
+        for ring, amount in ((0.045, 0.25), (0.033, 0.45), (0.022, 0.65)):
             ellipse(
                 s.draw,
                 (x, head),
@@ -975,16 +975,16 @@ def _lamp(room: Room) -> None:
     shade = s.paint((40, 130, 80))
     s.draw.polygon(
         [
-            (x - s.h * 0.04, head + s.h * 0.02),
-            (x + s.h * 0.04, head + s.h * 0.02),
-            (x + s.h * 0.025, head - s.h * 0.02),
-            (x - s.h * 0.025, head - s.h * 0.02),
+            (x - s.h * 0.028, head + s.h * 0.014),
+            (x + s.h * 0.028, head + s.h * 0.014),
+            (x + s.h * 0.018, head - s.h * 0.014),
+            (x - s.h * 0.018, head - s.h * 0.014),
         ],
         fill=shade,
         outline=edge(shade),
         width=s.line,
     )
-    s.scene.add("lamp", (x - s.h * 0.04, head - s.h * 0.02, x + s.h * 0.04, base))
+    s.scene.add("lamp", (x - s.h * 0.028, head - s.h * 0.014, x + s.h * 0.028, base))
 
 
 def _plants(room: Room) -> None:
