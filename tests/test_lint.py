@@ -180,5 +180,5 @@ def test_config_from_a_mapping() -> None:
         LintConfig.from_mapping({"disabled": ["too-many-baloons"]})
     assert set(RULES) == {
         "too-many-balloons", "close-up-heavy", "dialogue-heavy", "same-shot-run",
-        "speaks-before-seen", "no-establishing-shot", "episode-length",
+        "speaks-before-seen", "no-establishing-shot", "episode-length", "undrawn-props",
     }  # fmt: skip

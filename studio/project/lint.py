@@ -11,6 +11,8 @@ id, used to switch it off (`LintConfig.disabled`) and shown with the warning:
 - no-establishing-shot   a scene opens (the episode's first panel, or a panel whose location differs
                          from the previous panel's) on a shot tighter than full
 - episode-length         fewer than `min_panels` or more than `max_panels` panels
+- undrawn-props          panels name props the draft previz cannot draw (`studio.project.props.UNDRAWN`),
+                         once per episode, at the first such panel
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from studio.project.models import Shot, Storyboard
+from studio.project.props import undrawn_in
 from studio.project.yamlsource import Source, locate
 
 RULES: dict[str, str] = {
@@ -30,6 +33,7 @@ RULES: dict[str, str] = {
     "speaks-before-seen": "a character speaks before being shown",
     "no-establishing-shot": "a scene opens without an establishing shot",
     "episode-length": "the episode is unusually short or long",
+    "undrawn-props": "panels name props the draft previz cannot draw",
 }
 CLOSE_SHOTS = frozenset({Shot.CLOSE_UP.value, Shot.EXTREME_CLOSE_UP.value})
 ESTABLISHING_SHOTS = frozenset({Shot.EXTREME_WIDE.value, Shot.WIDE.value, Shot.FULL.value})
@@ -165,6 +169,22 @@ def lint_storyboard(storyboard: Storyboard, source: Source | None, path: str, co
             ("panels",),
             f"the episode has {total} panels; episodes usually run {config.min_panels} to {config.max_panels}: "
             f"{advice}",
+        )
+
+    # One warning for the episode: the previz leaves these out everywhere, a panel list says where.
+    undrawn: dict[str, list[str]] = {}
+    first = None
+    for index, panel in enumerate(panels):
+        for noun in undrawn_in([panel.action, panel.notes, *(m.pose for m in panel.characters)]):
+            undrawn.setdefault(noun, []).append(panel.id)
+            first = index if first is None else first
+    if first is not None:
+        listed = "; ".join(f"{noun} ({', '.join(ids)})" for noun, ids in undrawn.items())
+        warn(
+            "undrawn-props",
+            ("panels", first, "action"),
+            f"the draft previz cannot draw {listed}: it leaves them out (paid models draw them); if that is "
+            "fine, disable 'undrawn-props' under [lint] in studio.toml",
         )
 
     return sorted(found, key=lambda w: (w.line, w.col))
