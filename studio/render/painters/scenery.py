@@ -503,7 +503,6 @@ def _draw_lamp_posts(s: Set) -> None:
 def _draw_gulls(s: Set) -> None:
     rng = s.rng("gulls")
     bird = (250, 250, 246) if s.light.name != "night" else (180, 184, 200)
-    xs, ys = [], []
     for _ in range(6):
         x, y = rng.uniform(0.05, 0.95) * s.w, rng.uniform(0.08, 0.7) * s.horizon
         span = s.w * rng.uniform(0.015, 0.03)
@@ -516,9 +515,7 @@ def _draw_gulls(s: Set) -> None:
         s.draw.line(
             [(x - span, y - span * 0.4), (x, y), (x + span, y - span * 0.4)], fill=edge(bird), width=max(1, s.line // 2)
         )
-        xs += [x - span, x + span]
-        ys += [y - span * 0.4, y]
-    s.scene.add("gulls", (min(xs), min(ys), max(xs), max(ys)))
+        s.scene.add("gulls", (x - span, y - span * 0.4, x + span, y + s.line))
 
 
 OUTDOOR: dict[str, Callable[[Set], None]] = {
