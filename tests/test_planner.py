@@ -86,7 +86,7 @@ def test_changing_a_character_changes_its_sheet_and_exactly_its_panels(sample: P
     text = path.read_text(encoding="utf-8")
     path.write_text(text.replace("description: ", "description: Now with a limp. ", 1), encoding="utf-8")
     expected = {("character_sheet", "ada"), ("crop", "ada body"), ("crop", "ada face"), ("contact_sheet", "ep001")}
-    expected |= {(phase, p) for p in showing_ada for phase in ("panel", "letter")}
+    expected |= {(phase, p) for p in showing_ada for phase in ("panel", "letter", "score")}
     packs = {job.name for job in before.jobs if job.phase is Phase.PACK}
     expected |= {("pack", f"{p} pack") for p in showing_ada if f"{p} pack" in packs}
     assert ("pack", "p009 pack") in expected  # the 4-character panel is packed on a 4-reference model

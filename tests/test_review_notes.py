@@ -68,7 +68,7 @@ def test_a_retake_note_goes_into_the_new_takes_prompt_and_key(sample: Path, prov
     assert take.inputs["prompt"] == take.generation.prompt  # recorded for `studio plan --why`
     # The note is part of the new take's key, and of nothing else's but what is made from the take.
     changed = {name for name, key in keys_of(noted).items() if keys_of(without)[name] != key}
-    assert changed == {("panel", "p003"), ("letter", "p003"), ("contact_sheet", "ep001")}
+    assert changed == {("panel", "p003"), ("letter", "p003"), ("score", "p003"), ("contact_sheet", "ep001")}
     # The same note run again: the same key (nothing paid twice); another note: another take.
     again = plan_of(sample, provider, takes=retaken(), notes={"p003": {2: f"  {NOTE} "}})
     assert take_of(again, "p003").key == take.key

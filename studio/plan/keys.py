@@ -15,9 +15,9 @@ What is hashed, per kind of job:
   (`GenerationSpec.key_spec`: model, prompt, negative prompt, size, seed, references by key,
   previz) and the take; a draft (`draft:draft`) also hashes `DRAFT_VERSION`, so a change to
   the previz art draws stored previz again. Paid work never depends on the draft renderer.
-- local renders (crop, pack, composite, upscale, letter, contact sheet): what the renderer reads,
-  with its renderer's version (`CROP_VERSION`, `PACK_VERSION`, `UPSCALE_VERSION`, ...) beside the
-  renderer's code.
+- local renders (crop, pack, composite, upscale, letter, score, contact sheet): what the renderer
+  reads, with its renderer's version (`CROP_VERSION`, `PACK_VERSION`, `UPSCALE_VERSION`, ..., a
+  scorer's "name@version") beside the renderer's code.
 - upscale: a panel's take (made at its model's generation size) brought to the master size, by the
   local resampler (a local render) or by an upscaler model (a generation with the take as its one
   reference). Its key holds the take's key, so a preview approved and then finalised is upscaled,
@@ -234,7 +234,6 @@ def upscale_locally(take: RefSpec, size: tuple[int, int]) -> Keyed:
     return _local(Phase.UPSCALE, local, inputs)
 
 
-
 def crop(sheet: RefSpec, part: str, box: Sequence[float]) -> Keyed:
     """The full figure or the face of a character's model sheet."""
     local = {"version": CROP_VERSION, "sheet": sheet.identity, "part": part, "box": list(box)}
@@ -335,6 +334,33 @@ def letter(
     key = content_key(Phase.LETTER.value, hashed)
     local = {**hashed, "font_paths": {name: path for name, (path, _) in fonts.items()}}
     return Keyed(key, inputs, local=local)
+
+
+def score(
+    take: RefSpec,
+    sheets: Sequence[RefSpec],
+    size: tuple[int, int],
+    subjects: Sequence[Mapping[str, Any]],
+    scorer: str,
+) -> Keyed:
+    """How on-model each character of a panel take is (free, local): the take and each character's
+    sheet by key, where each figure is in the take (`size`: the size it was made at) and the palettes
+    it is held to (studio/consistency/subjects.py), and the scorer as "name@version", so a new scorer
+    scores again and nothing else does."""
+    local = {
+        "scorer": scorer,
+        "take": take.identity,
+        "sheets": {ref.label: ref.identity for ref in sheets},
+        "size": list(size),
+        "subjects": [dict(subject) for subject in subjects],
+    }
+    inputs = {
+        "refs": _refs([take, *sheets]),
+        "size": list(size),
+        "subjects": local["subjects"],
+        "renderer": {"scorer": scorer},
+    }
+    return _local(Phase.SCORE, local, inputs)
 
 
 # What a contact sheet's header shows (besides its cells).

@@ -31,12 +31,14 @@ import io
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 from PIL import Image as PILImage
 
 from studio.catalog.catalog import Catalog, NoPrice, estimate_micro, reference_micro
+from studio.consistency.base import ScorerContext
+from studio.consistency.subjects import run_scorer, subject_specs, worker_context
 from studio.core.errors import StudioError, UsageError
 from studio.core.keys import derived_seed, sha256_bytes
 from studio.core.project_files import read_project_font, read_project_image
@@ -95,15 +97,18 @@ def plan_episode(project: Project, number: int, catalog: Catalog, options: PlanO
 
     jobs: list[Job] = []
     character_refs: dict[str, dict[str, RefSpec]] = {}
+    sheets: dict[str, RefSpec] = {}  # what each character's panels are scored against
     for character_id in _characters_in(panels):
         user_refs = project.character_refs.get(character_id) or []
         if user_refs:  # the user's own images stand in for a generated sheet: nothing to make
             own = planner.user_reference(character_id, user_refs[0])
             character_refs[character_id] = {"body": own, "face": own}
+            sheets[character_id] = replace(own, role="sheet")
             continue
         sheet = planner.character_sheet(character_id)
         crops = {part: planner.crop(sheet, part) for part in SHEET_CROPS}
         jobs.extend([sheet, *crops.values()])
+        sheets[character_id] = RefSpec("sheet", character_id, job_key=sheet.key)
         character_refs[character_id] = {
             part: RefSpec("character", character_id, job_key=job.key, pixels=_pixels(CROP_SIZE))
             for part, job in crops.items()
@@ -125,11 +130,13 @@ def plan_episode(project: Project, number: int, catalog: Catalog, options: PlanO
     letter_jobs = [
         planner.letter(panel, up or made) for panel, made, up in zip(panels, panel_jobs, upscale_jobs, strict=True)
     ]
+    score_jobs = [planner.score(panel, made, sheets) for panel, made in zip(panels, panel_jobs, strict=True)]
     jobs.extend(panel_jobs)
     jobs.extend(up for up in upscale_jobs if up is not None)
     jobs.extend(letter_jobs)
+    jobs.extend(score for score in score_jobs if score is not None)
     if options.only is None:  # a partial run leaves the episode's contact sheet as it was
-        jobs.append(planner.contact_sheet(panel_jobs, upscale_jobs, letter_jobs, style.name))
+        jobs.append(planner.contact_sheet(panel_jobs, upscale_jobs, letter_jobs, style.name, score_jobs))
     return Plan(episode=number, jobs=_needed(jobs))
 
 
@@ -140,7 +147,7 @@ def _needed(jobs: list[Job]) -> list[Job]:
     creator reviews, even where the prompts carry the style and no panel is sent it."""
     by_key = {job.key: job for job in jobs}
     wanted: set[str] = set()
-    roots = (Phase.LETTER, Phase.CONTACT_SHEET, Phase.STYLE_FRAME)
+    roots = (Phase.LETTER, Phase.SCORE, Phase.CONTACT_SHEET, Phase.STYLE_FRAME)
     stack = [job.key for job in jobs if job.phase in roots]
     while stack:
         key = stack.pop()
@@ -707,12 +714,20 @@ class _Planner:
         return self.fonts
 
     def contact_sheet(
-        self, panel_jobs: list[Job], upscale_jobs: list[Job | None], letter_jobs: list[Job], style_name: str
+        self,
+        panel_jobs: list[Job],
+        upscale_jobs: list[Job | None],
+        letter_jobs: list[Job],
+        style_name: str,
+        score_jobs: list[Job | None] | None = None,
     ) -> Job:
-        """Review state and costs are filled in when it runs (see run/local_jobs.py): they change after planning.
-        Each cell names the model that made the take and what upscaled it, and prices both."""
+        """Review state, costs and consistency scores are filled in when it runs (see run/local_jobs.py):
+        they change after planning. Each cell names the model that made the take and what upscaled it,
+        and prices both; it holds each character's consistency threshold (the scores' warning colour),
+        and the sheet waits for the panels' score jobs, so their scores are recorded when it is drawn."""
         storyboard = self.storyboard
         panels = {p.id: p for p in storyboard.panels}
+        consistency = self.config.consistency
         cells = [
             {
                 "panel_id": raw.name,
@@ -725,6 +740,11 @@ class _Planner:
                 "take": raw.take,
                 "earlier_takes": [_take_path(raw, up, t) for t in range(1, raw.take)],
                 "note": panels[raw.name].notes or "",
+                # id -> (name, threshold) of each character a score is shown for
+                "cast": {
+                    m.id: [self.project.characters[m.id].name, consistency.threshold_for(m.id)]
+                    for m in panels[raw.name].characters
+                },
             }
             for raw, up, letter in zip(panel_jobs, upscale_jobs, letter_jobs, strict=True)
         ]
@@ -743,11 +763,59 @@ class _Planner:
             phase=Phase.CONTACT_SHEET,
             name=f"ep{storyboard.episode:03d}",
             outputs={"png": f"{folder}/contact.png", "html": f"{folder}/contact.html"},
-            deps=tuple(job.key for job in letter_jobs),
+            deps=(*(job.key for job in letter_jobs), *(job.key for job in score_jobs or () if job is not None)),
             local=keyed.local or {},
             episode=storyboard.episode,
             inputs=keyed.inputs,
         )
+
+    def score(self, panel: Panel, made: Job, sheets: Mapping[str, RefSpec]) -> Job | None:
+        """How on-model each character of the panel's take is: free, local, scored by the run's scorer
+        at the size the take was made at, against each character's sheet (studio/consistency/). None
+        for a panel without characters in frame, an approved take kept although its inputs changed (its
+        sheets may not be made any more: scoring never makes paid work), and a final (it finishes
+        approved previews, scored as previews)."""
+        scorer = self.scorer
+        if scorer is None or not panel.characters or made.frozen_stale or self.options.quality == "final":
+            return None
+        size = _made_size(made)
+        palettes = {m.id: self.project.characters[m.id].palette.model_dump() for m in panel.characters}
+        specs = subject_specs(size, panel.shot, panel.angle, self._staging(panel), palettes)
+        if not specs:
+            return None
+        refs = [sheets[spec["character"]] for spec in specs]
+        keyed = keys.score(RefSpec("take", panel.id, job_key=made.key), refs, size, specs, scorer)
+        folder = f"build/episodes/ep{self.storyboard.episode:03d}"
+        return Job(
+            key=keyed.key,
+            phase=Phase.SCORE,
+            name=panel.id,
+            outputs={"scores": f"{folder}/scores/{panel.id}-t{made.take}.json"},
+            deps=(made.key, *(ref.job_key for ref in refs if ref.job_key)),
+            # Not part of the key: where the user's own images are (their content is), and what the
+            # scorer is built from in the worker that runs it.
+            local={
+                **(keyed.local or {}),
+                "files": {ref.label: str(ref.file) for ref in refs if ref.file},
+                "context": self.scorer_context,
+            },
+            episode=self.storyboard.episode,
+            panel=panel.id,
+            take=made.take,
+            inputs=keyed.inputs,
+            quality=self.options.quality,
+        )
+
+    @cached_property
+    def scorer(self) -> str | None:
+        """The scorer this run scores panels with, as "name@version" (studio/consistency/subjects.py
+        `run_scorer`: never a paid one); None when none is installed."""
+        found = run_scorer(ScorerContext(self.project.root, self.config))
+        return f"{found.name}@{found.version}" if found is not None else None
+
+    @cached_property
+    def scorer_context(self) -> dict[str, str]:
+        return worker_context(self.project.root, self.config)
 
     # ------------------------------------------------------------ helpers
 

@@ -31,7 +31,7 @@ from studio.providers.base import Provider, ProviderContext
 from studio.providers.registry import get_provider
 from studio.review.notes import retake_notes
 from studio.review.takes import Reviews, track_of
-from studio.run.local_jobs import LOCAL_RENDERERS, contact_preparer, warm_up
+from studio.run.local_jobs import LOCAL_RENDERERS, contact_preparer, score_recorder, warm_up
 from studio.run.lock import project_run_lock
 from studio.run.routing import ProviderPool, ProviderSetup
 from studio.run.runner import Reporter, RunContext, Summary, run_plan
@@ -121,6 +121,7 @@ def _run_locked(project: Project, number: int, provider_name: str, options: RunO
             # A final finishes approved previews: it makes no take of its own to review.
             after_job=(lambda job: None) if options.quality == "final" else (lambda job: _record_take(reviews, job)),
             after_rejected=lambda job, reason: _record_rejected(reviews, job, reason),
+            after_outputs=score_recorder(engine, track, number),  # each take's consistency scores
             cpu_pool=cpu_pool,
             warm_up=warm_up,
         )
