@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
@@ -20,7 +21,9 @@ from studio.cli.common import err, friendly, open_project, out
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from studio.consistency.store import ScoreRow
     from studio.project.loader import Project
+    from studio.review.takes import Reviews
     from studio.review.tracks import Track
 from studio.core.errors import UsageError
 
@@ -78,7 +81,9 @@ def review(
     quality: Quality = None,
 ) -> None:
     """Each panel's status (todo, pending review, approved, retake, or rejected: the provider refused
-    the take, and the note says why), its latest take and the note, on the episode's track."""
+    the take, and the note says why), its latest take, how on-model its characters are (lowest first;
+    '!' under the threshold of studio.toml's [consistency]) and the note, on the episode's track."""
+    from studio.consistency.store import panel_scores, take_scores
     from studio.db.tables import ledger_engine
     from studio.review.notes import retake_notes
     from studio.review.takes import REJECTED, TODO, Reviews, retake_command
@@ -91,6 +96,8 @@ def review(
         latest = reviews.latest(number)
         history = {p.id: reviews.takes(number, p.id) for p in storyboard.panels}
         asked = retake_notes(engine, chosen.takes, number)  # the note that asked for each take
+        scored = take_scores(panel_scores(engine, chosen.takes, number), {p: s.take for p, s in latest.items()})
+    threshold_for = project.config.consistency.threshold_for
     rows = []
     for panel in storyboard.panels:
         state = latest.get(panel.id)
@@ -102,6 +109,7 @@ def review(
                 # The take's own note, else the retake note that asked for it.
                 "note": (state.note or asked.get(panel.id, {}).get(state.take)) if state else None,
                 "takes": [{"take": t.take, "status": t.status, "note": t.note} for t in history[panel.id]],
+                "consistency": _consistency(scored.get(panel.id), threshold_for),
             }
         )
         if state is not None and state.status == REJECTED:
@@ -111,14 +119,15 @@ def review(
         out.print_json(json.dumps({"episode": number, **shown, "quality": chosen.quality, "panels": rows}))
         return
     table = Table(title=f"Episode {number} review ({chosen.name} takes)", title_justify="left")
-    for column in ("panel", "status", "take", "note"):
+    for column in ("panel", "status", "take", "on model", "note"):
         table.add_column(column)
     colours = {"approved": "green", "retake": "red", "pending review": "yellow", REJECTED: "magenta"}
     for row in rows:
         colour = colours.get(row["status"], "white")
         # The note may be a provider's words: never read as markup.
         note = Text(row["note"] or "")
-        table.add_row(row["panel"], f"[{colour}]{row['status']}[/{colour}]", str(row["take"] or "—"), note)
+        status = f"[{colour}]{row['status']}[/{colour}]"
+        table.add_row(row["panel"], status, str(row["take"] or "—"), _consistency_cell(row["consistency"]), note)
     out.print(table)
     counts = {status: sum(1 for r in rows if r["status"] == status) for status in colours}
     out.print(", ".join(f"{n} {status}" for status, n in counts.items() if n or status != REJECTED))
@@ -159,24 +168,115 @@ def approve(
 @friendly
 def retake(
     number: Number,
-    panels: Annotated[list[str], typer.Argument(help="Panel ids to redo, e.g. p004.")],
+    panels: Annotated[
+        list[str] | None, typer.Argument(help="Panel ids to redo, e.g. p004 (with --below: only among these).")
+    ] = None,
     note: Annotated[str | None, typer.Option(help="What is wrong with this take, e.g. 'face off-model'.")] = None,
+    below: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            max=1,
+            help="Retake every panel whose current take has a character scored under this consistency score "
+            "(see 'studio review episode N'), e.g. 0.8. Approved panels are kept.",
+        ),
+    ] = None,
     track: TrackOption = None,
     provider: Provider = None,
     quality: Quality = None,
 ) -> None:
     """Ask for new takes of panels of episode N on its track: the next 'studio run episode N' regenerates
-    them with a new seed and keeps every earlier take. Example: studio retake episode 3 p004 --note 'face off-model'"""
+    them with a new seed and keeps every earlier take. Example: studio retake episode 3 p004 --note 'face off-model';
+    studio retake episode 3 --below 0.8 retakes the panels with a character under 0.8"""
     from studio.db.tables import ledger_engine
     from studio.review.takes import Reviews
 
     project = open_project()
-    _check_panels(project, number, panels)
+    if not panels and below is None:
+        raise UsageError(f"name the panels to retake (studio retake episode {number} p004), or give --below 0.8")
+    _check_panels(project, number, panels or [])
     with ledger_engine(project.state_dir) as engine:
         chosen = episode_track(project, engine, number, track, provider, quality)
-        takes = Reviews(engine, chosen.takes).retake(number, panels, note)
-    for panel, take in zip(panels, takes, strict=True):
-        out.print(f"retake requested for {panel} (take {take} → {take + 1})" + (f": {note}" if note else ""))
+        reviews = Reviews(engine, chosen.takes)
+        if below is None:
+            asked = {panel: note for panel in panels or []}
+        else:
+            asked = _off_model(project, engine, reviews, chosen, number, below, panels, note)
+        takes = [reviews.retake(number, [panel], why)[0] for panel, why in asked.items()]
+    for (panel, why), take in zip(asked.items(), takes, strict=True):
+        out.print(Text(f"retake requested for {panel} (take {take} → {take + 1})" + (f": {why}" if why else "")))
+
+
+def _off_model(
+    project: Project,
+    engine: Engine,
+    reviews: Reviews,
+    chosen: Track,
+    number: int,
+    threshold: float,
+    panels: list[str] | None,
+    note: str | None,
+) -> dict[str, str]:
+    """The panels `retake --below` asks again for, each with its note (the user's, else which
+    characters are under and by how much); approved panels and those already sent back are kept."""
+    from studio.consistency.store import below, panel_scores
+    from studio.review.takes import APPROVED, RETAKE
+
+    if not panel_scores(engine, chosen.takes, number):
+        raise UsageError(
+            f"episode {number} has no consistency scores on the {chosen.name} track yet; "
+            f"'studio run episode {number}' scores its panels"
+        )
+    latest = reviews.latest(number)
+    names = {cid: character.name for cid, character in project.characters.items()}
+    flagged = below(engine, chosen.takes, number, lambda _: threshold, {p: s.take for p, s in latest.items()})
+    order = [p.id for p in project.episode(number).panels if panels is None or p.id in panels]
+    asked, kept = {}, 0
+    for panel in (p for p in order if p in flagged):
+        take, under = flagged[panel]
+        said = ", ".join(f"{names.get(r.character, r.character)} {r.value:.2f}" for r in under)
+        if latest[panel].status in (APPROVED, RETAKE):
+            status = latest[panel].status
+            out.print(Text(f"kept {panel} (take {take}, {status}) although under {threshold:.2f}: {said}"))
+            kept += 1
+            continue
+        asked[panel] = note or f"off-model: {said} (consistency under {threshold:.2f})"
+    if not asked and not kept:
+        out.print(f"no panel of episode {number} to retake: no current take has a character under {threshold:.2f}")
+    return asked
+
+
+def _consistency(
+    scored: tuple[int, list[ScoreRow]] | None, threshold_for: Callable[[str], float]
+) -> dict[str, Any] | None:
+    """A panel's consistency as `studio review --json` gives it: every character's score of the
+    current take with the scorer that gave it and its threshold, lowest first."""
+    if scored is None:
+        return None
+    take, rows = scored
+    scores = [
+        {
+            "character": row.character,
+            "value": row.value,
+            "threshold": threshold_for(row.character),
+            "below": row.below(threshold_for(row.character)),
+            "scorer": row.scorer,
+            **({"note": row.note} if row.note else {}),
+        }
+        for row in sorted(rows, key=lambda r: (r.value is None, r.value or 0.0))
+    ]
+    return {"take": take, "scores": scores, "below": any(s["below"] for s in scores)}
+
+
+def _consistency_cell(consistency: dict[str, Any] | None) -> Text:
+    """'kai 0.71! · wren 0.93': lowest first, under the threshold marked and red."""
+    cell = Text()
+    for index, score in enumerate((consistency or {}).get("scores", ())):
+        if index:
+            cell.append(" · ")
+        value = "—" if score["value"] is None else f"{score['value']:.2f}"
+        cell.append(f"{score['character']} {value}" + ("!" if score["below"] else ""), "red" if score["below"] else "")
+    return cell or Text("—")
 
 
 def episode_track(
