@@ -403,3 +403,23 @@ def test_studio_cost_shows_the_judge_on_its_own_line(
     # By episode (the default), judgements are no episode's and no shared asset: a line of their own.
     by_episode = json.loads(cli("--project", sample, "cost", "--json").stdout)
     assert [(row["group"], row["spent_micro"]) for row in by_episode["rows"]] == [("judge", fake.billed_micro)]
+
+
+def test_the_variation_test_judged_by_gemini_pays_each_judgement_once(
+    sample: Path, fake: FakeGeminiJudge, cli: Any
+) -> None:
+    fake.scores = {"hair": 0.5}  # the judge sees the hair drift in every variation
+    args = ("--project", sample, "consistency", "character", "wren", "--scorer", "judge", "--variations", "2", "--json")
+    first = cli(*args)
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.stdout)
+    assert report["scorer"] == "judge@1" and report["ready"] is False
+    assert [(v["score"], v["evidence"]["hair"], v["ok"]) for v in report["variations"]] == [(0.5, 0.5, False)] * 2
+    assert all("hair 0.50 (the hair differs)" in v["note"] for v in report["variations"])
+    assert report["paid_now_micro"] == fake.billed_micro > 0 and len(fake.judgements) == 2  # draft art is free
+
+    again = json.loads(cli(*args).stdout)
+    assert [v["score"] for v in again["variations"]] == [0.5, 0.5]
+    assert again["paid_now_micro"] == 0 and len(fake.judgements) == 2  # judged once, read back from the store
+    judged = [row for row in rows(sample) if row.phase == "judge"]
+    assert len(judged) == 2 and sum(row.actual_micro or 0 for row in judged) == fake.billed_micro
