@@ -27,8 +27,8 @@ THRESHOLD = 0.8  # [consistency] threshold's default
 # benchmarks/README.md, "Consistency scorers": palette@1 on the flat labelled set, all off-model
 # kinds together and the weakest kind. The tests run a quarter of the set (as `--quick` does), so
 # they allow a margin under them.
-RECORDED_AUC = {"all": 0.97, "hair": 0.95, "outfit": 0.96, "another": 0.99, "packed": 0.97}
-RECORDED_ACCURACY = 0.94
+RECORDED_AUC = {"all": 0.977, "hair": 0.959, "outfit": 0.975, "another": 1.0, "packed": 0.976}
+RECORDED_ACCURACY = 0.96
 MARGIN = 0.05
 
 
@@ -73,7 +73,7 @@ def test_get_scorer_makes_the_palette_scorer_and_an_unknown_name_is_a_usage_erro
 def test_a_side_character_in_the_leads_hair_drops_under_the_threshold(
     project: Project, painter: SetPainter, scorer: PaletteScorer
 ) -> None:
-    panel = panel_of(project, 2, "p002")  # medium two-shot: Tobias and Wren
+    panel = panel_of(project, 2, "p014")  # medium two-shot: Wren and Tobias
     (wren,) = [e for e in painter.panel(2, panel, {}, "on-model") if e.subject.character == "wren"]
     own = scorer.score(wren.subject)
     assert wren.kind == "on-model" and own.value is not None and own.value >= 0.9

@@ -86,6 +86,7 @@ CHECKS = {"hair": ("cap", ("hair",)), "head": ("face", ("skin", "hair")), "outfi
 # Where another character's colour for a part would show that it was borrowed.
 BORROWED = {"hair": "cap", "skin": "face", "outfit": "torso"}
 BORROWED_SLACK = 0.1
+MAY_BE_HIDDEN = ("torso",)  # the regions a nearer figure's box may hide (see `_samples`)
 # How the evidence is weighed (see `_combine`): the parts a reader notices first weigh most.
 WEIGHTS = {"hair": 3.0, "outfit": 3.0, "head": 2.0, "accent": 0.5, "hue": 1.0}
 
@@ -424,7 +425,9 @@ def _reference(path: str, _mtime: int, _size: int, palette: tuple[str, ...]) -> 
 
 
 def _samples(picture: _Picture, frame: _Frame, nearer: list[Area]) -> dict[str, _Sample]:
-    found = {name: _sample(picture, _boxes(frame, name), nearer) for name in REGIONS}
+    # Only a body is taken as hidden by a figure in front: staging and artists keep faces clear, and
+    # a head "hidden" by a neighbour's box would let a borrowed hair or skin colour pass unseen.
+    found = {name: _sample(picture, _boxes(frame, name), nearer if name in MAY_BE_HIDDEN else []) for name in REGIONS}
     found["figure"] = _sample(picture, [frame.figure], nearer)
     return found
 
