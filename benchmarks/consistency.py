@@ -6,12 +6,14 @@
 
 The labelled set (`studio.consistency.labelled`) is every sample panel with characters painted by the
 draft painters, on model and with one character off model in each of four ways (hair, outfit, another
-character in its place, issue 18's packed-panel colours), flat as the draft paints it and "painted"
-(light, grain, softening, JPEG). For each free scorer it prints ROC AUC and the accuracy at the default
-threshold (0.8), per kind of off-model and overall, then the scoring speed on a 60-panel episode of
-1600x2000 panels with 3 characters each (decoding included, one process, caches cold; wall and CPU
-seconds, medians of 3). Paid scorers
-(the judge) are not run here: they would be paid for.
+character in its place, issue 18's packed-panel colours), plus each character alone in four poses,
+scored as a whole picture. Three conditions: "flat" as the draft paints it; "painted" (light, grain,
+softening, JPEG); "misplaced", the flat pictures with each figure's staging boxes moved up to 0.4 head
+heights and resized up to 15 %, as a paid model follows staging only roughly. For each free scorer it
+prints ROC AUC and the accuracy at the default threshold (0.8), per kind of off-model and overall, then
+the scoring speed on a 60-panel episode of 1600x2000 panels with 3 characters each (decoding included,
+one process, caches cold; wall and CPU seconds, medians of 3). Paid scorers (the judge) are not run
+here: they would be paid for.
 """
 
 from __future__ import annotations
@@ -28,7 +30,15 @@ sys.path.insert(0, str(REPO))
 
 from studio.consistency import palette  # noqa: E402
 from studio.consistency.base import Scorer, ScorerContext, Subject  # noqa: E402
-from studio.consistency.labelled import Example, SetPainter, build, declared_palette, separation, whole_box  # noqa: E402
+from studio.consistency.labelled import (  # noqa: E402
+    Example,
+    SetPainter,
+    build,
+    declared_palette,
+    misplaced,
+    separation,
+    whole_box,
+)
 from studio.consistency.scorers import installed_scorers  # noqa: E402
 from studio.core.generation import GenerationRequest, Reference  # noqa: E402
 from studio.project.loader import load_project  # noqa: E402
@@ -66,31 +76,38 @@ def separation_figures(tmp: Path, scorers: dict[str, Scorer], quick: bool = Fals
         built_s = time.perf_counter() - started
         kinds = {kind: sum(1 for e in examples if e.kind == kind) for kind in sorted({e.kind for e in examples})}
         emit("consistency_set", condition=condition, subjects=len(examples), kinds=kinds, build_s=round(built_s, 1))
+        conditions = {condition: examples}
+        if not painted and not quick:  # the same pictures, the boxes off as a paid model's figures are
+            conditions["misplaced"] = misplaced(examples)
         for name, scorer in scorers.items():
-            scored: list[tuple[Example, float | None]] = [(e, scorer.score(e.subject).value) for e in examples]
-            for row in separation(scored):
-                emit(
-                    "consistency_separation",
-                    scorer=f"{name}@{scorer.version}",
-                    condition=condition,
-                    kind=row.kind,
-                    auc=round(row.auc, 3),
-                    accuracy_at_0_8=round(row.accuracy, 3),
-                    on_model=row.on_model,
-                    off_model=row.off_model,
-                    unscored=row.unscored,
-                )
-            for kind in ("accent", "painter"):  # reported apart: see studio/consistency/labelled.py
-                values = [v for e, v in scored if e.kind == kind and v is not None]
-                if values:
-                    emit(
-                        "consistency_apart",
-                        scorer=name,
-                        condition=condition,
-                        kind=kind,
-                        count=len(values),
-                        under_0_8=sum(v < 0.8 for v in values),
-                    )
+            for label, chosen in conditions.items():
+                report(name, scorer, label, [(e, scorer.score(e.subject).value) for e in chosen])
+
+
+def report(name: str, scorer: Scorer, condition: str, scored: list[tuple[Example, float | None]]) -> None:
+    for row in separation(scored):
+        emit(
+            "consistency_separation",
+            scorer=f"{name}@{scorer.version}",
+            condition=condition,
+            kind=row.kind,
+            auc=round(row.auc, 3),
+            accuracy_at_0_8=round(row.accuracy, 3),
+            on_model=row.on_model,
+            off_model=row.off_model,
+            unscored=row.unscored,
+        )
+    for kind in ("accent", "painter"):  # reported apart: see studio/consistency/labelled.py
+        values = [v for e, v in scored if e.kind == kind and v is not None]
+        if values:
+            emit(
+                "consistency_apart",
+                scorer=name,
+                condition=condition,
+                kind=kind,
+                count=len(values),
+                under_0_8=sum(v < 0.8 for v in values),
+            )
 
 
 def episode_subjects(tmp: Path) -> list[Subject]:

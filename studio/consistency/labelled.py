@@ -28,6 +28,7 @@ character's true sheet. `painted=True` also passes every picture through a "pain
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -313,6 +314,43 @@ def _paint(image: Image.Image, seed: int) -> Image.Image:
     soft.save(buffer, format="JPEG", quality=70)
     buffer.seek(0)
     return Image.open(buffer).convert("RGB")
+
+
+def misplaced(examples: list[Example], reach: float = 0.4, size: float = 0.15) -> list[Example]:
+    """The examples with their staging boxes off where the figure really is, as a paid model puts a
+    character only roughly where the prompt asks: moved up to `reach` head heights across (half as
+    far up or down) and `size` larger or smaller, the same way for a figure's box and head box, by a
+    seed from its name. Whole-picture examples have no boxes and stay as they are."""
+    moved = []
+    for example in examples:
+        box, head = example.subject.box, example.subject.head
+        if box is None or head is None:
+            moved.append(example)
+            continue
+        rng = np.random.default_rng(int.from_bytes(example.name.encode()[-8:], "little"))
+        u = (head[3] - head[1]) / 1.16
+        shift = (rng.uniform(-reach, reach) * u, rng.uniform(-reach / 2, reach / 2) * u)
+        k = rng.uniform(1 - size, 1 + size)
+        centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+        subject = dataclasses.replace(
+            example.subject, box=_moved(box, centre, k, shift), head=_moved(head, centre, k, shift)
+        )
+        moved.append(dataclasses.replace(example, subject=subject))
+    return moved
+
+
+def _moved(
+    box: tuple[int, int, int, int], centre: tuple[float, float], k: float, shift: tuple[float, float]
+) -> tuple[int, int, int, int]:
+    """`box` scaled by k about `centre`, then shifted."""
+    (cx, cy), (dx, dy) = centre, shift
+    x0, y0, x1, y1 = box
+    return (
+        round(cx + k * (x0 - cx) + dx),
+        round(cy + k * (y0 - cy) + dy),
+        round(cx + k * (x1 - cx) + dx),
+        round(cy + k * (y1 - cy) + dy),
+    )
 
 
 # ---------------------------------------------------------------- how well a scorer separates the set
