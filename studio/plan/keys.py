@@ -86,6 +86,7 @@ def character_sheet(character_id: str, character: Character, style: Style, targe
     previz = {
         "subject": "character_sheet",
         "label": character_id,
+        "name": character.name,  # the sheet's title
         "palette": character.palette.model_dump(),
         "stature": character.stature,
     }
@@ -104,19 +105,26 @@ def style_frame(style_id: str, style: Style, target: Target) -> Keyed:
 
 def location_plate(location_id: str, location: Location, time: str, style: Style, target: Target) -> Keyed:
     prompt = render_prompt("location_plate", location=location, time=time, style=style)
+    at_time = location.times.get(time)  # type: ignore[call-overload]
     previz = {
         "subject": "location_plate",
         "label": f"{location_id}@{time}",
         "setting": location.setting,
         "time": time,
         "seed_text": location_id,
+        # The draft draws the place its words describe, in the style's colours and line weight.
+        "name": location.name,
+        "description": location.description,
+        "at_time": at_time,
+        "palette": list(style.palette),
+        "line_weight": style.line_weight,
     }
     sources = {
         "location": {
             "name": location.name,
             "setting": location.setting,
             "description": location.description,
-            "at_time": location.times.get(time),  # type: ignore[call-overload]
+            "at_time": at_time,
         },
         "time": time,
         "style": _style(style),
