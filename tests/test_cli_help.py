@@ -183,7 +183,7 @@ def plan_at_80(project: Path, studio_process, *args: str) -> tuple[str, dict]:  
     def bare(value: str) -> str:
         return value.replace(" ", "")
 
-    refs = [row for row in view["jobs"] if row["phase"] not in {"panel", "contact_sheet", "letter", "upscale"}]
+    refs = [row for row in view["jobs"] if row["phase"] not in {"panel", "contact_sheet", "letter", "upscale", "score"}]
     shown = table_columns(table, "Reference jobs")
     assert shown["name"] == [bare(row["name"]) for row in refs], table
     assert shown["paidmodel"] == [bare("local" if row["model"] == "local" else row["estimate_model"]) for row in refs]
