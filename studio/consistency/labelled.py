@@ -15,7 +15,8 @@ its own:
   where every figure's hair was painted in its accent colour (Wren teal, Tobias light blue, Ada
   mustard, Fennick maroon) while its pack sheet was right.
 
-Each character is also painted alone, full body, on the cutouts' key colour in four poses and views,
+Each character is also painted alone, full body, in four poses and views, on the cutouts' key colour
+or on a plain sky-and-floor ground (what the variation test asks a paid model for),
 on model and off model in turn; those are scored as whole pictures (no staging boxes), as the variation
 test scores a paid model's picture.
 
@@ -44,7 +45,7 @@ from studio.project.loader import Project, load_project
 from studio.project.models import POSITION_X, Panel
 from studio.render.painters.colour import parse_hex
 from studio.render.painters.looks import character_look
-from studio.render.painters.panel import render_cutout, render_panel
+from studio.render.painters.panel import KEY_GREEN, render_cutout, render_panel
 from studio.render.painters.scenery import render_location_plate
 from studio.render.painters.sheets import render_character_sheet
 from studio.render.staging import Rect, stage
@@ -64,6 +65,7 @@ CUTOUT_POSES = (
     ("sitting", "left", "sad"),
     ("walking", "away", "neutral"),
 )
+GROUNDED = ("waving", "walking")  # those poses stand on a plain sky-and-floor ground, not the key colour
 # CIE ΔE under which a colour the painter recovered from a crop is the declared one (the accent,
 # a few small shapes, may be read a little less exactly).
 SAME, SAME_ACCENT = 12.0, 20.0
@@ -256,6 +258,8 @@ class SetPainter:
         name = f"cutout-{character}-{pose[0]}-{kind}"
         path = self.out / "panels" / (f"{name}.jpg" if self.painted else f"{name}.png")
         image = render_cutout(request, previz)
+        if pose[0] in GROUNDED:  # on "plain simple ground", as the variation test asks a paid model
+            image = _grounded(image)
         _save(_paint(image, len(name)) if self.painted else image, path)
         label = self._label(crop, character, declared, kind if painted_as else "painter")
         subject = Subject(character, declared, self.sheet(character, declared), path)
@@ -275,6 +279,17 @@ class SetPainter:
         if (distances[:3] >= SAME).any():
             return wrong
         return "on-model" if distances[3] < SAME_ACCENT else "accent"
+
+
+def _grounded(image: Image.Image) -> Image.Image:
+    """The cutout's key colour replaced by a plain ground: a pale sky over a warm grey floor."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.int16)
+    key = np.abs(pixels - np.array(KEY_GREEN, dtype=np.int16)).sum(axis=-1) < 30
+    h, w = key.shape
+    shade = np.linspace(0.0, 1.0, h)[:, None, None]
+    sky = np.array([150, 190, 235]) * (1 - shade) + np.array([225, 232, 240]) * shade
+    ground = np.where(shade > 0.82, np.array([168, 152, 136]), sky) * np.ones((1, w, 1))
+    return Image.fromarray(np.where(key[..., None], ground, pixels).astype(np.uint8))
 
 
 def _rgb(palette: Mapping[str, str]) -> tuple[tuple[int, int, int], ...]:

@@ -352,10 +352,18 @@ def _sample(picture: _Picture, areas: list[Area], nearer: list[Area]) -> _Sample
 
 
 def _figure_bounds(lab: np.ndarray) -> Area | None:
-    """The bounds of the tallest thing that differs from the picture's border colour (the paper
-    of a sheet, a key colour): a sheet's caption under the feet is a separate, shorter run of rows."""
-    border = np.concatenate((lab[0], lab[-1], lab[:, 0], lab[:, -1]))
-    d = lab - np.median(border, axis=0)
+    """The bounds of the tallest thing that differs from the ground it stands on: each row's ground
+    is the colour at its left and right edges (the paper of a sheet, a key colour, the "plain simple
+    ground" a variation is asked on, a sky over a floor). A sheet's caption under the feet is a
+    separate, shorter run of rows."""
+    edge = max(1, lab.shape[1] // 32)
+    left, right = np.median(lab[:, :edge], axis=1), np.median(lab[:, -edge:], axis=1)  # (h, 3) each
+    # Where something reaches one edge (a sheet's crop cuts through the next view), the other
+    # edge is the ground: the one nearer the colour most of the border has.
+    usual = np.median(np.concatenate((lab[0], lab[-1], lab[:, 0], lab[:, -1])), axis=0)
+    nearer_left = np.linalg.norm(left - usual, axis=1) <= np.linalg.norm(right - usual, axis=1)
+    ground = np.where(nearer_left[:, None], left, right)
+    d = lab - ground[:, None, :]
     mask = np.sqrt((L_WEIGHT * d[..., 0]) ** 2 + d[..., 1] ** 2 + d[..., 2] ** 2) > 12
     share = mask.mean(axis=1)
     rows = (share > 0.01) & (share < 0.95)  # a line across the whole picture is a guide, not the figure
