@@ -87,6 +87,21 @@ def test_a_side_character_in_the_leads_hair_drops_under_the_threshold(
     assert score.evidence["borrowed_hair"] > 0.5  # Tobias's hair is where hers should be
 
 
+def test_a_character_alone_is_found_on_plain_ground_without_boxes(
+    project: Project, painter: SetPainter, scorer: PaletteScorer
+) -> None:
+    # As the variation test scores a paid model's picture: whole, the figure found on its ground.
+    pose = ("waving", "right", "surprised")  # an arm raised above the head, on sky and floor
+    (wren,) = painter.cutout("wren", pose, {}, "on-model")
+    assert wren.subject.box is None and wren.kind == "on-model"
+    score = scorer.score(wren.subject)
+    assert score.value is not None and score.value >= 0.9, score.evidence
+    green = {**declared_palette(project, "wren"), "outfit": "#2E8B57"}
+    (off,) = painter.cutout("wren", pose, green, "outfit")
+    score = scorer.score(off.subject)
+    assert score.value is not None and score.value < THRESHOLD and score.evidence["outfit"] < 0.2
+
+
 def test_the_evidence_names_every_figure_the_value_was_made_from(
     project: Project, painter: SetPainter, scorer: PaletteScorer
 ) -> None:

@@ -282,13 +282,13 @@ class SetPainter:
 
 
 def _grounded(image: Image.Image) -> Image.Image:
-    """The cutout's key colour replaced by a plain ground: a pale sky over a warm grey floor."""
+    """The cutout's key colour replaced by a plain ground: a sky fading to pale over a brown floor."""
     pixels = np.asarray(image.convert("RGB"), dtype=np.int16)
     key = np.abs(pixels - np.array(KEY_GREEN, dtype=np.int16)).sum(axis=-1) < 30
     h, w = key.shape
     shade = np.linspace(0.0, 1.0, h)[:, None, None]
-    sky = np.array([150, 190, 235]) * (1 - shade) + np.array([225, 232, 240]) * shade
-    ground = np.where(shade > 0.82, np.array([168, 152, 136]), sky) * np.ones((1, w, 1))
+    sky = np.array([120, 160, 220]) * (1 - shade) + np.array([220, 230, 200]) * shade
+    ground = np.where(shade > 0.8, np.array([150, 130, 110]), sky) * np.ones((1, w, 1))
     return Image.fromarray(np.where(key[..., None], ground, pixels).astype(np.uint8))
 
 
