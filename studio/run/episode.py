@@ -31,6 +31,7 @@ from studio.providers.base import Provider, ProviderContext
 from studio.providers.registry import get_provider
 from studio.review.notes import retake_notes
 from studio.review.takes import Reviews, track_of
+from studio.review.tracks import finish_run, start_run
 from studio.run.local_jobs import LOCAL_RENDERERS, contact_preparer, score_recorder, warm_up
 from studio.run.lock import project_run_lock
 from studio.run.routing import ProviderPool, ProviderSetup
@@ -125,13 +126,19 @@ def _run_locked(project: Project, number: int, provider_name: str, options: RunO
             cpu_pool=cpu_pool,
             warm_up=warm_up,
         )
+        run_id = ctx.limits.run_id or uuid.uuid4().hex  # the id its ledger rows carry (run_context gives one)
+        start_run(engine, run_id, number, provider_name, options.quality)  # the episode is on its track now
         try:
             summary = asyncio.run(run_plan(plan, ctx))
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(Exception):  # the run's own error is the one to report
                 store.flush()
+            with contextlib.suppress(Exception):
+                finish_run(engine, run_id, "error" if isinstance(exc, Exception) else "interrupted")
             raise
         store.flush()  # the run flushed its bookkeeping; what a failure left queued, if anything
+        ended = "failed" if summary.failed or summary.budget_stop else "completed"
+        finish_run(engine, run_id, "interrupted" if summary.interrupted else ended)
         return summary
     finally:
         cpu_pool.shutdown(wait=True, cancel_futures=True)
