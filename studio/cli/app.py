@@ -121,6 +121,7 @@ app.command("providers")(providers.providers)
 app.add_typer(review.approve_app, name="approve")
 app.add_typer(review.retake_app, name="retake")
 app.add_typer(consistency.app, name="consistency")
+app.add_typer(review.pick_app, name="pick")
 
 
 def main() -> None:

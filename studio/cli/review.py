@@ -327,3 +327,36 @@ def _check_panels(project: Project, number: int, panels: list[str]) -> None:
     unknown = [p for p in panels if p not in known]
     if unknown:
         raise UsageError(f"not panels of episode {number}: {', '.join(unknown)}")
+
+
+pick_app = typer.Typer(
+    cls=EpisodeVerb,
+    help="Choose which take of a panel the episode uses: 'studio pick episode 3 p003 2'.",
+    no_args_is_help=True,
+)
+
+
+@pick_app.command("episode")
+@friendly
+def pick(
+    number: Number,
+    panel: Annotated[str, typer.Argument(help="The panel, e.g. p003.")],
+    take: Annotated[int, typer.Argument(help="The take to use, e.g. 2 ('studio review episode N' lists them).")],
+    track: TrackOption = None,
+    provider: Provider = None,
+    quality: Quality = None,
+) -> None:
+    """Use an earlier (or any) take of a panel of episode N on its track: it becomes the panel's approved
+    take, the one lettered, shown and exported; the takes after it stay in the history as 'not picked',
+    and a later retake makes a new take after the highest. Example: studio pick episode 3 p003 2"""
+    from studio.db.tables import ledger_engine
+    from studio.review.takes import Reviews
+
+    project = open_project()
+    _check_panels(project, number, [panel])
+    with ledger_engine(project.state_dir) as engine:
+        chosen = episode_track(project, engine, number, track, provider, quality)
+        picked = Reviews(engine, chosen.takes).pick(number, panel, take)
+    aside = f"; not picked: take {', '.join(map(str, picked.not_picked))}" if picked.not_picked else ""
+    out.print(f"picked take {picked.take} of {panel} (was take {picked.previous}), approved{aside}")
+    out.print(f"'studio run episode {number}' letters it and redraws the contact sheet")
