@@ -203,8 +203,10 @@ def retake(
         else:
             asked = _off_model(project, engine, reviews, chosen, number, below, panels, note)
         takes = [reviews.retake(number, [panel], why)[0] for panel, why in asked.items()]
+        after = reviews.latest(number)  # after a pick, the new take comes after the highest, not the retaken
     for (panel, why), take in zip(asked.items(), takes, strict=True):
-        out.print(Text(f"retake requested for {panel} (take {take} → {take + 1})" + (f": {why}" if why else "")))
+        new = after[panel].next_take
+        out.print(Text(f"retake requested for {panel} (take {take} → {new})" + (f": {why}" if why else "")))
 
 
 def _off_model(
