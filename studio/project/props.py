@@ -27,7 +27,7 @@ PROPS: dict[str, tuple[str, ...]] = {
     "token": ("token", "coin", "medal", "medallion", "badge"),
     "lantern": ("lantern", "torch", "flashlight"),
     "loupe": ("loupe", "magnifying glass", "magnifier", "eyeglass"),
-    "notebook": ("notebook", "notepad", "sketchbook", "book", "diary", "journal", "atlas"),
+    "notebook": ("notebook", "notepad", "sketchbook", "sketch page", "book", "diary", "journal", "atlas"),
     "letter": ("letter", "envelope", "paper", "photograph", "photo", "map"),
     "cup": ("cup", "mug", "teacup"),
     "bun": ("bun", "scone", "cake", "pastry", "biscuit"),
