@@ -20,7 +20,7 @@ from typing import Any
 from studio.consistency.base import Box, Score, Scorer, ScorerContext, Subject
 from studio.consistency.scorers import get_scorer, installed_scorers
 from studio.project.models import StudioConfig
-from studio.render.staging import Rect, stage
+from studio.render.staging import Rect, camera, pose_parts, stage
 
 # The free scorer a run falls back to when studio.toml names a paid one.
 OFFLINE = "palette"
@@ -55,11 +55,19 @@ def subject_specs(
     angle: str,
     figures: Sequence[Mapping[str, Any]],
     palettes: Mapping[str, Mapping[str, str]],
+    cutouts: bool = False,
 ) -> list[dict[str, Any]]:
     """What the score job is given per character, as JSON: its declared palette, its boxes in the
     take, the palettes of the other characters in the picture (a borrowed colour counts), and the
-    figure boxes of those painted in front of it (what they cover may hide it)."""
+    figure boxes of those painted in front of it (what they cover may hide it).
+
+    `cutouts`: the take is a composite of keyed cutouts, or made over one. The compositor pastes
+    each cutout upright with its whole outline scaled to the standing height (studio/render/
+    composite.py), so a seated figure, raised arms or a dutch angle put the figure elsewhere than
+    the staging says; such a figure is marked `unplaced` and left unscored rather than scored
+    where it is not (a false "off model" would ask for a paid retake)."""
     staged = _staged(size, shot, angle, figures)
+    moved = _moved_by_compositor(size, shot, angle, figures) if cutouts else set()
     return [
         {
             "character": character,
@@ -68,8 +76,35 @@ def subject_specs(
             "head": list(head) if head is not None else None,
             "others": [dict(palettes[other]) for other, *_ in staged if other != character],
             "nearer": [list(front) for other, front, _, later in staged if other != character and later > order],
+            **({"unplaced": UNPLACED} if character in moved else {}),
         }
         for character, box, head, order in staged
+    ]
+
+
+UNPLACED = "not scored: composited from a cutout in a pose the compositor does not place as staged"
+
+
+def _moved_by_compositor(
+    size: tuple[int, int], shot: str, angle: str, figures: Sequence[Mapping[str, Any]]
+) -> set[str]:
+    """The characters a composite does not show where the staging has them (see `subject_specs`)."""
+    placements = stage(size[0], size[1], shot, angle, list(figures))
+    if camera(shot, angle).tilt:  # the draft turns the picture; the compositor pastes upright
+        return {p.ref for p in placements}
+    return {p.ref for p in placements if p.seated or "up" in pose_parts(p.pose)[:2]}
+
+
+def score_specs(
+    scorer: Scorer, specs: Sequence[Mapping[str, Any]], image: Path, sheets: Mapping[str, Path]
+) -> list[Score]:
+    """Each character of `subject_specs` scored on the take `image`, in order; an `unplaced` one is
+    not shown to the scorer and gets no number, with the reason as its note."""
+    placed = iter(score_all(scorer, subjects([s for s in specs if "unplaced" not in s], image, sheets)))
+    name = f"{scorer.name}@{scorer.version}"
+    return [
+        Score(spec["character"], name, None, note=spec["unplaced"]) if "unplaced" in spec else next(placed)
+        for spec in specs
     ]
 
 

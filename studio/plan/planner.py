@@ -780,7 +780,8 @@ class _Planner:
             return None
         size = _made_size(made)
         palettes = {m.id: self.project.characters[m.id].palette.model_dump() for m in panel.characters}
-        specs = subject_specs(size, panel.shot, panel.angle, self._staging(panel), palettes)
+        cutouts = made.strategy == "composite"
+        specs = subject_specs(size, panel.shot, panel.angle, self._staging(panel), palettes, cutouts)
         if not specs:
             return None
         refs = [sheets[spec["character"]] for spec in specs]

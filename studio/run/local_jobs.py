@@ -117,7 +117,7 @@ def composite_panel(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tupl
 
 def score_take(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[bytes, str]]:
     """Each character of a panel take scored against its sheet by the run's (free) scorer."""
-    from studio.consistency.subjects import score_all, subjects, worker_scorer
+    from studio.consistency.subjects import score_specs, worker_scorer
 
     spec = job.local
     scorer = worker_scorer(spec["context"], spec["scorer"])
@@ -125,7 +125,7 @@ def score_take(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[byt
     sheets = {
         name: Path(inputs[key].path) if key in inputs else Path(files[name]) for name, key in spec["sheets"].items()
     }
-    made = score_all(scorer, subjects(spec["subjects"], Path(inputs[spec["take"]].path), sheets))
+    made = score_specs(scorer, spec["subjects"], Path(inputs[spec["take"]].path), sheets)
     return {"scores": (scores.scores_json(made), "application/json")}
 
 
