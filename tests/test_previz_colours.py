@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from studio.core.generation import Reference
 from studio.plan.jobs import Job
 from studio.project.loader import load_project
 from studio.render.painters.colour import hex_colour
+from studio.render.painters.looks import character_look, look_from_palette
 from studio.render.staging import stage
 from studio.run.episode import make_plan
 
@@ -42,3 +45,21 @@ def test_packed_panels_draw_every_character_with_its_declared_hair(episode_made:
     for job in packed:
         shares = _hair_share(episode_made / job.outputs["image"], job, palettes)
         assert shares and all(share > 0.1 for share in shares.values()), (job.panel, shares)
+
+
+def test_every_character_is_drawn_from_its_references_in_its_declared_colours(episode_made: Path, cli) -> None:
+    """Bea's body crop gave her lime hair (her accent) and Fennick's grey-brown hair was taken for the
+    outline shade of his skin: every panel they stood in was off-model, and the scorer said so."""
+    assert cli("--project", episode_made, "run", "episode", "3").exit_code == 0  # Fennick's sheets too
+    project = load_project(episode_made)
+    read = {}
+    for character_id, character in project.characters.items():
+        declared = look_from_palette(character.palette.model_dump())
+        for crop in sorted((episode_made / "build" / "characters" / character_id).glob("*-*.png")):
+            reference = Reference(role="character", label=character_id, sha256="0" * 64, path=str(crop))
+            look = character_look(reference, character_id)
+            read[crop.name, character_id] = {
+                part: round(math.dist(getattr(look, part), getattr(declared, part))) for part in ("skin", "hair")
+            }
+    assert len({who for _, who in read}) == 5
+    assert all(distance <= 40 for parts in read.values() for distance in parts.values()), read

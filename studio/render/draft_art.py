@@ -43,8 +43,9 @@ __all__ = ["DEFAULT_LOOK_HEX", "DRAFT_VERSION", "SUBJECTS", "dominant_colours", 
 # Part of the content key of everything drawn in a draft run: bump it when the previz art changes,
 # so stored previz is drawn again (paid work never depends on it).
 # 2: packed panels take each figure's hair from the top of its cell; 3: places from their files, props,
-# expressions and poses, no part of a figure over its share of a panel, sheets titled by name.
-DRAFT_VERSION = 3
+# expressions and poses, no part of a figure over its share of a panel, sheets titled by name; 4: a
+# figure's hair is read from the top of its reference among all its colours (Bea's, Fennick's).
+DRAFT_VERSION = 4
 
 
 def render_draft(request: GenerationRequest) -> bytes:

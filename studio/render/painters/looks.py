@@ -141,10 +141,11 @@ def packed_looks(request: GenerationRequest, previz: Mapping[str, Any]) -> dict[
             buffer = io.BytesIO()
             sheet.crop(pack_cell_box(index, len(labels))).save(buffer, format="PNG")
             fallback = character_look(None, str(label))
-            colours = _without_shades(dominant_colours(buffer.getvalue(), count=8))
+            found = dominant_colours(buffer.getvalue(), count=8)
             # A cell's figure is small, so its shaded hair may fall out of the four most frequent
             # colours: every dominant colour may be the one at the top of the figure.
-            looks[str(label)] = _hair_from_the_top(buffer.getvalue(), _look_from_colours(colours, fallback), colours)
+            look = _look_from_colours(_without_shades(found), fallback)
+            looks[str(label)] = _hair_from_the_top(buffer.getvalue(), look, found)
     return looks
 
 
@@ -158,8 +159,11 @@ def character_look(reference: Reference | None, label: str) -> Look:
     )
     if reference is None:
         return fallback
-    look = _look_from_colours(_without_shades(dominant_colours(reference.path, count=8)), fallback)
-    return _hair_from_the_top(reference.path, look)
+    found = dominant_colours(reference.path, count=8)
+    # Dark hair may fall out of the four most frequent colours (Bea's was read as her lime accent), or
+    # be taken for the outline shade of the skin (Fennick's grey-brown): every dominant colour may be
+    # the one at the top of the figure.
+    return _hair_from_the_top(reference.path, _look_from_colours(_without_shades(found), fallback), found)
 
 
 def _hair_from_the_top(source: str | bytes, look: Look, colours: Sequence[RGB] = ()) -> Look:
