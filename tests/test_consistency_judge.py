@@ -423,3 +423,17 @@ def test_the_variation_test_judged_by_gemini_pays_each_judgement_once(
     assert again["paid_now_micro"] == 0 and len(fake.judgements) == 2  # judged once, read back from the store
     judged = [row for row in rows(sample) if row.phase == "judge"]
     assert len(judged) == 2 and sum(row.actual_micro or 0 for row in judged) == fake.billed_micro
+
+
+def test_max_cost_caps_the_judgements_of_a_variation_test_as_it_caps_its_pictures(
+    sample: Path, fake: FakeGeminiJudge, cli: Any
+) -> None:
+    args = ("--project", sample, "consistency", "character", "wren", "--scorer", "judge", "--variations", "2")
+    capped = cli(*args, "--max-cost", "0.0001", "--json")  # less than one judgement's estimate
+    assert capped.exit_code == 0, capped.output
+    report = json.loads(capped.stdout)
+    assert [v["status"] for v in report["variations"]] == ["not scored"] * 2 and report["ready"] is False
+    assert all("not sent" in v["note"] and "--max-cost" in v["note"] for v in report["variations"])
+    assert fake.judgements == [] and report["paid_now_micro"] == 0
+    assert (sample / report["sheet"]).is_file()  # what was made is still shown
+    assert [row for row in rows(sample) if row.phase == "judge" and row.status != "cancelled"] == []

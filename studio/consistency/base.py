@@ -15,6 +15,7 @@ import httpx
 from sqlalchemy import Engine
 
 from studio.catalog.catalog import Catalog
+from studio.ledger.budget import Limits
 from studio.project.models import StudioConfig
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom, in the pixels of the picture scored
@@ -69,3 +70,6 @@ class ScorerContext:
     catalog: Catalog | None = None
     engine: Engine | None = None  # the project's ledger
     http: httpx.Client | None = None  # tests pass one bound to a fake; None: the scorer makes its own
+    # The run's limits (the project budget, --max-cost and the run they count in): a paid scorer's
+    # calls count against them with the run's pictures. None: the project budget alone.
+    limits: Limits | None = None

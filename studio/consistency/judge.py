@@ -208,7 +208,9 @@ class JudgeScorer:
         self._http = context.http
         self._base = gemini_base_url(context.config)
         budget = context.config.budget
-        self._limits = Limits(project_budget_micro=usd_to_micro(budget) if budget is not None else None)
+        self._limits = context.limits or Limits(
+            project_budget_micro=usd_to_micro(budget) if budget is not None else None
+        )
         settings = context.config.providers.get(PROVIDER)
         quota = Quota(
             provider=PROVIDER,

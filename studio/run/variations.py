@@ -33,6 +33,7 @@ from studio.consistency.subjects import staged_boxes
 from studio.core.files import write_atomic
 from studio.db.tables import open_ledger
 from studio.ledger.book import Ledger
+from studio.ledger.budget import BudgetExceeded
 from studio.plan.jobs import CHAIN
 from studio.plan.variations import (
     ANGLE,
@@ -166,12 +167,13 @@ def run_variation_test(project: Project, options: VariationOptions, reporter: Re
         planned = plan_test(project, options)
         engine = open_ledger(project.state_dir)
         try:
-            # The scorer is built before anything is paid for: an unknown one is refused first.
-            context = ScorerContext(project.root, project.config, project.catalog, engine)
-            scorer = get_scorer(options.scorer or project.config.consistency.scorer, context)
             pool = provider_pool(project, planned.plan, provider, run_options, built)
             store = ArtifactStore(project.state_dir, engine)
             ctx = run_context(project, engine, pool, store, reporter, run_options)
+            # The scorer is built before anything is paid for (an unknown one is refused first); a paid
+            # one's calls count against the run's limits (--max-cost) with its pictures.
+            context = ScorerContext(project.root, project.config, project.catalog, engine, limits=ctx.limits)
+            scorer = get_scorer(options.scorer or project.config.consistency.scorer, context)
             summary = asyncio.run(run_plan(planned.plan, ctx))
             store.flush()
             made = {o.job.key for o in summary.outcomes if o.status in MADE}
@@ -220,7 +222,10 @@ def _scored(
         box=box,
         head=head,
     )
-    score = scorer.score(subject)
+    try:
+        score = scorer.score(subject)
+    except BudgetExceeded as refused:  # a paid scorer's call the budget or --max-cost cannot cover
+        score = Score(planned.character, f"{scorer.name}@{scorer.version}", None, note=f"not sent: {refused}")
     if score.value is None:
         return VariationResult(variation, image, "not scored", score)
     threshold = project.config.consistency.threshold_for(planned.character)
