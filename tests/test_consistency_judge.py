@@ -437,3 +437,35 @@ def test_max_cost_caps_the_judgements_of_a_variation_test_as_it_caps_its_picture
     assert fake.judgements == [] and report["paid_now_micro"] == 0
     assert (sample / report["sheet"]).is_file()  # what was made is still shown
     assert [row for row in rows(sample) if row.phase == "judge" and row.status != "cancelled"] == []
+
+
+def test_an_episodes_panels_judged_on_request_stand_for_their_takes_and_are_paid_once(
+    episode_made: Path, fake: FakeGeminiJudge, cli: Any
+) -> None:
+    fake.scores = {"hair": 0.5}  # the judge sees Wren's hair drift
+    args = ("--project", episode_made, "consistency", "episode", "1", "p002", "--scorer", "judge", "--json")
+    first = cli(*args)
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.stdout)
+    [p002] = report["panels"]
+    assert {s["character"] for s in p002["scores"]} == {"wren", "tobias"} and len(fake.judgements) == 2
+    assert all(s["scorer"] == "judge@1" and s["value"] == 0.5 and s["below"] for s in p002["scores"])
+    assert report["cost_micro"] == fake.billed_micro > 0
+
+    # The judge's later scores stand for the take: in the review, and for retake --below.
+    review = json.loads(cli("--project", episode_made, "review", "episode", "1", "--json").stdout)
+    shown = {p["panel"]: p["consistency"] for p in review["panels"] if p.get("consistency")}
+    assert {s["scorer"] for s in shown["p002"]["scores"]} == {"judge@1"} and shown["p002"]["below"]
+    assert {s["scorer"] for s in shown["p003"]["scores"]} == {"palette@1"}  # not asked: the run's scores
+    again = json.loads(cli(*args).stdout)
+    assert again["cost_micro"] == 0 and len(fake.judgements) == 2  # cached by content key
+    judged = [row for row in rows(episode_made) if row.phase == "judge"]
+    assert sum(row.actual_micro or 0 for row in judged) == fake.billed_micro
+    retake = cli("--project", episode_made, "retake", "episode", "1", "--below", "0.8")
+    assert retake.exit_code == 0 and "p002" in retake.output
+
+
+def test_judging_an_episode_before_its_takes_are_made_says_to_run_it_first(sample: Path, cli: Any) -> None:
+    result = cli("--project", sample, "consistency", "episode", "1", "--scorer", "judge")
+    assert result.exit_code == 2
+    assert "has no made take" in result.output and "studio run episode 1" in result.output

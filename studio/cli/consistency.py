@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from studio.cli.common import EXIT_INTERRUPTED, EXIT_JOBS_FAILED, err, fit_table, friendly, open_project, out, parse_usd
+from studio.cli.review import TrackOption, check_panels, episode_track
 
 if TYPE_CHECKING:
     from studio.plan.jobs import Plan
@@ -206,3 +207,79 @@ def _dry_run(project, options, as_json: bool) -> None:  # type: ignore[no-untype
         out.print(f"would pay up to {format_usd(estimate)}{also}; nothing was made or paid")
     else:
         out.print(f"draft: free (a paid run would cost up to {format_usd(estimate)}{also}); nothing was made")
+
+
+@app.command("episode")
+@friendly
+def episode(
+    number: Annotated[int, typer.Argument(help="Episode number, e.g. 3 for episodes/ep003.")],
+    panels: Annotated[list[str] | None, typer.Argument(help="Only these panels, e.g. p003 p004. Default: all.")] = None,
+    scorer: Annotated[
+        str | None,
+        typer.Option(
+            help="Who scores: 'judge' (a vision model, paid) or 'palette' (offline, free). Default: [consistency]'s."
+        ),
+    ] = None,
+    track: TrackOption = None,
+    max_cost: Annotated[
+        str | None, typer.Option(help="Spend at most this many USD (checked before every paid judgement).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+) -> None:
+    """Score the current take of an episode's panels again, with the scorer you choose: a run scores
+    every take with the free offline scorer; ask the paid judge here for the panels you doubt. Each
+    judgement is estimated, reserved and paid like a picture, and cached: asking again costs nothing.
+    Its scores stand for the take in 'studio review', the contact sheet and 'retake --below'."""
+    from studio.core.money import format_usd
+    from studio.db.tables import ledger_engine
+    from studio.run.judging import score_episode
+
+    project = open_project()
+    chosen_panels = list(panels or [])
+    check_panels(project, number, chosen_panels)
+    with ledger_engine(project.state_dir) as engine:
+        chosen = episode_track(project, engine, number, track, None, None)
+    judged = score_episode(
+        project,
+        number,
+        chosen,
+        chosen_panels,
+        scorer or project.config.consistency.scorer,
+        parse_usd(max_cost, "--max-cost") if max_cost is not None else None,
+    )
+    threshold_for = project.config.consistency.threshold_for
+    cost = sum(take.cost_micro for take in judged)
+    if as_json:
+        rows = [
+            {
+                "panel": take.panel,
+                "take": take.take,
+                "scores": [
+                    {
+                        "character": s.character,
+                        "scorer": s.scorer,
+                        "value": s.value,
+                        "below": s.value is not None and s.value < threshold_for(s.character),
+                        "note": s.note,
+                        "cost_micro": s.cost_micro,
+                        "evidence": s.evidence,
+                    }
+                    for s in take.scores
+                ],
+            }
+            for take in judged
+        ]
+        out.print_json(json.dumps({"episode": number, "track": chosen.name, "panels": rows, "cost_micro": cost}))
+        return
+    table = Table(title=f"Episode {number}: consistency ({chosen.name} takes)", title_justify="left")
+    for column in ("panel", "take", "character", "score", "scorer", "cost", "note"):
+        table.add_column(column, justify="right" if column in ("score", "cost") else "left")
+    for take in judged:
+        for s in take.scores:
+            under = s.value is not None and s.value < threshold_for(s.character)
+            value = Text(f"{s.value:.2f}{'!' if under else ''}", "red" if under else "") if s.value is not None else "-"
+            table.add_row(take.panel, str(take.take), s.character, value, s.scorer, format_usd(s.cost_micro), s.note)
+    out.print(fit_table(table))
+    out.print(
+        Text(f"cost {format_usd(cost)}; '!': under [consistency] threshold (studio retake episode {number} --below X)")
+    )

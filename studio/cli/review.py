@@ -156,7 +156,7 @@ def approve(
     from studio.review.takes import Reviews
 
     project = open_project()
-    _check_panels(project, number, panels)
+    check_panels(project, number, panels)
     with ledger_engine(project.state_dir) as engine:
         chosen = episode_track(project, engine, number, track, provider, quality)
         takes = Reviews(engine, chosen.takes).approve(number, panels)
@@ -194,7 +194,7 @@ def retake(
     project = open_project()
     if not panels and below is None:
         raise UsageError(f"name the panels to retake (studio retake episode {number} p004), or give --below 0.8")
-    _check_panels(project, number, panels or [])
+    check_panels(project, number, panels or [])
     with ledger_engine(project.state_dir) as engine:
         chosen = episode_track(project, engine, number, track, provider, quality)
         reviews = Reviews(engine, chosen.takes)
@@ -324,7 +324,7 @@ def _paid(project: Project) -> str:
     return provider
 
 
-def _check_panels(project: Project, number: int, panels: list[str]) -> None:
+def check_panels(project: Project, number: int, panels: list[str]) -> None:
     known = {p.id for p in project.episode(number).panels}
     unknown = [p for p in panels if p not in known]
     if unknown:
@@ -355,7 +355,7 @@ def pick(
     from studio.review.takes import Reviews
 
     project = open_project()
-    _check_panels(project, number, [panel])
+    check_panels(project, number, [panel])
     with ledger_engine(project.state_dir) as engine:
         chosen = episode_track(project, engine, number, track, provider, quality)
         picked = Reviews(engine, chosen.takes).pick(number, panel, take)

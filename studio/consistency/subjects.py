@@ -19,6 +19,7 @@ from typing import Any
 
 from studio.consistency.base import Box, Score, Scorer, ScorerContext, Subject
 from studio.consistency.scorers import get_scorer, installed_scorers
+from studio.ledger.budget import BudgetExceeded
 from studio.project.models import StudioConfig
 from studio.render.staging import Rect, camera, pose_parts, stage
 
@@ -152,6 +153,8 @@ def score_all(scorer: Scorer, found: Sequence[Subject]) -> list[Score]:
             made.append(scorer.score(subject))
         except OSError:
             raise
+        except BudgetExceeded as refused:  # a paid scorer's call the budget or --max-cost cannot cover
+            made.append(Score(subject.character, f"{scorer.name}@{scorer.version}", None, note=f"not sent: {refused}"))
         except Exception as exc:  # a plugin's failure is this character's, not the run's
             why = f"not scored: {type(exc).__name__}: {exc}"
             made.append(Score(subject.character, f"{scorer.name}@{scorer.version}", None, note=why))
