@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from studio.core.generation import GenerationRequest, Reference
+from studio.plan.planner import CLOSE_SHOTS, SHEET_CROPS, SHEET_SIZE
 from studio.project.loader import load_project
 from studio.render.draft_art import render_draft
 from studio.render.painters import figure as figure_painter
@@ -31,17 +32,31 @@ def _rgb(hex_colour: str) -> np.ndarray:
     return np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)])
 
 
-@pytest.fixture(scope="module")
-def sheets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Reference]:
-    """Every sample character's draft sheet, as panels are sent them."""
-    folder = tmp_path_factory.mktemp("sheets")
-    refs = {}
+def draw_sheets(folder: Path) -> dict[str, dict[str, Reference]]:
+    """Every sample character's draft sheet cut into the body and face crops panels are sent, as
+    the planner does (a close shot takes the face)."""
+    refs: dict[str, dict[str, Reference]] = {}
     for cid, character in load_project(REPO).characters.items():
-        previz = {"subject": "character_sheet", "palette": character.palette.model_dump(), "stature": character.stature}
-        path = folder / f"{cid}.png"
-        path.write_bytes(render_draft(GenerationRequest("draft", "", 768, 512, 1, previz=previz)))
-        refs[cid] = Reference("character", cid, "sha", str(path))
+        previz = {"subject": "character_sheet", "label": cid, "name": character.name}
+        previz.update(palette=character.palette.model_dump(), stature=character.stature)
+        sheet = Image.open(io.BytesIO(render_draft(GenerationRequest("draft", "", *SHEET_SIZE, 1, previz=previz))))
+        refs[cid] = {}
+        for part, (x0, y0, x1, y1) in SHEET_CROPS.items():
+            w, h = sheet.size
+            path = folder / f"{cid}-{part}.png"
+            sheet.crop((round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h))).save(path)
+            refs[cid][part] = Reference("character", cid, "sha", str(path))
     return refs
+
+
+def crops_for(sheets: dict[str, dict[str, Reference]], previz: dict) -> tuple[Reference, ...]:
+    part = "face" if previz.get("shot") in CLOSE_SHOTS else "body"
+    return tuple(sheets[f["ref"]][part] for f in previz.get("figures", []))
+
+
+@pytest.fixture(scope="module")
+def sheets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Reference]]:
+    return draw_sheets(tmp_path_factory.mktemp("sheets"))
 
 
 def _sample_panels() -> list[tuple[int, str]]:
@@ -61,7 +76,7 @@ def _shares(plans: dict, sheets: dict[str, Reference], episode: int, panel: str)
     spec = plans[episode][panel].generation
     # On plain sky and ground (no set), so only the figures can be in the characters' colours.
     previz = {k: v for k, v in spec.previz.items() if k != "set"}
-    refs = tuple(sheets[f["ref"]] for f in previz["figures"])
+    refs = crops_for(sheets, previz)
     request = GenerationRequest("draft", "", spec.width // SCALE, spec.height // SCALE, spec.seed, refs, previz=previz)
     pixels = _pixels(render_draft(request))
     shares = {}
@@ -98,8 +113,9 @@ def test_a_shrunk_figure_keeps_its_head_where_staging_puts_it(plans: dict, sheet
     spec = plans[1]["p007"].generation
     w, h = spec.width // SCALE, spec.height // SCALE
     previz = {k: v for k, v in spec.previz.items() if k not in ("set", "action", "notes")}
-    refs = tuple(sheets[f["ref"]] for f in previz["figures"])
-    pixels = _pixels(render_draft(GenerationRequest("draft", "", w, h, spec.seed, refs, previz=previz)))
+    pixels = _pixels(
+        render_draft(GenerationRequest("draft", "", w, h, spec.seed, crops_for(sheets, previz), previz=previz))
+    )
     wren = next(p for p in stage(w, h, previz["shot"], previz.get("angle"), previz["figures"]) if p.ref == "wren")
     x, y = (round(v) for v in wren.head_centre)
     assert np.sqrt(((pixels[y, x] - _rgb("#F2C6A0")) ** 2).sum()) < 14, "Wren's face at her head centre"
