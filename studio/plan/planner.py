@@ -256,7 +256,8 @@ class _Planner:
             RefSpec("location", plate_job.name, job_key=plate_job.key, pixels=_pixels(PLATE_SIZE)),
         )
         state = self.options.takes.get(panel.id)
-        take = state.take + 1 if state is not None and state.status == RETAKE else (state.take if state else 1)
+        # A retake's new take comes after every take made (a picked earlier take has later ones).
+        take = state.next_take if state is not None and state.status == RETAKE else (state.take if state else 1)
         jobs = self._panel_take(inputs, take)
         if state is not None and state.status != RETAKE and jobs[-1].key != state.job_key and self._note(panel, take):
             unnoted = self._panel_take(inputs, take, noted=False)
@@ -272,7 +273,7 @@ class _Planner:
             # Its inputs are those of the approved take, not these: none are recorded for it.
             return [replace(jobs[-1], key=state.job_key, frozen_stale=True, deps=(), inputs={})]
         # Inputs changed since this take was made: a new take, never an overwrite.
-        return self._panel_take(inputs, state.take + 1)
+        return self._panel_take(inputs, state.next_take)
 
     def check_approved(self, panels: list[Panel]) -> None:
         """`--quality final` upscales approved previews: every panel it is asked for must have one."""
