@@ -376,27 +376,8 @@ def m008_payload_match(conn: Connection) -> None:
 def m009_rejected_takes(conn: Connection) -> None:
     # A take the provider refused (a safety filter, a moderation, a blank image) is kept as a
     # 'rejected' take with the reason as its note. SQLite cannot alter a CHECK: rebuild the table.
-    conn.execute(
-        text(
-            """
-            CREATE TABLE panel_take_new (
-                track TEXT NOT NULL CHECK (track IN ('draft', 'final')),
-                episode INTEGER NOT NULL,
-                panel TEXT NOT NULL,
-                take INTEGER NOT NULL CHECK (take >= 1),
-                job_key TEXT NOT NULL,
-                status TEXT NOT NULL CHECK (status IN ('pending review', 'approved', 'retake', 'rejected')),
-                note TEXT,
-                created_at TIMESTAMP NOT NULL,
-                updated_at TIMESTAMP NOT NULL,
-                PRIMARY KEY (track, episode, panel, take)
-            )
-            """
-        )
-    )
-    conn.execute(text("INSERT INTO panel_take_new SELECT * FROM panel_take"))
-    conn.execute(text("DROP TABLE panel_take"))
-    conn.execute(text("ALTER TABLE panel_take_new RENAME TO panel_take"))
+    statuses = "CHECK (status IN ('pending review', 'approved', 'retake', 'rejected'))"
+    _rebuild_panel_take(conn, "CHECK (track IN ('draft', 'final'))", statuses)
 
 
 def m010_quality(conn: Connection) -> None:
