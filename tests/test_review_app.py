@@ -183,3 +183,18 @@ def test_use_this_take_through_the_api_shows_in_the_cli(finished: Path, cli) -> 
         (1, "approved", False),
         (2, "not picked", True),
     ]
+
+
+def test_each_panel_shows_its_consistency_as_studio_review_does(client: TestClient, finished: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    reviewed = review_json(cli, finished)
+    state = {p["id"]: p for p in client.get("/api/state", headers={TOKEN_HEADER: TOKEN}).json()["panels"]}
+    assert {panel: state[panel]["consistency"] for panel in state} == {
+        panel: row["consistency"] for panel, row in reviewed.items()
+    }
+    assert state["p002"]["consistency"]["scores"] and state["p001"]["consistency"] is None  # p001: nobody in frame
+    # The page shows each character's score, lowest first, and marks a take under its threshold.
+    edit(finished / "studio.toml", "[models]", "[consistency]\nthreshold = 0.999\n\n[models]")
+    page = TestClient(make_app(finished, 1, "draft", TOKEN)).get(f"/?token={TOKEN}").text
+    lowest = min(state["p002"]["consistency"]["scores"], key=lambda s: s["value"])
+    assert f"{lowest['character']} {lowest['value']:.2f}!" in page
+    assert 'class="score below"' in page

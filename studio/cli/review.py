@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
@@ -21,7 +20,6 @@ from studio.cli.common import err, friendly, open_project, out
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from studio.consistency.store import ScoreRow
     from studio.project.loader import Project
     from studio.review.takes import Reviews
     from studio.review.tracks import Track
@@ -83,7 +81,7 @@ def review(
     """Each panel's status (todo, pending review, approved, retake, or rejected: the provider refused
     the take, and the note says why), its latest take, how on-model its characters are (lowest first;
     '!' under the threshold of studio.toml's [consistency]) and the note, on the episode's track."""
-    from studio.consistency.store import panel_scores, take_scores
+    from studio.consistency.store import consistency_json, panel_scores, take_scores
     from studio.db.tables import ledger_engine
     from studio.review.notes import retake_notes
     from studio.review.takes import REJECTED, TODO, Reviews, retake_command
@@ -109,7 +107,7 @@ def review(
                 # The take's own note, else the retake note that asked for it.
                 "note": (state.note or asked.get(panel.id, {}).get(state.take)) if state else None,
                 "takes": [{"take": t.take, "status": t.status, "note": t.note} for t in history[panel.id]],
-                "consistency": _consistency(scored.get(panel.id), threshold_for),
+                "consistency": consistency_json(scored.get(panel.id), threshold_for),
             }
         )
         if state is not None and state.status == REJECTED:
@@ -246,28 +244,6 @@ def _off_model(
     if not asked and not kept:
         out.print(f"no panel of episode {number} to retake: no current take has a character under {threshold:.2f}")
     return asked
-
-
-def _consistency(
-    scored: tuple[int, list[ScoreRow]] | None, threshold_for: Callable[[str], float]
-) -> dict[str, Any] | None:
-    """A panel's consistency as `studio review --json` gives it: every character's score of the
-    current take with the scorer that gave it and its threshold, lowest first."""
-    if scored is None:
-        return None
-    take, rows = scored
-    scores = [
-        {
-            "character": row.character,
-            "value": row.value,
-            "threshold": threshold_for(row.character),
-            "below": row.below(threshold_for(row.character)),
-            "scorer": row.scorer,
-            **({"note": row.note} if row.note else {}),
-        }
-        for row in sorted(rows, key=lambda r: (r.value is None, r.value or 0.0))
-    ]
-    return {"take": take, "scores": scores, "below": any(s["below"] for s in scores)}
 
 
 def _consistency_cell(consistency: dict[str, Any] | None) -> Text:

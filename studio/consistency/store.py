@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -170,3 +171,25 @@ def below(
         if under:
             flagged[panel] = (take, under)
     return flagged
+
+
+def consistency_json(
+    scored: tuple[int, list[ScoreRow]] | None, threshold_for: Callable[[str], float]
+) -> dict[str, Any] | None:
+    """A panel's consistency as `studio review --json` and the review app give it: every character's score of the
+    current take with the scorer that gave it and its threshold, lowest first."""
+    if scored is None:
+        return None
+    take, rows = scored
+    scores = [
+        {
+            "character": row.character,
+            "value": row.value,
+            "threshold": threshold_for(row.character),
+            "below": row.below(threshold_for(row.character)),
+            "scorer": row.scorer,
+            **({"note": row.note} if row.note else {}),
+        }
+        for row in sorted(rows, key=lambda r: (r.value is None, r.value or 0.0))
+    ]
+    return {"take": take, "scores": scores, "below": any(s["below"] for s in scores)}

@@ -4,14 +4,15 @@ Routes (every one behind the token: `?token=` on the page, its assets and images
 `X-Studio-Token` header on the JSON API, so another site's form can never post to it):
 
 - `GET /`: the page: the strip as the reader sees it (lettered panels and their gutters) and the grid
-  (each panel's takes side by side, status, take, cost, note, script).
+  (each panel's takes side by side, status, take, cost, consistency, note, script).
 - `GET /assets/review.js`, `/assets/review.css`: the page's script and style (no inline code, so the
   page's Content-Security-Policy allows no inline script at all).
 - `GET /image/panel/{panel}`: the lettered panel, build/episodes/epNNN/panels/<panel>.png;
   `GET /image/take/{panel}/{take}`: a take, build/episodes/epNNN/generated/<panel>_t<take>.png. The
   panel must be one of the storyboard's and the take a number: the path is built here, never taken
   from the request, and must resolve inside the project's build/ folder.
-- `GET /api/state`: the panels' review state, polled by the page every 2 s to follow a run.
+- `GET /api/state`: the panels' review state and consistency scores, polled by the page every 2 s to
+  follow a run.
 - `POST /api/approve` `{"panels": [...]}`, `POST /api/retake` `{"panels": [...], "note": "..."}`,
   `POST /api/pick` `{"panel": "p003", "take": 2}`: through `Reviews.approve` / `Reviews.retake` /
   `Reviews.pick`, as `studio approve`, `studio retake` and `studio pick` do.
@@ -35,6 +36,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainT
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from studio.consistency.store import consistency_json, panel_scores, take_scores
 from studio.core.errors import StudioError, UsageError
 from studio.core.money import format_usd
 from studio.db.tables import ledger_engine
@@ -70,6 +72,7 @@ def make_app(project_root: Path, episode: int, track: str, token: str) -> Starle
         autoescape=True,  # dialogue, notes and ids come from the project's files: text, never markup
         undefined=StrictUndefined,
     )
+    environment.filters["on_model"] = on_model
 
     def project() -> Project:
         return load_project(root, project_plugins())
@@ -241,6 +244,8 @@ def _state(project: Project, storyboard: Storyboard, episode: int, track: str, t
         latest = reviews.latest(episode)
         history = {panel.id: reviews.takes(episode, panel.id) for panel in storyboard.panels}
         spent = _spent_per_panel(engine, episode, track)
+        scored = take_scores(panel_scores(engine, track, episode), {p: state.take for p, state in latest.items()})
+    threshold_for = project.config.consistency.threshold_for
     panels = []
     for panel in storyboard.panels:
         current = latest.get(panel.id)
@@ -264,10 +269,23 @@ def _state(project: Project, storyboard: Storyboard, episode: int, track: str, t
                 "takes": takes,
                 "lettered": _url(f"/image/panel/{panel.id}", token, v=lettered) if lettered else None,
                 "cost": (format_usd(cost[0]) + (" est." if cost[1] else "")) if cost else None,
+                # How on-model the current take's characters are, lowest first (as `studio review --json`).
+                "consistency": consistency_json(scored.get(panel.id), threshold_for),
                 "gap": GAP_PIXELS[panel.gap_after] if isinstance(panel.gap_after, Gap) else panel.gap_after,
             }
         )
     return {"episode": episode, "track": track, "panels": panels}
+
+
+def on_model(consistency: dict[str, Any] | None) -> str:
+    """'kai 0.71! · wren 0.93': the current take's scores, lowest first, '!' under the threshold (the
+    page's script writes the same text when it refreshes)."""
+    if not consistency:
+        return ""
+    return " · ".join(
+        f"{s['character']} {'—' if s['value'] is None else format(s['value'], '.2f')}{'!' if s['below'] else ''}"
+        for s in consistency["scores"]
+    )
 
 
 def _script(panel: Any) -> list[tuple[str, str]]:

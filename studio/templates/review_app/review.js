@@ -99,6 +99,15 @@
     }
   }
 
+  // "kai 0.71! · wren 0.93": each character's score of the current take, lowest first (the server's
+  // on_model filter writes the same text into the page).
+  function onModel(consistency) {
+    if (!consistency) return "";
+    return consistency.scores
+      .map((s) => `${s.character} ${s.value === null ? "—" : s.value.toFixed(2)}${s.below ? "!" : ""}`)
+      .join(" · ");
+  }
+
   function update(state) {
     const ids = state.panels.map((p) => p.id).join(" ");
     const shown = cells().map((c) => c.dataset.panel).join(" ");
@@ -115,6 +124,9 @@
       status.className = "badge status-" + panel.status.replace(/ /g, "-");
       cell.querySelector('[data-role="take"]').textContent = panel.take ? `take ${panel.take}` : "";
       cell.querySelector('[data-role="cost"]').textContent = panel.cost || "";
+      const score = cell.querySelector('[data-role="score"]');
+      score.textContent = onModel(panel.consistency);
+      score.classList.toggle("below", Boolean(panel.consistency && panel.consistency.below));
       const note = cell.querySelector('[data-role="note"]');
       note.textContent = panel.note || "";
       note.hidden = !panel.note;
