@@ -107,12 +107,15 @@ def test_a_location_description_names_the_plate_and_its_panels(project: Path) ->
         for p in load_project(project).episode(1).panels
         if p.location == "harbour" and p.characters and p.shot not in close
     }
+    # The draft panels not sent the plate draw the set from the location's words (issue 18).
+    drawing = {p.id for p in load_project(project).episode(1).panels if p.location == "harbour"} - at_harbour
     reasons = why(project)
     plates = {name for phase, name in reasons if phase == "location_plate"}
     assert plates and all(name.startswith("harbour@") for name in plates)
     for plate in plates:
         assert reasons[("location_plate", plate)] == ["location.description changed"]
-    assert {name for phase, name in reasons if phase == "panel"} == at_harbour
+    assert {name for phase, name in reasons if phase == "panel"} == at_harbour | drawing
+    assert all("previz.set.description changed" in reasons[("panel", p)] for p in drawing)
     panel = sorted(at_harbour)[0]
     plate = next(p.location + "@" + p.time for p in load_project(project).episode(1).panels if p.id == panel)
     # The plate reaches the panel packed with its characters (one billed reference instead of two).

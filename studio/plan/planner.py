@@ -413,6 +413,7 @@ class _Planner:
             else derived_seed("panel", episode, panel.id, take)
         )
         label = panel.id if take == 1 else f"{panel.id} t{take}"
+        plate = self.location_plate(panel.location, panel.time).generation
         previz = {
             "subject": "panel",
             "label": label,
@@ -420,6 +421,12 @@ class _Planner:
             "shot": panel.shot,
             "angle": panel.angle,
             "figures": inputs.figures,
+            # What the draft draws props from, and the style's line weight it outlines them in.
+            "action": panel.action,
+            **({"notes": panel.notes} if panel.notes else {}),
+            "line_weight": self.style.line_weight,
+            # The plate's own previz: a draft panel sent no plate (packed, close or text-only) draws the set.
+            **({"set": {**plate.previz, "seed": plate.seed}} if plate is not None else {}),
             **({"note": note} if note else {}),
         }
         run_chain, paid_chain = self._panel_chains(panel)
