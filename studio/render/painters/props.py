@@ -32,7 +32,7 @@ from studio.render.painters.looks import Look
 from studio.render.painters.scene import Box
 from studio.render.painters.scenery import LAMP, draw_bell, draw_clock, draw_gear
 from studio.render.painters.shapes import ellipse, limb, rect
-from studio.render.staging import keyword, matches
+from studio.render.staging import FACE_RX, FACE_RY, keyword, matches
 
 BRASS: RGB = (200, 152, 60)
 IRON: RGB = (56, 58, 66)
@@ -110,8 +110,11 @@ def place_props(
         if holder is None:
             continue
         ref, fig = holder
-        placed.append(_on_figure(name, ref, fig, carrying.get(ref, 0)))
-        carrying[ref] = carrying.get(ref, 0) + 1
+        faces = [_face(other) for r, other in figures if r != ref]
+        spot = next((p for p in _spots(name, ref, fig, carrying.get(ref, 0)) if not _covers(p, faces)), None)
+        if spot is not None:  # a prop never hides another figure's face (a map read over a shoulder)
+            placed.append(spot)
+            carrying[ref] = carrying.get(ref, 0) + 1
     if not figures:
         placed = _panel_props(names, previz, w, h)
     return placed
@@ -126,19 +129,38 @@ def _carries(pose: str) -> bool:
     return matches(pose, ("hold", "carry", "grip", "clutch", "wheel", "push"))
 
 
-def _on_figure(name: str, ref: str, fig: Figure, already: int) -> PropPlacement:
+def _face(fig: Figure) -> Box:
+    (x, y), u = head_of(fig)
+    return (x - FACE_RX * u, y - FACE_RY * u, x + FACE_RX * u, y + FACE_RY * u)
+
+
+def _covers(prop: PropPlacement, faces: Sequence[Box]) -> bool:
+    x, y = prop.centre
+    r = prop.size * 0.6  # most props are about as wide as tall; a letter a little wider
+    return any(x - r < x1 and x0 < x + r and y - r < y1 and y0 < y + r for x0, y0, x1, y1 in faces)
+
+
+def _spots(name: str, ref: str, fig: Figure, already: int) -> list[PropPlacement]:
+    """Where the figure's prop may go, best first: under its feet, before its eyes or in its hand,
+    then lower in the hand, then at its hip."""
     (hx, hy), u = head_of(fig)
     size = SIZE_IN_HEADS.get(name, 0.6) * u
     pose = fig.pose.lower()
     if name in props_in(pose) and _stands_on(name, pose):
         foot_y = body_drawn(fig).foot_y
-        return PropPlacement(name, (hx, foot_y + size / 2 - u * 0.1), size, ref, under_feet=True)
-    if matches(pose, LOOK_STEMS) and not matches(pose, HOLD_STEMS) and name in props_in(pose):
-        return PropPlacement(name, (hx + fig.direction * 1.6 * u, hy), size, ref)
+        return [PropPlacement(name, (hx, foot_y + size / 2 - u * 0.1), size, ref, under_feet=True)]
     x, y = hand_of(fig)
-    # A second prop goes beside the first, on the far side from the figure.
-    out = (1 if x >= fig.cx else -1) * already * size * 0.9
-    return PropPlacement(name, (x + out, y - size * 0.25), size, ref)
+    out = (1 if x >= fig.cx else -1) * already * size * 0.9  # a second prop goes beside the first
+    spots = [
+        PropPlacement(name, (x + out, y - size * 0.25), size, ref),
+        PropPlacement(name, (x + out, y + u), size, ref),
+        PropPlacement(
+            name, (fig.cx + fig.direction * (body_drawn(fig).hip_w + size * 0.6), body_drawn(fig).hip_y), size, ref
+        ),
+    ]
+    if matches(pose, LOOK_STEMS) and not matches(pose, HOLD_STEMS) and name in props_in(pose):
+        spots.insert(0, PropPlacement(name, (hx + fig.direction * 1.6 * u, hy), size, ref))
+    return spots
 
 
 def _panel_props(names: list[str], previz: Mapping[str, Any], w: int, h: int) -> list[PropPlacement]:
