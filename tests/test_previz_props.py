@@ -159,3 +159,16 @@ def test_studio_check_warns_about_the_samples_undrawn_props(sample: Path, cli) -
     lines = [line for line in result.output.splitlines() if "[undrawn-props]" in line]
     assert [line.split(":", 1)[0] for line in lines] == [f"episodes/ep00{n}/storyboard.yaml" for n in (1, 2, 3)]
     assert "cap (p009)" in lines[0] and "telescope (p004)" in lines[1]
+
+
+def test_a_prop_never_hides_another_figures_face() -> None:
+    """ep002 p002: Tobias reads a map beside Wren; held before his eyes, it hid her face."""
+    figures = [
+        {"ref": "tobias", "x": 0.3, "pose": "walking, reading from a folded map", "facing": "right"},
+        {"ref": "wren", "x": 0.62, "pose": "walking", "facing": "left", "stature": 0.8},
+    ]
+    previz = {"subject": "panel", "shot": "medium", "time": "day", "figures": figures}
+    _, scene = paint_panel(GenerationRequest("draft", "", 400, 496, 1, previz=previz), previz)
+    (box,) = scene.boxes("letter")
+    wren = next(p for p in stage(400, 496, "medium", None, figures) if p.ref == "wren").face_box
+    assert box[2] <= wren.x0 or wren.x1 <= box[0] or box[3] <= wren.y0 or wren.y1 <= box[1]
