@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from studio.core.generation import GenerationRequest
-from studio.plan.planner import panel_staging
 from studio.project.loader import load_project
+from studio.project.staging import panel_staging
 from studio.render import composite, staging
 from studio.render.draft_art import DEFAULT_LOOK_HEX, render_draft
 from studio.render.lettering import Box, heads_from_previz

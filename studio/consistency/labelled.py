@@ -42,7 +42,8 @@ from studio.consistency.base import Subject
 from studio.consistency.palette import SHEET_BODY, SHEET_FACE, lab
 from studio.core.generation import GenerationRequest, Reference
 from studio.project.loader import Project, load_project
-from studio.project.models import POSITION_X, Panel
+from studio.project.models import Panel
+from studio.project.staging import panel_staging
 from studio.render.painters.colour import parse_hex
 from studio.render.painters.looks import character_look
 from studio.render.painters.panel import KEY_GREEN, render_cutout, render_panel
@@ -202,18 +203,7 @@ class SetPainter:
             sheet = self.sheet(member.id, palette)
             crops[member.id] = sheet.with_name(f"{sheet.stem}-{part}.png")
             references.append(Reference("character", member.id, "", str(crops[member.id])))
-        figures = [
-            {
-                "ref": m.id,
-                "x": POSITION_X[m.position],
-                "depth": m.depth,
-                "pose": m.pose,
-                "expression": m.expression,
-                "facing": m.facing,
-                "stature": self.project.characters[m.id].stature,
-            }
-            for m in panel.characters
-        ]
+        figures = panel_staging(self.project, panel)
         previz = {"subject": "panel", "label": panel.id, "time": panel.time, "shot": panel.shot}
         previz.update({"angle": panel.angle, "figures": figures})
         seed = episode * 1000 + int("".join(filter(str.isdigit, panel.id)) or 0)

@@ -47,7 +47,8 @@ from studio.plan.jobs import CHAIN, GenerationSpec, Job, Phase, Plan, RefSpec, R
 from studio.plan.keys import DRAFT_MODEL, Keyed, Target
 from studio.plan.sizes import generation_size, preview_size, price_cap
 from studio.project.loader import Project
-from studio.project.models import POSITION_X, Panel, Storyboard
+from studio.project.models import Panel, Storyboard
+from studio.project.staging import panel_staging
 from studio.render.key_colours import KEYS, choose_key
 from studio.review.takes import APPROVED, RETAKE, TakeState
 
@@ -954,23 +955,6 @@ def reviewed_panel() -> type[Panel]:
         review_note: str
 
     return ReviewedPanel
-
-
-def panel_staging(project: Project, panel: Panel) -> list[dict]:
-    """Where each character stands, as the draft renderer, compositor and letterer read it
-    (render/staging.py turns it into figure, head and face boxes)."""
-    return [
-        {
-            "ref": m.id,
-            "x": POSITION_X[m.position],
-            "depth": m.depth,
-            "pose": m.pose,
-            "expression": m.expression,
-            "facing": m.facing,
-            "stature": project.characters[m.id].stature,
-        }
-        for m in panel.characters
-    ]
 
 
 def _model_phase(phase: Phase) -> Phase:
