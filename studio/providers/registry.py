@@ -1,6 +1,6 @@
 """Providers are plugins: each registers through `register_providers(register)`.
 
-The built-in ones (draft, fal, bfl, gemini) use the same hook as a third-party package,
+The built-in ones (draft, fal, bfl, gemini, xai) use the same hook as a third-party package,
 which adds a provider with an entry point in the `studio` group whose module defines
 `register_providers`. A plugin brings everything studio needs to know of it:
 
@@ -34,7 +34,13 @@ from studio.project.models import ProviderSettings, StudioConfig
 from studio.project.plugins import ProjectPlugins
 from studio.providers.base import Provider, ProviderContext
 
-BUILT_IN = ("studio.providers.draft", "studio.providers.fal", "studio.providers.bfl", "studio.providers.gemini")
+BUILT_IN = (
+    "studio.providers.draft",
+    "studio.providers.fal",
+    "studio.providers.bfl",
+    "studio.providers.gemini",
+    "studio.providers.xai",
+)
 ProviderFactory = Callable[[ProviderContext], Provider]
 BalanceReader = Callable[[StudioConfig, httpx.Client], int]
 
