@@ -30,20 +30,22 @@ KEY = "xai-test-8c2e61fd0a"  # distinctive, so a leak would be easy to spot
 MODEL = "grok-imagine-image"
 
 
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeXai]:
-    with FakeXai(key=KEY, stall_seconds=0.5) as server:
-        for name, value in server.client_env().items():
-            monkeypatch.setenv(name, value)
-        yield server
+def serving(server: Any, monkeypatch: pytest.MonkeyPatch, module: Any) -> Any:
+    """A started fake the provider reaches (its variables set), and the provider's waits made instant."""
 
-
-@pytest.fixture(autouse=True)
-def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
     async def instant(attempt: int, retry_after: str | None = None) -> None:
         await asyncio.sleep(0)
 
-    monkeypatch.setattr(xai_module, "backoff", instant)
+    monkeypatch.setattr(module, "backoff", instant)
+    for name, value in server.client_env().items():
+        monkeypatch.setenv(name, value)
+    return server
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeXai]:
+    with FakeXai(key=KEY, stall_seconds=0.5) as server:
+        yield serving(server, monkeypatch, xai_module)
 
 
 def context(tmp_path: Path) -> ProviderContext:
@@ -96,12 +98,15 @@ def test_text_to_image_is_one_generation_priced_as_billed(tmp_path: Path, fake: 
     assert result.computed_cost_micro == 20_000
 
 
-def test_an_edit_sends_one_reference_and_records_the_reported_cost(tmp_path: Path, fake: FakeXai) -> None:
+def test_an_edit_sends_up_to_three_references_and_records_the_reported_cost(tmp_path: Path, fake: FakeXai) -> None:
     _, result = generate(tmp_path, request(references(tmp_path, 3), 1600, 2000))
     assert isinstance(result, Done)
     (made,) = fake.submissions
-    assert (made["path"], made["inputs"], made["resolution"]) == ("edits", 1, "2k")
-    assert result.reported_cost_micro == fake.billed_micro == 22_000
+    assert (made["path"], made["inputs"], made["resolution"]) == ("edits", 3, "2k")
+    assert result.reported_cost_micro == fake.billed_micro == 26_000
+    assert result.computed_cost_micro == 80_000  # the bound, used only when xAI reports no cost
+    _, single = generate(tmp_path, request(references(tmp_path, 1)))
+    assert isinstance(single, Done) and fake.submissions[-1]["inputs"] == 1
     estimate = context(tmp_path).catalog.get(f"xai:{MODEL}").price
     assert estimate is not None and round(estimate.usd * 1e6) >= fake.billed_micro  # never undershoots
 

@@ -4,7 +4,9 @@ Protocol (https://docs.x.ai/developers/model-capabilities/images, read 2026-12-0
 
     POST {base}/v1/images/generations   Authorization: Bearer $XAI_API_KEY
         {model, prompt, n, response_format: "url" | "b64_json", aspect_ratio, resolution: "1k" | "2k"}
-    POST {base}/v1/images/edits          the same, plus image: {url: <https or data URI>, type: "image_url"}
+    POST {base}/v1/images/edits          the same, plus image: {url: <https or data URI>, type: "image_url"},
+                                         or images: [that, ...] for 2-3 ("Multi-Image Editing",
+                                         https://docs.x.ai/developers/model-capabilities/images/multi-image-editing)
         -> 200 {data: [{b64_json | url, mime_type}], usage: {cost_in_usd_ticks}}
 
 Both calls are synchronous: the answer carries the image. As with Gemini, `submit` makes the
@@ -17,9 +19,11 @@ lost), and a POST whose answer was lost is never resent (SubmissionUnknown: the 
 Choices where the docs read on that date do not settle it (conservative on purpose):
 * Images come back as `b64_json`: nothing to download before a URL expires ("Generated URLs are
   temporary"), and no second request that could fail after the image was paid for.
-* One reference per edit: the docs say multi-image editing takes up to 3 source images, but the
-  request field for several is not shown in what could be read; the planner packs a panel's
-  references into one sheet for a model that takes one.
+* Up to 3 references ("Use up to three source images for a single image edit"; the output's
+  aspect follows the first unless aspect_ratio is set, so it is always set). The REST field for
+  several is not shown on the pages read (the SDK's parameter is `image_urls`): studio sends
+  `images`, a list of the same objects as the single `image`; if xAI answers 400 to it, the
+  catalog's max_refs = 1 makes the planner pack a panel's references into one sheet.
 * No seed is sent (none is documented). The cost xAI reports in `usage.cost_in_usd_ticks`
   (10^10 ticks = 1 USD, https://docs.comfy.org/development/comfy-router/models/xai/grok-imagine-image-2-0/code,
   read 2026-12-01; not on docs.x.ai's pages read) is recorded when present.
@@ -145,7 +149,7 @@ class XaiProvider:
     async def submit(self, request: GenerationRequest) -> Submission:
         model_id, entry = self._entry(request.model)
         body = await asyncio.to_thread(self._body, request, entry)
-        path = "edits" if "image" in body else "generations"
+        path = "edits" if "image" in body or "images" in body else "generations"
         post = self._http.client.build_request(
             "POST", f"{self._base}/v1/images/{path}", json=body, headers={"Authorization": f"Bearer {self._key}"}
         )
@@ -168,9 +172,14 @@ class XaiProvider:
             "aspect_ratio": closest_xai_ratio(request.width, request.height),
             "resolution": resolution(request),
         }
-        refs = request.references[: entry.max_refs]
-        if refs:
-            body["image"] = {"url": self._references.data_uri(refs[0].sha256, refs[0].path), "type": "image_url"}
+        images = [
+            {"url": self._references.data_uri(ref.sha256, ref.path), "type": "image_url"}
+            for ref in request.references[: entry.max_refs]
+        ]
+        if len(images) == 1:
+            body["image"] = images[0]
+        elif images:
+            body["images"] = images
         return body
 
     async def poll(self, submission: Submission, request: GenerationRequest) -> PollResult:
@@ -190,8 +199,9 @@ class XaiProvider:
             return fitted
         refs = min(len(request.references), entry.max_refs)
         computed = estimate_micro(entry, model_id, request.width, request.height, [])
-        if refs == 0 and entry.price is not None and entry.price.tiers and "generate" in entry.price.tiers:
-            computed = usd_to_micro(entry.price.tiers["generate"])  # no input image billed
+        tiers = entry.price.tiers if entry.price is not None else None
+        if tiers and "generate" in tiers and "per_input" in tiers:  # the output, and each input image at its bound
+            computed = usd_to_micro(tiers["generate"]) + refs * usd_to_micro(tiers["per_input"])
         return Done(
             (Image(fitted[0]),),
             billed_units=1.0,
@@ -309,14 +319,13 @@ CATALOG: dict[str, Any] = {
             "provider": "xai",
             "endpoint": "grok-imagine-image",
             "kind": "edit",
-            "max_refs": 1,
+            "max_refs": 3,
             "quality": 3,
             "speed": 5,
             "notes": (
-                "Grok Imagine: text to image, or an edit of one reference (the docs' multi-image field is "
-                "unconfirmed, so several references are packed); 1k or 2k by the panel's size; no seed; the "
-                "cost xAI reports is recorded. Edits also bill the input image at a price not published: "
-                "estimated at a second image's price so an estimate never undershoots."
+                "Grok Imagine: text to image, or an edit of 1-3 references; 1k or 2k by the panel's size; no "
+                "seed; the cost xAI reports is recorded. Edits also bill the input images at a price not "
+                "published: each bounded by an output image's price, so an estimate never undershoots."
             ),
             "inputs": {"size": "aspect_ratio", "seed": False, "images": "image"},
             "max_side": 2048,
@@ -324,10 +333,10 @@ CATALOG: dict[str, Any] = {
             "limits_date": "2026-12-01",
             "price": {
                 "rule": "per_image",
-                "usd": 0.04,
-                "tiers": {"generate": 0.02},
-                "source": f"{SOURCE} ($0.02 an image, generation or edit, read 2026-12-01; an edit's input image "
-                "is billed too, at a price not stated: bounded here by $0.02)",
+                "usd": 0.08,
+                "tiers": {"generate": 0.02, "per_input": 0.02},
+                "source": f"{SOURCE} ($0.02 an image, generation or edit, read 2026-12-01; an edit's input images "
+                "are billed too, at a price not stated: bounded here by $0.02 each, 3 at most)",
                 "date": "2026-12-01",
             },
         },

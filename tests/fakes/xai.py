@@ -14,7 +14,10 @@ Protocol (https://docs.x.ai/developers/model-capabilities/images and .../images/
     POST /v1/images/generations     Authorization: Bearer KEY
         {model, prompt, n (1-10), response_format: "url" | "b64_json", aspect_ratio, resolution: "1k" | "2k"}
     POST /v1/images/edits           the same, plus image: {url, type: "image_url"} (JSON, not multipart:
-                                    "the xAI API requires application/json")
+                                    "the xAI API requires application/json"), or images: [...] for up to 3
+                                    ("Use up to three source images for a single image edit",
+                                    https://docs.x.ai/developers/model-capabilities/images/multi-image-editing;
+                                    the REST name `images` is not shown there: this fake's choice, as studio's)
         -> 200 {data: [{b64_json, mime_type: "image/jpeg"}], usage: {cost_in_usd_ticks}}
     errors: {"code": "<status words>", "error": "<message>"} (xAI's error body)
 
@@ -70,6 +73,7 @@ PRICE_MICRO = 20_000  # $0.02 an image
 INPUT_PRICE_MICRO = 2_000  # placeholder: the input image's price is not published
 TICKS_PER_MICRO = 10_000
 MAX_IMAGES = 10
+MAX_INPUTS = 3
 RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9", "2:3", "3:2", "9:19.5", "19.5:9", "9:20", "20:9", "1:2", "2:1")
 RESOLUTIONS = {"1k": 1024, "2k": 2048}
 FIELDS = {"model", "prompt", "n", "response_format", "aspect_ratio", "resolution", "user"}
@@ -198,7 +202,7 @@ class FakeXai(base.FakeServer):
                     "resolution": body.get("resolution", "1k"),
                     "price_micro": price,
                     "response_lost": lost,
-                    "input": {k: v for k, v in body.items() if k != "image"},
+                    "input": {k: v for k, v in body.items() if k not in ("image", "images")},
                 }
             )
         if lost:
@@ -208,7 +212,7 @@ class FakeXai(base.FakeServer):
     @staticmethod
     def _validate(body: dict[str, Any], edit: bool) -> tuple[int, int, int, int]:
         """(images asked for, input images, width, height), or _Invalid with xAI's kind of message."""
-        allowed = FIELDS | ({"image"} if edit else set())
+        allowed = FIELDS | ({"image", "images"} if edit else set())
         unknown = sorted(set(body) - allowed)
         if unknown:
             raise _Invalid(f"Argument not supported: {', '.join(unknown)}")
@@ -227,21 +231,30 @@ class FakeXai(base.FakeServer):
             raise _Invalid(f"Invalid resolution {resolution!r}; supported: 1k, 2k")
         inputs = 0
         if edit:
-            image = body.get("image")
-            if not isinstance(image, dict) or image.get("type") != "image_url" or not isinstance(image.get("url"), str):
-                raise _Invalid("image must be an object {url, type: 'image_url'}")
-            url = image["url"]
-            if not url.startswith("data:image/"):
-                raise _Invalid("this fake cannot fetch image URLs; send a base64 data URI")
-            try:
-                raw = base64.b64decode(url.split(",", 1)[1], validate=True)
-            except (binascii.Error, ValueError, IndexError):
-                raise _Invalid("image.url is not valid base64") from None
-            if base.image_size(raw) is None:
-                raise _Invalid("Unable to process the input image")
-            inputs = 1
+            images = [body["image"]] if "image" in body else body.get("images")
+            if "image" in body and "images" in body:
+                raise _Invalid("send image or images, not both")
+            if not isinstance(images, list) or not 1 <= len(images) <= MAX_INPUTS:
+                raise _Invalid(f"an edit takes 1 to {MAX_INPUTS} images")
+            for image in images:
+                _check_image(image)
+            inputs = len(images)
         width, height = output_size(ratio, resolution)
         return n, inputs, width, height
+
+
+def _check_image(image: Any) -> None:
+    if not isinstance(image, dict) or image.get("type") != "image_url" or not isinstance(image.get("url"), str):
+        raise _Invalid("image must be an object {url, type: 'image_url'}")
+    url = image["url"]
+    if not url.startswith("data:image/"):
+        raise _Invalid("this fake cannot fetch image URLs; send a base64 data URI")
+    try:
+        raw = base64.b64decode(url.split(",", 1)[1], validate=True)
+    except (binascii.Error, ValueError, IndexError):
+        raise _Invalid("image.url is not valid base64") from None
+    if base.image_size(raw) is None:
+        raise _Invalid("Unable to process the input image")
 
 
 main = FakeXai.main  # python -m tests.fakes.xai --port 8443 [--latency 1] [--key KEY]
