@@ -1,6 +1,6 @@
 """Providers are plugins: each registers through `register_providers(register)`.
 
-The built-in ones (draft, fal, bfl, gemini, xai) use the same hook as a third-party package,
+The built-in ones (draft, fal, bfl, gemini, xai, leonardo) use the same hook as a third-party package,
 which adds a provider with an entry point in the `studio` group whose module defines
 `register_providers`. A plugin brings everything studio needs to know of it:
 
@@ -40,6 +40,7 @@ BUILT_IN = (
     "studio.providers.bfl",
     "studio.providers.gemini",
     "studio.providers.xai",
+    "studio.providers.leonardo",
 )
 ProviderFactory = Callable[[ProviderContext], Provider]
 BalanceReader = Callable[[StudioConfig, httpx.Client], int]
