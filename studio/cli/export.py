@@ -41,8 +41,14 @@ def export_episode(
     """Stack the lettered panels of the episode's track with their gutters, downscale to the platform
     width and cut slices where no balloon or panel is cut (WEBTOON: 800 px wide, at most 1280 px tall,
     2 MB each, 20 MB in all), lowering JPEG quality step by step until every limit holds. Writes
-    manifest.json beside the slices. Every panel must be approved ('studio approve episode N PANELS') unless
-    --allow-unreviewed. Refuses, writing nothing, when a limit cannot be met."""
+    manifest.json beside the slices, listing per slice its panels with their takes, models, providers and
+    label. Every panel must be approved ('studio approve episode N PANELS') unless --allow-unreviewed.
+    Refuses, writing nothing, when a limit cannot be met.
+
+    Every file carries an AI-content label (XMP, IPTC DigitalSourceType), counted in the size limits: by
+    default trainedAlgorithmicMedia on a paid track and none on the draft track, whose previz studio draws
+    itself; set [export] label in studio.toml to trainedAlgorithmicMedia,
+    compositeWithTrainedAlgorithmicMedia (hand-finished art) or none."""
     from studio.cli.review import episode_track
     from studio.db.tables import ledger_engine
     from studio.run.publish import export
@@ -71,6 +77,11 @@ def export_episode(
     out.print(table)
     encoded = f" at JPEG quality {manifest.quality}" if manifest.quality else ""
     out.print(f"{len(manifest.files)} slices, {manifest.total_bytes:,} bytes{encoded}")
+    if manifest.label:
+        out.print(f"labelled {manifest.label} (XMP in every file)")
+    else:
+        why = '[export] label = "none"' if chosen.paid else "the draft track's default; [export] label sets one"
+        out.print(f"not labelled as AI-made ({why})")
     for warning in manifest.warnings:
         out.print(Text(f"warning: {warning}", style="yellow"))
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, model_validator
 from typing_extensions import TypedDict
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -283,6 +283,36 @@ class ConsistencyConfig(Strict):
         return self.characters.get(character, self.threshold)
 
 
+class ExportConfig(Strict):
+    """What `studio export` writes into every file it hands off (studio/render/xmp.py)."""
+
+    label: Literal["auto", "trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia", "none"] = Field(
+        "auto",
+        description="The IPTC DigitalSourceType written as XMP into every exported slice and PSD. 'auto': "
+        "trainedAlgorithmicMedia on a paid track, none on the draft track (its previz is drawn by studio's own "
+        "renderer, not a trained model); 'compositeWithTrainedAlgorithmicMedia' once the art is hand-finished.",
+    )
+    # Read where they lie, never copied into the project's state or build; the key is never logged.
+    c2pa_cert: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = Field(
+        None, description="A PEM certificate chain to sign C2PA content credentials with (a path); optional."
+    )
+    c2pa_key: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = Field(
+        None, description="The PEM (PKCS#8) private key of c2pa_cert (a path); both or neither."
+    )
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> ExportConfig:
+        if (self.c2pa_cert is None) != (self.c2pa_key is None):
+            raise ValueError("give both c2pa_cert and c2pa_key (a certificate and its key), or neither")
+        return self
+
+    def source_type(self, paid: bool) -> str | None:
+        """The DigitalSourceType term to write, or None for no label."""
+        if self.label == "auto":
+            return "trainedAlgorithmicMedia" if paid else None
+        return None if self.label == "none" else self.label
+
+
 class StudioConfig(Strict):
     title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     canvas_width: Annotated[int, Field(ge=320, le=2000)] = 800
@@ -304,6 +334,7 @@ class StudioConfig(Strict):
     fonts: FontsConfig = FontsConfig()
     catalog: CatalogConfig = CatalogConfig()
     consistency: ConsistencyConfig = ConsistencyConfig()
+    export: ExportConfig = ExportConfig()
     providers: dict[Annotated[str, StringConstraints(pattern=ID_PATTERN)], ProviderSettings] = {}
 
     @property

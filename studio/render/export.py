@@ -25,6 +25,10 @@ the slice limit; if the episode is over its limit, every slice is capped one ste
 and re-encoded until it fits. 4:4:4 chroma (no subsampling) keeps coloured lettering and
 line edges crisp; optimized, progressive, no EXIF, no ICC profile (untagged = sRGB on the
 web, and the pixels are converted to sRGB while composing).
+
+Labels: given a `Labelling` with a DigitalSourceType, every slice carries it as XMP (studio/render/xmp.py:
+JPEG APP1, PNG iTXt), written before the size is measured, so the limits hold for the labelled file.
+manifest.json lists per slice the panels it holds with their takes, models, providers and labels.
 """
 
 from __future__ import annotations
@@ -46,8 +50,10 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageFile
+from PIL.PngImagePlugin import PngInfo
 
 from studio.render.strip import Box, Cut, ExportRefused, Layout, ProgressCallback, StripRenderer, plan_cuts
+from studio.render.xmp import PNG_XMP_KEY, Labelling, PanelSource
 
 __all__ = [
     "MANIFEST_NAME",
@@ -59,7 +65,9 @@ __all__ = [
     "export_episode",
     "previz_marks",
     "quality_ladder",
+    "replace_folder",
     "slice_names",
+    "staging_folder",
 ]
 
 JPEG_START_QUALITY = 92
@@ -97,6 +105,13 @@ class SliceInfo:
     bytes: int
     quality: int | None  # JPEG quality used; None for PNG
     panels: tuple[str, ...]  # panel ids (partly) in this slice, in reading order
+    label: str | None = None  # the IPTC DigitalSourceType its XMP states; None: unlabelled
+    sources: tuple[PanelSource, ...] = ()  # who made each of `panels` (take, model, provider, label), when known
+
+    def __post_init__(self) -> None:
+        # A manifest read back from JSON gives its sources as a list of objects: the same slice again.
+        sources = tuple(PanelSource(**s) if isinstance(s, dict) else s for s in self.sources)
+        object.__setattr__(self, "sources", sources)
 
 
 @dataclass(frozen=True)
@@ -107,6 +122,7 @@ class Manifest:
     total_bytes: int
     quality: int | None  # the lowest JPEG quality any slice needed; None for PNG
     warnings: tuple[str, ...]
+    label: str | None = None  # the DigitalSourceType every file of the export carries; None: unlabelled
 
 
 @dataclass(frozen=True)
@@ -136,8 +152,11 @@ def export_episode(
     episode: int,
     prefix: str,
     progress: ProgressCallback | None = None,
+    labelling: Labelling | None = None,
 ) -> Manifest:
     """Write `{prefix}_{n:03d}.jpg|png` slices and manifest.json into out_dir, or refuse and write nothing.
+
+    `labelling` (default: none) is the XMP label every slice carries and who made each panel.
 
     `progress`, if given, is called ("slice", done, total) after each slice is encoded, and
     ("re-encode", done, total) on a pass that lowers every slice's quality to fit the episode limit."""
@@ -155,13 +174,11 @@ def export_episode(
             f"{out_dir} holds {', '.join(clashes[:5])}, which the last export did not write; move them or choose "
             "another --out (nothing was written)"
         )
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_staging(out_dir)
-    # The new export is staged whole beside out_dir (one filesystem: the renames are atomic).
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}{_STAGING}{os.getpid()}-", dir=out_dir.parent))
+    staging = staging_folder(out_dir)
     try:
-        encoded = _encode_all(layout, profile, slices, staging, progress or _silent)
-        manifest = _manifest(profile, episode, slices, encoded, warnings)
+        labelling = labelling or Labelling()
+        encoded = _encode_all(layout, profile, slices, staging, progress or _silent, labelling)
+        manifest = _manifest(profile, episode, slices, encoded, warnings, labelling)
         (staging / MANIFEST_NAME).write_text(json.dumps(asdict(manifest), indent=2) + "\n", encoding="utf-8")
         if user_files:  # the user's files stay where they are: only what studio wrote is replaced
             _publish(staging, out_dir, [s.name for s in slices], owned)
@@ -297,19 +314,26 @@ def _told(progress: ProgressCallback, stage: str, results: Iterator[_Encoded], t
 
 
 def _encode_all(
-    layout: Layout, profile: Profile, slices: Sequence[_Slice], staging: Path, progress: ProgressCallback
+    layout: Layout,
+    profile: Profile,
+    slices: Sequence[_Slice],
+    staging: Path,
+    progress: ProgressCallback,
+    labelling: Labelling,
 ) -> list[_Encoded]:
     # One renderer for the whole pass: slices go top to bottom, so a panel split between two
     # slices is decoded once, and memory holds one slice and one panel at a time.
     renderer = StripRenderer(layout)
     total = len(slices)
     if profile.format == "PNG":
-        done = _told(progress, "slice", (_encode_png(renderer, profile, item, staging) for item in slices), total)
+        pngs = (_encode_png(renderer, profile, item, staging, labelling) for item in slices)
+        done = _told(progress, "slice", pngs, total)
         if sum(e.size for e in done) > profile.max_total_bytes:
             raise _total_refusal(profile, slices, done, None)
         return done
     ladder = quality_ladder(profile.min_quality)
-    done = _told(progress, "slice", (_fit_jpeg(renderer, profile, item, ladder, 0, staging) for item in slices), total)
+    jpegs = (_fit_jpeg(renderer, profile, item, ladder, 0, staging, labelling) for item in slices)
+    done = _told(progress, "slice", jpegs, total)
     cap = 0
     while sum(e.size for e in done) > profile.max_total_bytes:
         if cap == len(ladder) - 1:
@@ -321,7 +345,7 @@ def _encode_all(
             progress,
             "re-encode",
             (
-                _fit_jpeg(renderer, profile, item, ladder, cap, staging) if e.step < cap else e
+                _fit_jpeg(renderer, profile, item, ladder, cap, staging, labelling) if e.step < cap else e
                 for item, e in zip(slices, done, strict=True)
             ),
             total,
@@ -329,9 +353,11 @@ def _encode_all(
     return done
 
 
-def _encode_png(renderer: StripRenderer, profile: Profile, item: _Slice, staging: Path) -> _Encoded:
+def _encode_png(
+    renderer: StripRenderer, profile: Profile, item: _Slice, staging: Path, labelling: Labelling
+) -> _Encoded:
     image = renderer.render(item.y0, item.y1, profile.width)
-    data = _png_bytes(image)
+    data = _png_bytes(image, labelling.packet(item.panels))
     if len(data) > profile.max_slice_bytes:
         raise ExportRefused(
             f"slice {item.index} ({item.name}) is {_mb(len(data))} as PNG; the {profile.name} limit is "
@@ -343,13 +369,20 @@ def _encode_png(renderer: StripRenderer, profile: Profile, item: _Slice, staging
 
 
 def _fit_jpeg(
-    renderer: StripRenderer, profile: Profile, item: _Slice, ladder: Sequence[int], first_step: int, staging: Path
+    renderer: StripRenderer,
+    profile: Profile,
+    item: _Slice,
+    ladder: Sequence[int],
+    first_step: int,
+    staging: Path,
+    labelling: Labelling,
 ) -> _Encoded:
-    """Encode one slice at the highest quality from ladder[first_step] down that fits the slice limit."""
+    """Encode one slice, labelled, at the highest quality from ladder[first_step] down that fits the slice limit."""
     image = renderer.render(item.y0, item.y1, profile.width)
+    packet = labelling.packet(item.panels)
     size = 0
     for step in range(first_step, len(ladder)):
-        data = _jpeg_bytes(image, ladder[step])
+        data = _jpeg_bytes(image, ladder[step], packet)
         size = len(data)
         if size <= profile.max_slice_bytes:
             (staging / item.name).write_bytes(data)
@@ -375,10 +408,11 @@ def _total_refusal(
     )
 
 
-def _jpeg_bytes(image: Image.Image, quality: int) -> bytes:
+def _jpeg_bytes(image: Image.Image, quality: int, xmp: bytes | None = None) -> bytes:
     buffer = io.BytesIO()
+    extra: dict[str, Any] = {"xmp": xmp} if xmp else {}  # Pillow >= 11 writes it as an APP1 XMP segment
     with _encoder_buffer(image.width * image.height * 6 + 65_536):
-        image.save(buffer, "JPEG", quality=quality, optimize=True, progressive=True, subsampling="4:4:4")
+        image.save(buffer, "JPEG", quality=quality, optimize=True, progressive=True, subsampling="4:4:4", **extra)
     return buffer.getvalue()
 
 
@@ -397,9 +431,13 @@ def _encoder_buffer(size: int) -> Iterator[None]:
             ImageFile.MAXBLOCK = previous
 
 
-def _png_bytes(image: Image.Image) -> bytes:
+def _png_bytes(image: Image.Image, xmp: bytes | None = None) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, "PNG", compress_level=6)  # level 9 is ~3x slower for ~5% smaller slices; no metadata
+    info = None
+    if xmp:  # Adobe's XMP spec, part 3: PNG carries the packet in an uncompressed iTXt chunk with this key
+        info = PngInfo()
+        info.add_itxt(PNG_XMP_KEY, xmp.decode("utf-8"), zip=False)
+    image.save(buffer, "PNG", compress_level=6, pnginfo=info)  # level 9 is ~3x slower for ~5% smaller slices
     return buffer.getvalue()
 
 
@@ -413,12 +451,26 @@ def _mb(size: int) -> str:
 
 
 def _manifest(
-    profile: Profile, episode: int, slices: Sequence[_Slice], encoded: Sequence[_Encoded], warnings: list[str]
+    profile: Profile,
+    episode: int,
+    slices: Sequence[_Slice],
+    encoded: Sequence[_Encoded],
+    warnings: list[str],
+    labelling: Labelling,
 ) -> Manifest:
     ladder = quality_ladder(profile.min_quality)
     jpeg = profile.format == "JPEG"
     files = tuple(
-        SliceInfo(s.name, e.width, e.height, e.size, ladder[e.step] if jpeg else None, s.panels)
+        SliceInfo(
+            s.name,
+            e.width,
+            e.height,
+            e.size,
+            ladder[e.step] if jpeg else None,
+            s.panels,
+            labelling.source_type,
+            tuple(labelling.panels[p] for p in s.panels if p in labelling.panels),
+        )
         for s, e in zip(slices, encoded, strict=True)
     )
     qualities = [f.quality for f in files if f.quality is not None]
@@ -432,7 +484,7 @@ def _manifest(
             f"an episode",
         ]
     total = sum(f.bytes for f in files)
-    return Manifest(profile.name, episode, files, total, lowest, tuple(warnings))
+    return Manifest(profile.name, episode, files, total, lowest, tuple(warnings), labelling.source_type)
 
 
 def _publish(staging: Path, out_dir: Path, names: Sequence[str], owned: set[str]) -> None:
@@ -494,6 +546,19 @@ def _manifest_files(path: Path, episode: int) -> list[str] | None:
     ):
         return None
     return [f["file"] for f in data["files"] if _PREFIX.fullmatch(f["file"])]
+
+
+def staging_folder(out_dir: Path) -> Path:
+    """A new folder beside out_dir to stage an export in, after sweeping what interrupted ones left."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_staging(out_dir)
+    # The new export is staged whole beside out_dir (one filesystem: the renames are atomic).
+    return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}{_STAGING}{os.getpid()}-", dir=out_dir.parent))
+
+
+def replace_folder(staging: Path, out_dir: Path) -> None:
+    """Put a staged folder in out_dir's place, whole (two renames), the old one removed after."""
+    _swap_in(staging, out_dir)
 
 
 def _swap_in(staging: Path, out_dir: Path) -> None:

@@ -26,6 +26,7 @@ from studio.render.strip import ProgressCallback, StripPanel, layout_strip, pane
 from studio.review.takes import APPROVED, PENDING, REJECTED, RETAKE, Reviews, TakeState
 from studio.review.tracks import Track
 from studio.run.episode import make_plan
+from studio.run.provenance import labelling
 from studio.run.store import ArtifactStore
 
 
@@ -61,6 +62,7 @@ def export(
         unreviewed = _check_reviewed(number, storyboard.panels, latest, track, allow_unreviewed, run)
         approved = frozenset(p.id for p in storyboard.panels) - set(unreviewed)
         letters, takes = _letters(project, number, track, engine, approved)
+        labels = labelling(project.config.export, track, takes, engine)
         store = ArtifactStore(project.state_dir, engine)
         missing, panels = [], []
         for panel in storyboard.panels:
@@ -78,7 +80,7 @@ def export(
         )
     layout = layout_strip(panels, project.config.master_width, progress=progress)
     target = out_dir or project.build_dir / "episodes" / f"ep{number:03d}" / "export" / platform
-    manifest = export_episode(layout, PROFILES[platform], target, number, f"ep{number:03d}", progress)
+    manifest = export_episode(layout, PROFILES[platform], target, number, f"ep{number:03d}", progress, labels)
     return Exported(manifest, len(panels), tuple(unreviewed))
 
 
