@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +15,7 @@ import pytest
 from fakes.leonardo import FakeLeonardo
 from PIL import Image
 from pydantic import ValidationError
+from test_fal_e2e import ledger
 from test_xai import references, serving
 
 from studio.catalog.catalog import load_catalog
@@ -174,3 +178,37 @@ def test_the_token_allowance_is_a_daily_spend_cap_at_the_plan_price() -> None:
     with pytest.raises(ValidationError, match="daily_tokens needs usd_per_token above 0"):
         LeonardoSettings(daily_tokens=150, usd_per_token=0)
     assert token_micro(14, 0.0026) == 36_400 and token_micro(1, 0.0000001) == 1  # rounded up, never lost
+
+
+def test_the_token_allowance_holds_across_two_runs_through_the_cli(sample: Path) -> None:
+    """`daily_tokens = 60` at $0.0026: a $0.156 daily cap. Each generation is held at the catalog's bound
+    ($0.052, 20 tokens) until Leonardo's own cost settles it, so the allowance is never passed."""
+    with (sample / "studio.toml").open("a", encoding="utf-8") as handle:
+        handle.write(
+            "\n[providers.leonardo]\nusd_per_token = 0.0026\ndaily_tokens = 60\n"
+            'poll_interval = 0.05\non_quota = "stop"\n'
+        )
+    with FakeLeonardo(key=KEY) as fake:
+        env = {**os.environ, **fake.client_env(), "COLUMNS": "160"}
+        command = [
+            sys.executable,
+            "-m",
+            "studio",
+            "run",
+            "episode",
+            "1",
+            "--provider",
+            "leonardo",
+            "--concurrency",
+            "1",
+        ]
+        first = subprocess.run(command, cwd=sample, env=env, capture_output=True, text=True, timeout=300)
+        made = len(fake.submissions)
+        second = subprocess.run(command, cwd=sample, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode != 0 and second.returncode != 0
+    assert "the daily spend cap of $0.1560 would be passed" in first.stderr + second.stderr
+    assert 0 < made == len(fake.submissions), "the second run sent nothing: the allowance is used today"
+    assert fake.tokens_spent <= 60
+    rows = [r for r in ledger(sample) if r["status"] == "completed"]
+    assert sum(r["actual_micro"] for r in rows) == fake.billed_micro == fake.tokens_spent * 2_600
+    assert KEY not in first.stdout + first.stderr + second.stdout + second.stderr
