@@ -34,6 +34,15 @@ def export_episode(
             "--allow-unreviewed", help="Export panels not approved yet too (pending review), saying how many."
         ),
     ] = False,
+    psd: Annotated[
+        bool,
+        typer.Option(
+            "--psd",
+            help="Also write a layered PSD per panel at master size (panel art, balloons, balloon text, captions, "
+            "SFX; each text in its layer's name and a .json beside it) into export/psd/ (or --psd-out).",
+        ),
+    ] = False,
+    psd_out: Annotated[Path | None, typer.Option("--psd-out", help="Folder for the PSDs (implies --psd).")] = None,
     track: TrackOption = None,
     provider: Provider = None,
     quality: Quality = None,
@@ -58,7 +67,9 @@ def export_episode(
         chosen = episode_track(project, engine, number, track, provider, quality)
     shown = ExportProgress(err)  # on stderr, like 'studio run': stdout keeps only the result
     with shown.progress:
-        exported = export(project, number, platform, out_dir, chosen, allow_unreviewed, shown)
+        if psd and psd_out is None:
+            psd_out = project.build_dir / "episodes" / f"ep{number:03d}" / "export" / "psd"
+        exported = export(project, number, platform, out_dir, chosen, allow_unreviewed, shown, psd_out)
     manifest = exported.manifest
     if exported.unreviewed:
         listed = ", ".join(exported.unreviewed[:8]) + (" …" if len(exported.unreviewed) > 8 else "")
@@ -82,11 +93,19 @@ def export_episode(
     else:
         why = '[export] label = "none"' if chosen.paid else "the draft track's default; [export] label sets one"
         out.print(f"not labelled as AI-made ({why})")
+    if exported.psds:
+        where = exported.psds[0].parent
+        out.print(f"{len(exported.psds)} layered PSDs (and their text in .json beside them) in {where}")
     for warning in manifest.warnings:
         out.print(Text(f"warning: {warning}", style="yellow"))
 
 
-STAGES = {"assemble": "assembling panels", "slice": "slicing", "re-encode": "re-encoding to fit"}
+STAGES = {
+    "assemble": "assembling panels",
+    "slice": "slicing",
+    "re-encode": "re-encoding to fit",
+    "psd": "layering PSDs",
+}
 
 
 class ExportProgress:

@@ -1187,7 +1187,7 @@ def _draw_text(
             x += font.getlength(run.text)
 
 
-def _render(image: Image.Image, spot: _Spot) -> Placed:
+def _render(image: Image.Image, spot: _Spot, stages: list[Stage] | None = None) -> Placed:
     piece, box = spot.piece, spot.box
     block = piece.block
     draw = ImageDraw.Draw(image)
@@ -1195,6 +1195,8 @@ def _render(image: Image.Image, spot: _Spot) -> Placed:
         image.paste(piece.layer, (box.x0, box.y0), piece.layer)
         text_box = box
         angle = _sfx_angle("".join(block.lines))
+        if stages is not None:
+            stages.append(Stage(piece.line, "sfx", image.copy()))
     else:
         assert piece.shape is not None
         shape = piece.shape
@@ -1204,11 +1206,15 @@ def _render(image: Image.Image, spot: _Spot) -> Placed:
         polygons += [_circle(centre, r) for centre, r in spot.dots]
         fill = CAPTION_FILL if piece.line.kind == "caption" else PAPER
         _paint(image, polygons, shape.stroke, fill, dashed=piece.line.kind == "whisper", anchor=spot.tail)
+        if stages is not None:
+            stages.append(Stage(piece.line, "shape", image.copy()))
         left, top = round(cx - block.width / 2), round(cy - block.height / 2)
         colour = WHISPER_TEXT if piece.line.kind == "whisper" else INK
         _draw_text(draw, block, (left, top), colour, centred=piece.line.kind != "caption")
         text_box = Box(left, top, left + block.width, top + block.height)
         angle = 0.0
+        if stages is not None:
+            stages.append(Stage(piece.line, "text", image.copy()))
     notes = list(spot.notes)
     if block.missing:
         notes.append("no font has " + " ".join(f"U+{ord(ch):04X}" for ch in block.missing) + ": not drawn")
@@ -1236,10 +1242,28 @@ def _circle(centre: Point, r: float) -> list[Point]:
 # ---------------------------------------------------------------- letter
 
 
+@dataclass(frozen=True)
+class Stage:
+    """The lettered panel as it stood after one step of drawing a line: its balloon or caption box
+    ("shape"), then its text ("text"), or its SFX ("sfx"). Layered exports (studio/render/psd.py) take
+    each step's pixels apart from the one before."""
+
+    line: Line
+    step: str  # "shape" | "text" | "sfx"
+    image: Image.Image
+
+
 def letter(
-    image: Image.Image, lines: Sequence[Line], heads: Sequence[Box], fonts: FontSet, scale: float = 2.0
+    image: Image.Image,
+    lines: Sequence[Line],
+    heads: Sequence[Box],
+    fonts: FontSet,
+    scale: float = 2.0,
+    stages: list[Stage] | None = None,
 ) -> tuple[Image.Image, list[Placed]]:
     """Draw `lines` onto a copy of `image`; returns it and where each (non-blank) line went.
+
+    `stages`, when given, receives a snapshot after each drawing step (the pixels do not change).
 
     `heads` are boxes the balloons keep off (see `heads_from_previz`); `scale` is the master
     scale (the panel is `scale` times the platform width). Lines whose text is blank are skipped.
@@ -1256,7 +1280,7 @@ def letter(
     faces = {i: _face(line.kind, fonts, line.text) for i, line in todo}
     fitted = _shared_sizes(todo, faces, panel)
     spots = _layout(todo, faces, fitted, panel)
-    placed = [_render(canvas, spot) for spot in sorted(spots, key=lambda s: s.piece.index)]
+    placed = [_render(canvas, spot, stages) for spot in sorted(spots, key=lambda s: s.piece.index)]
     return canvas, placed
 
 

@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 from sqlalchemy import Engine
@@ -32,12 +33,33 @@ from studio.review.takes import TODO, Reviews
 from studio.run.runner import LocalRenderer
 from studio.run.store import StoredObject
 
+if TYPE_CHECKING:
+    from studio.render.fonts import FontSet
+    from studio.render.lettering import Box, Line
+
 
 def letter_panel(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[bytes, str]]:
     """The master with its balloons, captions and SFX (a take is upscaled to the master on the way,
     decoded once); the boxes go beside it for the exporter, and a thumbnail for the contact sheet."""
+    from studio.render.lettering import letter
+
+    image, lines, heads, fonts, scale = letter_inputs(job, inputs)
+    lettered, placed = letter(image, lines, heads, fonts, scale=scale)
+    boxes = {"boxes": [[p.box.x0, p.box.y0, p.box.x1, p.box.y1] for p in placed]}
+    return {
+        "image": (png_bytes(lettered), "image/png"),  # an intermediate: fast; exports pay for small files
+        "boxes": (json.dumps(boxes).encode("utf-8"), "application/json"),
+        "thumb": (thumbnail_jpeg(lettered), "image/jpeg"),
+    }
+
+
+def letter_inputs(
+    job: Job, inputs: dict[str, StoredObject]
+) -> tuple[Image.Image, list[Line], list[Box], FontSet, float]:
+    """What a lettering job letters, as `letter` takes it: (the master, its lines, the heads they keep off,
+    the fonts, the scale). The layered export (studio/run/layers.py) letters it again from the same."""
     from studio.render.fonts import default_fonts
-    from studio.render.lettering import Line, heads_from_previz, letter
+    from studio.render.lettering import Line, heads_from_previz
 
     (raw,) = inputs.values()
     spec = job.local
@@ -61,13 +83,7 @@ def letter_panel(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[b
     if spec.get("sfx"):
         lines.append(Line("sfx", spec["sfx"]))
     own = {name: Path(path) for name, path in spec.get("font_paths", {}).items()}
-    lettered, placed = letter(image, lines, heads, default_fonts(**own), scale=float(spec["scale"]))
-    boxes = {"boxes": [[p.box.x0, p.box.y0, p.box.x1, p.box.y1] for p in placed]}
-    return {
-        "image": (png_bytes(lettered), "image/png"),  # an intermediate: fast; exports pay for small files
-        "boxes": (json.dumps(boxes).encode("utf-8"), "application/json"),
-        "thumb": (thumbnail_jpeg(lettered), "image/jpeg"),
-    }
+    return image, lines, heads, default_fonts(**own), float(spec["scale"])
 
 
 def crop_sheet(job: Job, inputs: dict[str, StoredObject]) -> dict[str, tuple[bytes, str]]:

@@ -26,6 +26,7 @@ from studio.render.strip import ProgressCallback, StripPanel, layout_strip, pane
 from studio.review.takes import APPROVED, PENDING, REJECTED, RETAKE, Reviews, TakeState
 from studio.review.tracks import Track
 from studio.run.episode import make_plan
+from studio.run.layers import export_psds, psd_inputs
 from studio.run.provenance import labelling
 from studio.run.store import ArtifactStore
 
@@ -43,6 +44,7 @@ class Exported:
     manifest: Manifest
     panels: int  # how many panels went out
     unreviewed: tuple[str, ...]  # the panels among them not approved (exported with allow_unreviewed)
+    psds: tuple[Path, ...] = ()  # the layered PSDs written (with psd_dir)
 
 
 def export(
@@ -53,6 +55,7 @@ def export(
     track: Track,
     allow_unreviewed: bool = False,
     progress: ProgressCallback | None = None,
+    psd_dir: Path | None = None,
 ) -> Exported:
     """Stack the episode's lettered panels on `track` and slice them; `progress` hears of each panel and slice."""
     storyboard = project.episode(number)
@@ -73,6 +76,7 @@ def export(
             gap = _gap(panel.gap_after, project.config.master_scale)
             made = panel_from_png(panel.id, objects["image"].path, gap, _keep_boxes(objects))
             panels.append(_without_previz_marks(made, takes.get(panel.id)))
+        layered = psd_inputs(store, letters, [p.panel_id for p in panels], psd_dir) if psd_dir and not missing else {}
     if missing:
         raise NotMadeYet(
             f"episode {number} has panels not made yet or changed since the last run on the {track.name} track "
@@ -81,7 +85,8 @@ def export(
     layout = layout_strip(panels, project.config.master_width, progress=progress)
     target = out_dir or project.build_dir / "episodes" / f"ep{number:03d}" / "export" / platform
     manifest = export_episode(layout, PROFILES[platform], target, number, f"ep{number:03d}", progress, labels)
-    return Exported(manifest, len(panels), tuple(unreviewed))
+    psds = export_psds(layered, psd_dir, f"ep{number:03d}", labels, progress) if psd_dir else []
+    return Exported(manifest, len(panels), tuple(unreviewed), tuple(psds))
 
 
 def _check_reviewed(

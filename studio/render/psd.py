@@ -1,0 +1,119 @@
+"""Layered PSDs for touch-up in Photoshop, Clip Studio Paint or Krita: one per panel at master size.
+
+Layers, bottom to top: the panel art; a "balloons" group (each speech, thought, whisper or shout box
+with its tail); a "balloon text" group; a "captions" group (each caption box, then its text); an "SFX"
+group. psd-tools cannot make type layers, so each text is a raster layer named by its text, and the
+sidecar JSON beside the PSD holds every text with its kind and box, for re-typing it in the editor.
+
+The layers are taken from the lettering as it is drawn (studio/render/lettering.py `Stage`): each step's
+pixels that differ from the step before, opaque, cut to their bounding box. Their composite is the
+lettered panel (the exported slices' pixels) wherever the steps do not overlap; a balloon's tail that
+runs under another line's box can differ there, as the groups stack by kind, not by drawing order.
+The PSD carries the export's XMP label (image resource 1060), as the slices do.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from studio.render.lettering import Stage
+
+__all__ = ["GROUPS", "PanelLayer", "panel_layers", "write_panel_psd"]
+
+# Bottom to top, as they stack in the PSD.
+GROUPS = ("balloons", "balloon text", "captions", "SFX")
+MAX_NAME = 200  # PSD layer names are Pascal strings (255 bytes); the sidecar has the whole text
+
+
+@dataclass(frozen=True)
+class PanelLayer:
+    group: str  # one of GROUPS
+    name: str  # as the editor shows it
+    kind: str  # the line's kind: speech, thought, whisper, shout, caption, sfx
+    text: str
+    box: tuple[int, int, int, int]  # where its pixels lie on the panel (x0, y0, x1, y1); empty: none
+    image: Image.Image | None  # RGBA, box-sized; None when the step changed no pixel
+
+
+def panel_layers(art: Image.Image, stages: Sequence[Stage]) -> list[PanelLayer]:
+    """The lettering's layers, in the order they stack (GROUPS, then drawing order within a group)."""
+    previous = np.asarray(art.convert("RGB"))
+    layers: list[PanelLayer] = []
+    counts: dict[str, int] = {}
+    for stage in stages:
+        current = np.asarray(stage.image.convert("RGB"))
+        changed = np.any(current != previous, axis=2)
+        previous = current
+        group = _group(stage)
+        text = stage.line.text.strip()
+        family = "balloons" if group == "balloon text" else group  # a text is numbered as its balloon
+        if stage.step != "text":
+            counts[family] = counts.get(family, 0) + 1
+        number = counts.get(family, 1)
+        name = _name(group, number, stage.line.kind, text if stage.step != "shape" else "")
+        ys, xs = np.nonzero(changed)
+        if len(xs) == 0:
+            layers.append(PanelLayer(group, name, stage.line.kind, text, (0, 0, 0, 0), None))
+            continue
+        x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+        rgba = np.dstack([current[y0:y1, x0:x1], np.where(changed[y0:y1, x0:x1], 255, 0).astype(np.uint8)])
+        layers.append(PanelLayer(group, name, stage.line.kind, text, (x0, y0, x1, y1), Image.fromarray(rgba, "RGBA")))
+    return sorted(layers, key=lambda layer: GROUPS.index(layer.group))  # stable: drawing order within a group
+
+
+def write_panel_psd(
+    path: Path, art: Image.Image, layers: Sequence[PanelLayer], panel: str, xmp: bytes | None = None
+) -> Path:
+    """Write the PSD and its sidecar (`path` with .json); returns the sidecar's path."""
+    from psd_tools import PSDImage  # imported here: only a --psd export pays for it
+    from psd_tools.constants import Resource
+    from psd_tools.psd.image_resources import ImageResource
+
+    document = PSDImage.new("RGB", art.size, color=(255, 255, 255))
+    document.create_pixel_layer(art.convert("RGB"), name="panel art")
+    for group_name in GROUPS:
+        members = [layer for layer in layers if layer.group == group_name and layer.image is not None]
+        if not members:
+            continue
+        group = document.create_group(name=group_name)
+        for layer in members:
+            assert layer.image is not None
+            group.create_pixel_layer(layer.image, name=layer.name, left=layer.box[0], top=layer.box[1])
+    if xmp:
+        document.image_resources[Resource.XMP_METADATA] = ImageResource(key=Resource.XMP_METADATA, data=xmp)
+    document.save(str(path))
+    sidecar = path.with_suffix(".json")
+    texts = [{k: v for k, v in asdict(layer).items() if k != "image"} for layer in layers]
+    sidecar.write_text(
+        json.dumps({"panel": panel, "size": list(art.size), "layers": texts}, indent=2, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
+    return sidecar
+
+
+def _group(stage: Stage) -> str:
+    if stage.step == "sfx":
+        return "SFX"
+    if stage.line.kind == "caption":
+        return "captions"
+    return "balloons" if stage.step == "shape" else "balloon text"
+
+
+def _name(group: str, number: int, kind: str, text: str) -> str:
+    """ "balloon 2 (speech)", "text 2: Where is it?", "caption 1", "caption 1 text: Later…", "SFX 1: BANG"."""
+    if group == "balloons":
+        name = f"balloon {number} ({kind})"
+    elif group == "balloon text":
+        name = f"text {number}: {text}"
+    elif group == "captions":
+        name = f"caption {number} text: {text}" if text else f"caption {number}"
+    else:
+        name = f"SFX {number}: {text}"
+    name = " ".join(name.split())  # one line: an editor's layer list shows no line breaks
+    return name if len(name) <= MAX_NAME else name[: MAX_NAME - 1] + "…"
