@@ -57,7 +57,9 @@ def export_episode(
     Every file carries an AI-content label (XMP, IPTC DigitalSourceType), counted in the size limits: by
     default trainedAlgorithmicMedia on a paid track and none on the draft track, whose previz studio draws
     itself; set [export] label in studio.toml to trainedAlgorithmicMedia,
-    compositeWithTrainedAlgorithmicMedia (hand-finished art) or none."""
+    compositeWithTrainedAlgorithmicMedia (hand-finished art) or none. With [export] c2pa_cert and c2pa_key
+    (your certificate chain and PKCS#8 key, read where they lie), every slice is also signed with C2PA
+    content credentials naming the panels' models."""
     from studio.cli.review import episode_track
     from studio.db.tables import ledger_engine
     from studio.run.publish import export
@@ -93,6 +95,8 @@ def export_episode(
     else:
         why = '[export] label = "none"' if chosen.paid else "the draft track's default; [export] label sets one"
         out.print(f"not labelled as AI-made ({why})")
+    if manifest.c2pa:
+        out.print("signed with C2PA content credentials ([export] c2pa_cert)")
     if exported.psds:
         where = exported.psds[0].parent
         out.print(f"{len(exported.psds)} layered PSDs (and their text in .json beside them) in {where}")

@@ -294,10 +294,12 @@ class ExportConfig(Strict):
     )
     # Read where they lie, never copied into the project's state or build; the key is never logged.
     c2pa_cert: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = Field(
-        None, description="A PEM certificate chain to sign C2PA content credentials with (a path); optional."
+        None,
+        description="A PEM certificate chain (leaf first, issued by a CA) to sign C2PA content credentials "
+        "on every slice with; a path relative to the project; optional.",
     )
     c2pa_key: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = Field(
-        None, description="The PEM (PKCS#8) private key of c2pa_cert (a path); both or neither."
+        None, description="The PEM (PKCS#8) private key of c2pa_cert, a path relative to the project; never copied."
     )
 
     @model_validator(mode="after")

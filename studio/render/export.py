@@ -27,7 +27,8 @@ line edges crisp; optimized, progressive, no EXIF, no ICC profile (untagged = sR
 web, and the pixels are converted to sRGB while composing).
 
 Labels: given a `Labelling` with a DigitalSourceType, every slice carries it as XMP (studio/render/xmp.py:
-JPEG APP1, PNG iTXt), written before the size is measured, so the limits hold for the labelled file.
+JPEG APP1, PNG iTXt), written before the size is measured, so the limits hold for the labelled file; so are
+C2PA content credentials, when the user gave a certificate (studio/render/c2pa_sign.py).
 manifest.json lists per slice the panels it holds with their takes, models, providers and labels.
 """
 
@@ -123,6 +124,7 @@ class Manifest:
     quality: int | None  # the lowest JPEG quality any slice needed; None for PNG
     warnings: tuple[str, ...]
     label: str | None = None  # the DigitalSourceType every file of the export carries; None: unlabelled
+    c2pa: bool = False  # every slice carries signed C2PA content credentials
 
 
 @dataclass(frozen=True)
@@ -357,7 +359,7 @@ def _encode_png(
     renderer: StripRenderer, profile: Profile, item: _Slice, staging: Path, labelling: Labelling
 ) -> _Encoded:
     image = renderer.render(item.y0, item.y1, profile.width)
-    data = _png_bytes(image, labelling.packet(item.panels))
+    data = labelling.finish(_png_bytes(image, labelling.packet(item.panels)), "image/png", item.name, item.panels)
     if len(data) > profile.max_slice_bytes:
         raise ExportRefused(
             f"slice {item.index} ({item.name}) is {_mb(len(data))} as PNG; the {profile.name} limit is "
@@ -382,7 +384,7 @@ def _fit_jpeg(
     packet = labelling.packet(item.panels)
     size = 0
     for step in range(first_step, len(ladder)):
-        data = _jpeg_bytes(image, ladder[step], packet)
+        data = labelling.finish(_jpeg_bytes(image, ladder[step], packet), "image/jpeg", item.name, item.panels)
         size = len(data)
         if size <= profile.max_slice_bytes:
             (staging / item.name).write_bytes(data)
@@ -484,7 +486,8 @@ def _manifest(
             f"an episode",
         ]
     total = sum(f.bytes for f in files)
-    return Manifest(profile.name, episode, files, total, lowest, tuple(warnings), labelling.source_type)
+    signed = labelling.signer is not None
+    return Manifest(profile.name, episode, files, total, lowest, tuple(warnings), labelling.source_type, signed)
 
 
 def _publish(staging: Path, out_dir: Path, names: Sequence[str], owned: set[str]) -> None:

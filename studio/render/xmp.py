@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 from xml.sax.saxutils import escape
 
 __all__ = [
@@ -42,6 +43,12 @@ class PanelSource:
     label: str | None  # the DigitalSourceType term its files carry; None: unlabelled
 
 
+class Signer(Protocol):
+    """Signs an encoded file with content credentials (studio/render/c2pa_sign.py `ContentSigner`)."""
+
+    def sign(self, data: bytes, mime: str, title: str, label: str | None, sources: Sequence[PanelSource]) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class Labelling:
     """What every exported file is labelled with: one term for the export (None: no label), and
@@ -49,6 +56,7 @@ class Labelling:
 
     source_type: str | None = None
     panels: dict[str, PanelSource] = field(default_factory=dict)
+    signer: Signer | None = None  # C2PA content credentials too, when the user gave a certificate
 
     def __post_init__(self) -> None:
         if self.source_type is not None and self.source_type not in DIGITAL_SOURCE_TYPES:
@@ -58,6 +66,13 @@ class Labelling:
         """The models behind `panels`, each once, in order."""
         found = (self.panels[p].model for p in panels if p in self.panels)
         return list(dict.fromkeys(found))
+
+    def finish(self, data: bytes, mime: str, name: str, panels: Sequence[str]) -> bytes:
+        """An encoded file as it goes out: signed with C2PA content credentials when there is a signer."""
+        if self.signer is None:
+            return data
+        sources = [self.panels[p] for p in panels if p in self.panels]
+        return self.signer.sign(data, mime, name, self.source_type, sources)
 
     def packet(self, panels: Sequence[str]) -> bytes | None:
         """The XMP packet for a file holding `panels`; None when the export is not labelled."""

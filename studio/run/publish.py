@@ -65,7 +65,7 @@ def export(
         unreviewed = _check_reviewed(number, storyboard.panels, latest, track, allow_unreviewed, run)
         approved = frozenset(p.id for p in storyboard.panels) - set(unreviewed)
         letters, takes = _letters(project, number, track, engine, approved)
-        labels = labelling(project.config.export, track, takes, engine)
+        labels = labelling(project.config.export, track, takes, engine, project.root)
         store = ArtifactStore(project.state_dir, engine)
         missing, panels = [], []
         for panel in storyboard.panels:
