@@ -150,3 +150,49 @@ def test_a_bad_export_table_is_a_clear_error(sample: Path, cli) -> None:  # type
     result = cli("--project", sample, "export", "episode", "1")
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "label" in result.output and "trainedAlgorithmicMedia" in result.output
+
+
+def test_a_paid_tracks_panels_are_labelled_by_default_with_the_model_that_served_them(tmp_path: Path) -> None:
+    """The ledger's completed row says who served a take (a fallback may serve it, not the planned model);
+    a take the ledger does not know keeps the planned model; the draft track is unlabelled unless asked."""
+    from sqlmodel import Session
+
+    from studio.db.tables import Generation, ledger_engine
+    from studio.plan.jobs import GenerationSpec, Job, Phase
+    from studio.project.models import ExportConfig
+    from studio.review.tracks import Track
+    from studio.run.provenance import labelling
+
+    def take(panel: str, number: int) -> Job:
+        spec = GenerationSpec(model="fal:flux-dev", prompt="x", width=8, height=8, seed=1)
+        return Job(f"k-{panel}", Phase.PANEL, panel, {}, generation=spec, episode=1, panel=panel, take=number)
+
+    takes = {"p001": take("p001", 2), "p002": take("p002", 1)}
+    with ledger_engine(tmp_path) as engine:
+        with Session(engine) as session:
+            tried = (("failed", "fal", "fal:flux-dev"), ("completed", "bfl", "bfl:flux-pro"))
+            for attempt, (status, provider, model) in enumerate(tried, start=1):
+                session.add(
+                    Generation(
+                        idempotency_key=f"k-p001:{status}",
+                        job_key="k-p001",
+                        phase="panel",
+                        name="p001",
+                        episode=1,
+                        panel="p001",
+                        take=2,
+                        attempt=attempt,
+                        provider=provider,
+                        model=model,
+                        status=status,
+                    )
+                )
+            session.commit()
+        paid = labelling(ExportConfig(), Track("fal"), takes, engine, tmp_path)
+        draft = labelling(ExportConfig(), Track("draft"), takes, engine, tmp_path)
+        asked = labelling(ExportConfig(label="none"), Track("fal"), takes, engine, tmp_path)
+    assert paid.source_type == AI and paid.signer is None
+    assert paid.panels["p001"] == PanelSource("p001", 2, "bfl:flux-pro", "bfl", AI)
+    assert paid.panels["p002"] == PanelSource("p002", 1, "fal:flux-dev", "fal", AI)
+    assert draft.source_type is None and draft.panels["p001"].label is None
+    assert asked.source_type is None
