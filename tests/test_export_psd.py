@@ -59,7 +59,7 @@ def test_recording_the_steps_does_not_change_the_lettering(tmp_path: Path) -> No
         ("SFX", "SFX 1: CRASH"),
     ]
     path = tmp_path / "one.psd"
-    sidecar = write_panel_psd(path, art, layers, "p001", xmp_packet("trainedAlgorithmicMedia", ["fal:x"]))
+    sidecar = write_panel_psd(path, art, layers, "p001", plain, xmp_packet("trainedAlgorithmicMedia", ["fal:x"]))
     document = PSDImage.open(path)
     assert document.size == art.size
     assert tree(document) == [
@@ -71,6 +71,7 @@ def test_recording_the_steps_does_not_change_the_lettering(tmp_path: Path) -> No
     ]
     mean, share = differs(document.composite(force=True), plain)
     assert mean < 0.05 and share < 0.002, (mean, share)
+    assert np.array_equal(np.asarray(document.topil().convert("RGB")), np.asarray(plain))  # the merged image
     assert read_source_type(document.image_resources.get_data(Resource.XMP_METADATA)) == "trainedAlgorithmicMedia"
     texts = json.loads(sidecar.read_text(encoding="utf-8"))
     assert texts["panel"] == "p001" and texts["size"] == [800, 1000]
@@ -97,9 +98,11 @@ def test_export_psd_through_the_cli(episode_made: Path, cli) -> None:  # type: i
         handle.write('\n[export]\nlabel = "compositeWithTrainedAlgorithmicMedia"\n')
     result = cli("--project", root, "export", "episode", "1", "--allow-unreviewed", "--psd")
     assert result.exit_code == 0, result.output
-    assert "12 layered PSDs" in result.stdout
+    assert "12 layered panel PSDs and the strip's, a group per panel," in " ".join(result.stdout.split())
     folder = root / PSDS
-    assert sorted(p.name for p in folder.glob("*.psd")) == [f"ep001_p{i:03d}.psd" for i in range(1, 13)]
+    panels = [f"p{i:03d}" for i in range(1, 13)]
+    assert sorted(p.name for p in folder.glob("*.psd")) == [f"ep001_{p}.psd" for p in panels]
+    assert (folder / "ep001_strip.psb").is_file()  # 33,940 px tall: over PSD's 30,000 px, so PSB
     assert len(list(folder.glob("*.json"))) == 12
     for panel, expected in (
         (
@@ -134,6 +137,26 @@ def test_export_psd_through_the_cli(episode_made: Path, cli) -> None:  # type: i
         assert b"draft:draft" in packet
         sidecar = json.loads((folder / f"ep001_{panel}.json").read_text(encoding="utf-8"))
         assert {layer["group"] for layer in sidecar["layers"]} <= set(GROUPS)
+    # psd-tools writes a PSB but reads no pixels over 30,000 px a side: the groups are checked one by one.
+    strip = PSDImage.open(folder / "ep001_strip.psb")
+    assert [group.name for group in strip] == panels and all(group.is_group() for group in strip)
+    bottom = 0
+    for group in strip:
+        art = next(iter(group))
+        assert art.name == "panel art" and art.left == 0 and art.top >= bottom
+        with Image.open(root / "build/episodes/ep001/panels" / f"{group.name}.png") as image:
+            lettered = image.convert("RGB")
+        assert art.size == (1600, lettered.height)
+        alone = [name for name, _ in tree(PSDImage.open(folder / f"ep001_{group.name}.psd"))]
+        assert [child.name for child in group] == alone
+        if group.name == "p004":  # the group composes to the lettered panel, where the strip puts it
+            composed = group.composite(viewport=(0, art.top, 1600, art.bottom), force=True)
+            mean, share = differs(Image.alpha_composite(Image.new("RGBA", composed.size, "white"), composed), lettered)
+            assert mean < 0.2 and share < 0.01, (mean, share)
+        bottom = art.bottom
+    assert strip.size[0] == 1600 and strip.size[1] >= bottom > 30_000
+    packet = strip.image_resources.get_data(Resource.XMP_METADATA)
+    assert read_source_type(packet) == "compositeWithTrainedAlgorithmicMedia"
     texts = json.loads((folder / "ep001_p004.json").read_text(encoding="utf-8"))["layers"]
     assert [t["text"] for t in texts if t["group"] in ("balloon text", "SFX")] == [
         "There — it did it again!",

@@ -39,7 +39,8 @@ def export_episode(
         typer.Option(
             "--psd",
             help="Also write a layered PSD per panel at master size (panel art, balloons, balloon text, captions, "
-            "SFX; each text in its layer's name and a .json beside it) into export/psd/ (or --psd-out).",
+            "SFX; each text in its layer's name and a .json beside it) and one of the strip with a group per "
+            "panel, into export/psd/ (or --psd-out).",
         ),
     ] = False,
     psd_out: Annotated[Path | None, typer.Option("--psd-out", help="Folder for the PSDs (implies --psd).")] = None,
@@ -97,9 +98,12 @@ def export_episode(
         out.print(f"not labelled as AI-made ({why})")
     if manifest.c2pa:
         out.print("signed with C2PA content credentials ([export] c2pa_cert)")
-    if exported.psds:
-        where = exported.psds[0].parent
-        out.print(f"{len(exported.psds)} layered PSDs (and their text in .json beside them) in {where}")
+    if exported.psds is not None:
+        where = exported.psds.panels[0].parent if exported.psds.panels else "-"
+        strip = " and the strip's, a group per panel," if exported.psds.strip else ""
+        out.print(f"{len(exported.psds.panels)} layered panel PSDs{strip} (their text in .json beside them) in {where}")
+        if exported.psds.note:
+            out.print(Text(f"warning: {exported.psds.note}", style="yellow"))
     for warning in manifest.warnings:
         out.print(Text(f"warning: {warning}", style="yellow"))
 

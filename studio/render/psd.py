@@ -18,13 +18,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from studio.render.lettering import Stage
 
-__all__ = ["GROUPS", "PanelLayer", "panel_layers", "write_panel_psd"]
+__all__ = ["GROUPS", "MAX_PSB_SIDE", "PanelLayer", "StripPsd", "panel_layers", "write_panel_psd"]
 
 # Bottom to top, as they stack in the PSD.
 GROUPS = ("balloons", "balloon text", "captions", "SFX")
@@ -68,26 +69,13 @@ def panel_layers(art: Image.Image, stages: Sequence[Stage]) -> list[PanelLayer]:
 
 
 def write_panel_psd(
-    path: Path, art: Image.Image, layers: Sequence[PanelLayer], panel: str, xmp: bytes | None = None
+    path: Path, art: Image.Image, layers: Sequence[PanelLayer], panel: str, lettered: Image.Image, xmp: bytes | None
 ) -> Path:
-    """Write the PSD and its sidecar (`path` with .json); returns the sidecar's path."""
-    from psd_tools import PSDImage  # imported here: only a --psd export pays for it
-    from psd_tools.constants import Resource
-    from psd_tools.psd.image_resources import ImageResource
-
-    document = PSDImage.new("RGB", art.size, color=(255, 255, 255))
-    document.create_pixel_layer(art.convert("RGB"), name="panel art")
-    for group_name in GROUPS:
-        members = [layer for layer in layers if layer.group == group_name and layer.image is not None]
-        if not members:
-            continue
-        group = document.create_group(name=group_name)
-        for layer in members:
-            assert layer.image is not None
-            group.create_pixel_layer(layer.image, name=layer.name, left=layer.box[0], top=layer.box[1])
-    if xmp:
-        document.image_resources[Resource.XMP_METADATA] = ImageResource(key=Resource.XMP_METADATA, data=xmp)
-    document.save(str(path))
+    """Write the PSD and its sidecar (`path` with .json); returns the sidecar's path. `lettered` is
+    the panel as exported: the PSD's merged image, which viewers without layer support show."""
+    document = _document(art.size, xmp)
+    _add_panel(document, art, layers, 0)
+    _save(document, path, np.asarray(lettered.convert("RGB")))
     sidecar = path.with_suffix(".json")
     texts = [{k: v for k, v in asdict(layer).items() if k != "image"} for layer in layers]
     sidecar.write_text(
@@ -95,6 +83,73 @@ def write_panel_psd(
         encoding="utf-8",
     )
     return sidecar
+
+
+class StripPsd:
+    """The episode strip as one PSD at master size (PSB when over 30,000 px, as most episodes are), a
+    group per panel (named by its id) holding that panel's layers; built a panel at a time (layers are
+    compressed as they are added)."""
+
+    def __init__(self, size: tuple[int, int], background: tuple[int, int, int], xmp: bytes | None):
+        if max(size) > MAX_PSB_SIDE:
+            raise ValueError(f"a PSB is at most {MAX_PSB_SIDE} px a side; the strip is {size[0]}x{size[1]}")
+        # Over 30,000 px the format is PSB ("large document"), which psd-tools writes by itself.
+        self.extension = "psb" if max(size) > MAX_PSD_SIDE else "psd"
+        self.document = _document(size, xmp, background)
+        self.merged = np.empty((size[1], size[0], 3), dtype=np.uint8)
+        self.merged[:] = background
+
+    def add(self, panel: str, top: int, art: Image.Image, layers: Sequence[PanelLayer], lettered: Image.Image) -> None:
+        group = self.document.create_group(name=panel)
+        _add_panel(group, art, layers, top)
+        pixels = np.asarray(lettered.convert("RGB"))
+        self.merged[top : top + pixels.shape[0], :, :] = pixels[: self.merged.shape[0] - top]
+
+    def save(self, path: Path) -> None:
+        _save(self.document, path, self.merged)
+
+
+MAX_PSD_SIDE = 30_000  # the PSD format's limit
+MAX_PSB_SIDE = 300_000  # the PSB format's: an episode strip at master size is often over 30,000 px
+
+
+def _document(size: tuple[int, int], xmp: bytes | None, background: tuple[int, int, int] = (255, 255, 255)) -> Any:
+    from psd_tools import PSDImage  # imported here: only a --psd export pays for it
+    from psd_tools.constants import Resource
+    from psd_tools.psd.image_resources import ImageResource
+
+    document = PSDImage.new("RGB", size, color=background)
+    if xmp:
+        document.image_resources[Resource.XMP_METADATA] = ImageResource(key=Resource.XMP_METADATA, data=xmp)
+    return document
+
+
+def _add_panel(container: Any, art: Image.Image, layers: Sequence[PanelLayer], top: int) -> None:
+    """The panel art, then a group per kind of lettering holding its layers, `top` rows down."""
+    container.create_pixel_layer(art.convert("RGB"), name="panel art", top=top)
+    for group_name in GROUPS:
+        members = [layer for layer in layers if layer.group == group_name and layer.image is not None]
+        if not members:
+            continue
+        group = container.create_group(name=group_name)
+        for layer in members:
+            assert layer.image is not None
+            group.create_pixel_layer(layer.image, name=layer.name, left=layer.box[0], top=top + layer.box[1])
+
+
+def _save(document: Any, path: Path, merged: np.ndarray) -> None:
+    """Save with `merged` (the lettered pixels, which the layers compose to) as the merged image:
+    psd-tools would composite every layer again for it, minutes for an episode strip."""
+    from psd_tools.api import numpy_io
+    from psd_tools.constants import Compression
+
+    colour = merged.astype(np.float32) / 255.0
+    alpha = np.ones((*merged.shape[:2], 1), dtype=np.float32)
+    record = document._record  # psd-tools has no public setter for the merged image
+    record.image_data.compression = Compression.RLE  # the merged image may only be RAW or RLE
+    record.image_data.set_data(numpy_io.encode_image_data(document, colour, alpha), record.header)
+    document._updated = False  # the merged image is current: no recomposite on save
+    document.save(str(path))
 
 
 def _group(stage: Stage) -> str:

@@ -26,7 +26,7 @@ from studio.render.strip import ProgressCallback, StripPanel, layout_strip, pane
 from studio.review.takes import APPROVED, PENDING, REJECTED, RETAKE, Reviews, TakeState
 from studio.review.tracks import Track
 from studio.run.episode import make_plan
-from studio.run.layers import export_psds, psd_inputs
+from studio.run.layers import Layered, export_psds, psd_inputs
 from studio.run.provenance import labelling
 from studio.run.store import ArtifactStore
 
@@ -44,7 +44,7 @@ class Exported:
     manifest: Manifest
     panels: int  # how many panels went out
     unreviewed: tuple[str, ...]  # the panels among them not approved (exported with allow_unreviewed)
-    psds: tuple[Path, ...] = ()  # the layered PSDs written (with psd_dir)
+    psds: Layered | None = None  # the layered PSDs written (with psd_dir)
 
 
 def export(
@@ -85,8 +85,8 @@ def export(
     layout = layout_strip(panels, project.config.master_width, progress=progress)
     target = out_dir or project.build_dir / "episodes" / f"ep{number:03d}" / "export" / platform
     manifest = export_episode(layout, PROFILES[platform], target, number, f"ep{number:03d}", progress, labels)
-    psds = export_psds(layered, psd_dir, f"ep{number:03d}", labels, progress) if psd_dir else []
-    return Exported(manifest, len(panels), tuple(unreviewed), tuple(psds))
+    psds = export_psds(layered, layout, psd_dir, f"ep{number:03d}", labels, progress) if psd_dir else None
+    return Exported(manifest, len(panels), tuple(unreviewed), psds)
 
 
 def _check_reviewed(
