@@ -41,8 +41,13 @@ class Source:
 
 @lru_cache(maxsize=64)
 def _position_tree(text: str) -> Any:
-    """The round-trip parse (slow: it keeps comments) that knows where every value is."""
-    return YAML(typ="rt", pure=True).load(text)
+    """The round-trip parse (slow: it keeps comments) that knows where every value is; None when
+    the pure parser refuses text libyaml read (a tab inside a key: libyaml takes it as part of the
+    key, the pure parser will not), so the error is still reported, at the file's start."""
+    try:
+        return YAML(typ="rt", pure=True).load(text)
+    except YAMLError:
+        return None
 
 
 def _read_text(path: Path, shown: str, root: Path | None, kind: str) -> tuple[str | None, Diagnostic | None]:
