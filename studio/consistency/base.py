@@ -9,14 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import httpx
-from sqlalchemy import Engine
+if TYPE_CHECKING:  # a run plans its score jobs with this module: it need not load an HTTP client for it
+    import httpx
+    from sqlalchemy import Engine
 
-from studio.catalog.catalog import Catalog
-from studio.ledger.budget import Limits
-from studio.project.models import StudioConfig
+    from studio.catalog.catalog import Catalog
+    from studio.ledger.budget import Limits
+    from studio.project.models import StudioConfig
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom, in the pixels of the picture scored
 

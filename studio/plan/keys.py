@@ -39,11 +39,11 @@ from studio.core.keys import content_key, derived_seed
 from studio.plan.jobs import GenerationSpec, Phase, RefSpec
 from studio.plan.prompts import render_prompt
 from studio.project.models import Character, Location, Panel, Style
-from studio.render.draft_art import DRAFT_VERSION
 from studio.render.versions import (
     COMPOSITE_VERSION,
     CONTACT_VERSION,
     CROP_VERSION,
+    DRAFT_VERSION,
     LETTER_VERSION,
     PACK_VERSION,
     UPSCALE_VERSION,

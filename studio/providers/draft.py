@@ -14,7 +14,14 @@ from typing import Any, ClassVar
 
 from studio.core.errors import Rejected
 from studio.providers.base import Done, Failed, GenerationRequest, Image, PollResult, ProviderContext, Submission
-from studio.render.draft_art import render_draft
+
+
+def render_draft(request: GenerationRequest) -> bytes:
+    """The previz picture; its painters are imported on first use: a run that finds everything made
+    (and `studio check`, which lists the providers) never loads them."""
+    from studio.render.draft_art import render_draft as render
+
+    return render(request)
 
 
 class DraftProvider:

@@ -37,16 +37,9 @@ from studio.render.painters.scenery import render_location_plate
 from studio.render.painters.shapes import encode
 from studio.render.painters.sheets import render_character_sheet
 from studio.render.painters.style import render_style_frame
+from studio.render.versions import DRAFT_VERSION
 
 __all__ = ["DEFAULT_LOOK_HEX", "DRAFT_VERSION", "SUBJECTS", "dominant_colours", "render_draft"]
-
-# Part of the content key of everything drawn in a draft run: bump it when the previz art changes,
-# so stored previz is drawn again (paid work never depends on it).
-# 2: packed panels take each figure's hair from the top of its cell; 3: places from their files, props,
-# expressions and poses, no part of a figure over its share of a panel, sheets titled by name; 4: a
-# figure's hair is read from the top of its reference among all its colours (Bea's, Fennick's); 5: a
-# prop never hides another figure's face (a map read over a shoulder).
-DRAFT_VERSION = 5
 
 
 def render_draft(request: GenerationRequest) -> bytes:
