@@ -37,7 +37,7 @@ from studio.ledger.budget import BudgetExceeded
 from studio.project.models import StudioConfig
 from studio.providers.accounts import MissingKey
 
-KEY = "gemini-judge-key-7c2e9a41d0"  # distinctive, so a leak would be easy to spot
+KEY = "fake-gemini-judge-test-only-7c2e9a"  # distinctive, so a leak would be easy to spot
 MODEL = "gemini:gemini-3.8-flash"
 SCORES = {"face": 0.95, "hair": 0.6, "outfit": 0.85, "props": 1.0, "proportions": 0.7}
 CATALOG = load_catalog()

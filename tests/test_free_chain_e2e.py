@@ -49,7 +49,7 @@ def test_gemini_then_xai_then_leonardo_each_up_to_its_allowance(sample: Path, tm
     chains = "\n".join(f"{phase} = {CHAIN}" for phase in ("character_sheet", "style_frame", "location_plate", "panel"))
     config.write_text(f"{text[:start]}[models]\n{chains}\n\n{text[end:]}{SETTINGS}", encoding="utf-8")
     edit(config, 'provider = "draft"', 'provider = "chain"')
-    keys = {"gemini": "gem-e2e-key-71a", "xai": "xai-e2e-key-82b", "leonardo": "leo-e2e-key-93c"}
+    keys = {"gemini": "fake-gemini-e2e-71a", "xai": "fake-xai-e2e-82b", "leonardo": "fake-leonardo-e2e-93c"}
     with (
         FakeGemini(key=keys["gemini"]) as gemini,
         FakeXai(key=keys["xai"]) as xai,

@@ -25,7 +25,7 @@ from studio.providers import leonardo as leonardo_module
 from studio.providers.base import Done, Failed, GenerationRequest, Pending, ProviderContext, Reference, Submission
 from studio.providers.leonardo import CATALOG, PHOENIX, LeonardoProvider, LeonardoSettings, token_micro
 
-KEY = "leo-test-5b7d0c3e91"  # distinctive, so a leak would be easy to spot
+KEY = "fake-leonardo-test-only-5b7d0c"  # distinctive, so a leak would be easy to spot
 PRICE = 0.0026  # the plan price per token the tests set; the fake bills 2,600 micro-USD a token
 
 

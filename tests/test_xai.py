@@ -26,7 +26,7 @@ from studio.providers.accounts import MissingKey
 from studio.providers.base import Done, Failed, GenerationRequest, ProviderContext, Reference, Submission
 from studio.providers.xai import CATALOG, XaiProvider
 
-KEY = "xai-test-8c2e61fd0a"  # distinctive, so a leak would be easy to spot
+KEY = "fake-xai-test-only-8c2e61"  # distinctive, so a leak would be easy to spot
 MODEL = "grok-imagine-image"
 
 
