@@ -37,7 +37,7 @@ from studio.core.errors import (
 from studio.core.money import usd_to_micro
 from studio.providers.accounts import MissingKey, sendable_key
 from studio.providers.base import Done, Failed, GenerationRequest, Image, PollResult, ProviderContext, Submission
-from studio.providers.http import MAX_IMAGE_BYTES, SUBMIT_ATTEMPTS, ProviderHttp, backoff, provider_client
+from studio.providers.http import MAX_IMAGE_BYTES, SUBMIT_ATTEMPTS, ProviderHttp, backoff, kept_answer, provider_client
 from studio.providers.transfer import ReferenceCache, closest_ratio, prompt_text
 
 KEY_VARIABLE = "GEMINI_API_KEY"
@@ -164,14 +164,7 @@ class GeminiProvider:
     # ------------------------------------------------------------ poll
 
     async def poll(self, submission: Submission, request: GenerationRequest) -> PollResult:
-        result = self._results.pop(submission.request_id, None)
-        if result is None:
-            return Failed(
-                f"Gemini request {submission.request_id} was answered in an earlier run and its image was "
-                "kept only in memory; it is lost",
-                charged=True,
-                kind="expired",
-            )
+        result = kept_answer(self._results, submission.request_id, "Gemini")
         if not isinstance(result, Done):
             return result
         model_id, entry = self._entry(request.model)

@@ -67,6 +67,20 @@ def retry_after_header(response: httpx.Response) -> str | None:
     return response.headers.get("retry-after")
 
 
+def kept_answer(results: dict[str, PollResult], request_id: str, provider: str, lost: str = "it is lost") -> PollResult:
+    """A synchronous provider's answer (Gemini, xAI), held in memory from its submit until polled. One
+    answered in an earlier run is gone with that process, and was paid for."""
+    result = results.pop(request_id, None)
+    if result is None:
+        return Failed(
+            f"{provider} request {request_id} was answered in an earlier run and its image was kept only in "
+            f"memory; {lost}",
+            charged=True,
+            kind="expired",
+        )
+    return result
+
+
 def provider_client(context: ProviderContext, provider: str, default_timeout: float = 60.0) -> httpx.AsyncClient:
     """The provider's client: [providers.NAME] request_timeout, the context's transport, no redirects."""
     settings = context.config.providers.get(provider)
@@ -211,9 +225,7 @@ class ProviderHttp:
                 return None
             except (httpx.TransportError, _Retry):
                 if attempt == DOWNLOAD_ATTEMPTS:
-                    raise ProviderError(
-                        f"could not download a {self.label} image after {attempt} attempts"
-                    ) from None
+                    raise ProviderError(f"could not download a {self.label} image after {attempt} attempts") from None
                 await self._wait(attempt, None)
         return None
 
