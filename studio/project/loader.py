@@ -88,6 +88,21 @@ class Project:
     def state_dir(self) -> Path:
         return self.root / ".studio"
 
+    @property
+    def objects_dir(self) -> Path:
+        """Where the content-addressed images live: `store` in studio.toml (shared by a team), else .studio/objects."""
+        if self.config.store is None:
+            return self.state_dir / "objects"
+        return (self.root / os.path.expanduser(self.config.store)).resolve()
+
+    @property
+    def database_url(self) -> str | None:
+        """The team ledger's PostgreSQL URL (STUDIO_DATABASE_URL, then studio.toml), or None: .studio/ledger.db."""
+        return os.environ.get(DATABASE_URL_ENV) or self.config.database_url
+
+
+DATABASE_URL_ENV = "STUDIO_DATABASE_URL"
+
 
 def find_project_root(start: Path) -> Path:
     """The nearest folder at or above `start` that holds studio.toml."""

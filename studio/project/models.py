@@ -338,10 +338,41 @@ class StudioConfig(Strict):
     consistency: ConsistencyConfig = ConsistencyConfig()
     export: ExportConfig = ExportConfig()
     providers: dict[Annotated[str, StringConstraints(pattern=ID_PATTERN)], ProviderSettings] = {}
+    # A team's shared ledger and store (issue 19). Unset: .studio/ledger.db and .studio/objects/.
+    database_url: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = Field(
+        None,
+        description="postgresql://user@host:port/db: keep the ledger, budget, quotas and reviews in PostgreSQL, "
+        "shared by every machine of a team. The password never goes here: set it in PGPASSWORD (or give the "
+        "whole URL in STUDIO_DATABASE_URL, which wins over this).",
+    )
+    store: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = Field(
+        None,
+        description="A folder for the content-addressed images, shared by a team's machines (a path, absolute "
+        "or relative to the project); unset: .studio/objects.",
+    )
+
+    @model_validator(mode="after")
+    def _no_password_in_files(self) -> StudioConfig:
+        if self.database_url is not None:
+            check_database_url(self.database_url, where="database_url")
+        return self
 
     @property
     def master_width(self) -> int:
         return self.canvas_width * self.master_scale
+
+
+def check_database_url(url: str, where: str) -> None:
+    """Refuse what cannot be a team ledger, and a password written into a file (it belongs in the environment)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.split("+")[0] not in {"postgresql", "postgres"}:
+        raise ValueError(f"{where} must be a postgresql:// URL (the default SQLite ledger needs no URL)")
+    userinfo = rest.split("@", 1)[0] if "@" in rest.split("/", 1)[0] else ""
+    if where == "database_url" and ":" in userinfo:
+        raise ValueError(
+            "database_url must not hold a password (studio.toml is shared and committed): remove it and set "
+            "PGPASSWORD, or give the whole URL in the STUDIO_DATABASE_URL environment variable"
+        )
 
 
 def config_model(settings: Mapping[str, type[ProviderSettings]]) -> type[StudioConfig]:
