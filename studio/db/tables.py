@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Field, Session, SQLModel, create_engine
 
 from studio.core.errors import StorageError
+from studio.db.claims import m014_claims
 
 
 def now() -> datetime:
@@ -521,6 +522,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     m011_build_stamps,
     m012_panel_scores,
     m013_runs,
+    m014_claims,
 ]
 
 
