@@ -526,14 +526,15 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
 ]
 
 
-def open_ledger(state_dir: Path) -> Engine:
-    """Open (creating or upgrading) the ledger; safe to call from many processes at once."""
+def open_ledger(state_dir: Path, *, objects: Path | None = None) -> Engine:
+    """Open (creating or upgrading) the ledger; safe to call from many processes at once. `objects`:
+    the store's folder when studio.toml moves it (`store`), for the lost-ledger check."""
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot create {state_dir}: {exc.strerror or exc}") from exc
     path = state_dir / LEDGER_FILE
-    _refuse_lost_ledger(state_dir, path)
+    _refuse_lost_ledger(state_dir, path, objects)
     engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
     event.listen(engine, "connect", _sqlite_pragmas)
     # Let `BEGIN IMMEDIATE` through: pysqlite's own transaction handling would defer it.
@@ -553,14 +554,14 @@ class LedgerUnusable(StorageError):
     """The ledger cannot be read or written: every command stops, saying why and the way out."""
 
 
-def _refuse_lost_ledger(state_dir: Path, path: Path) -> None:
+def _refuse_lost_ledger(state_dir: Path, path: Path, objects: Path | None = None) -> None:
     """An empty or missing ledger beside a store that holds objects was lost, not new: starting a new
     one silently would forget what was paid (and pay for it again)."""
     if path.is_symlink() or (path.exists() and not path.is_file()):
         raise LedgerUnusable(f"{path} is not a regular file; restore the ledger there from a backup")
     if path.is_file() and path.stat().st_size > 0:
         return
-    objects = state_dir / "objects"
+    objects = objects or state_dir / "objects"
     if objects.is_dir() and any(child.is_dir() and any(child.iterdir()) for child in objects.iterdir()):
         state = "empty" if path.exists() else "missing"
         raise LedgerUnusable(
