@@ -9,6 +9,7 @@ prints; it reports events to a Reporter. Outcomes are values, not exceptions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import io
 import os
@@ -27,6 +28,7 @@ from studio.catalog.catalog import Catalog
 from studio.catalog.limits import ensure_sendable
 from studio.core.crashlog import write_crash_log
 from studio.core.errors import ProviderError, Rejected, StorageError, StudioError, SubmissionUnknown
+from studio.db.claims import Claims
 from studio.db.tables import Generation
 from studio.ledger.book import Cost, Ledger
 from studio.ledger.budget import BudgetExceeded, Limits
@@ -119,6 +121,9 @@ class RunContext:
     # and where a person checks one by hand for the others (named in the message).
     reconcilers: dict[str, Reconciler] = field(default_factory=dict)
     dashboards: dict[str, str] = field(default_factory=dict)
+    # This run's claims on the paid jobs it makes, when other runs (other machines) share the ledger
+    # and the store: a job another live run is making is waited for, not paid for twice.
+    claims: Claims | None = None
 
 
 class JobFailed(Exception):
@@ -194,6 +199,7 @@ async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
                 done[job.key].set_result(outputs)
 
     finished = False
+    heartbeat = asyncio.create_task(_heartbeat(ctx.claims)) if ctx.claims is not None else None
     try:
         async with asyncio.TaskGroup() as group:
             for job in plan.jobs:
@@ -210,6 +216,12 @@ async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
         raise
     finally:
         summary.seconds = time.monotonic() - started
+        if heartbeat is not None:
+            heartbeat.cancel()
+            # Every claim goes, also on Ctrl-C: what was sent stays open in the ledger, and whoever
+            # takes the job next re-attaches to it. One not released (a ledger gone away) times out.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(asyncio.to_thread(ctx.claims.release_all))  # type: ignore[union-attr]
         await ctx.pool.aclose()
         # The bookkeeping that waited for a batch (local jobs' index rows, takes, build/ stamps) is
         # written, also when the run stops on an error (what was made is kept); money was committed
@@ -251,6 +263,29 @@ async def _run_job(
     if job.phase in ctx.prepare:
         job = await asyncio.to_thread(ctx.prepare[job.phase], job)
     cached = ctx.store.lookup(job.key)
+    claimed = False
+    if cached is None and job.generation is not None and ctx.claims is not None and ctx.pool.paid:
+        try:
+            cached = await _claim_or_wait(job, ctx.claims, ctx, stop)
+        except NotSent as exc:
+            return Outcome(job, "skipped", error=str(exc)), None
+        claimed = cached is None
+    try:
+        return await _make(job, deps, ctx, local_slot, stop, cached)
+    finally:
+        if claimed:  # after its index row is committed: a run that sees the claim gone finds the image
+            assert ctx.claims is not None
+            await asyncio.shield(asyncio.to_thread(ctx.claims.release, job.key, job.take))
+
+
+async def _make(
+    job: Job,
+    deps: dict[str, dict[str, StoredObject]],
+    ctx: RunContext,
+    local_slot: AbstractAsyncContextManager[None],
+    stop: asyncio.Event,
+    cached: dict[str, StoredObject] | None,
+) -> tuple[Outcome, dict[str, StoredObject] | None]:
     if cached is not None:
         # Only an attempt a killed run left open needs settling: the ledger read those once.
         if job.generation is not None and ctx.pool.paid and ctx.ledger.left_open(job):
@@ -279,6 +314,45 @@ async def _run_job(
             return Outcome(job, "failed", took, cost_micro=exc.charged_micro, error=str(exc), rejected=True), None
         return Outcome(job, "failed", time.monotonic() - started, error=str(exc)), None
     return Outcome(job, "generated", time.monotonic() - started, cost_micro=cost, model=served), outputs
+
+
+CLAIM_RECHECK = 1.0  # seconds between looks at the store while another run makes a job
+
+
+async def _claim_or_wait(
+    job: Job, claims: Claims, ctx: RunContext, stop: asyncio.Event
+) -> dict[str, StoredObject] | None:
+    """Claim a paid job before making it (None: this run makes it), or, while another live run holds
+    it, wait for that run's result without holding a provider slot (the run's other jobs go on) and
+    reuse it. A holder that ends without a result (it failed) or stops heartbeating (its machine died)
+    gives the job to this run: a request it left open is re-attached to, not paid for again."""
+    announced = False
+    while True:
+        holder = await asyncio.to_thread(claims.claim, job.key, job.take)
+        # Looked up again even when claimed: the holder may have made it just before letting go.
+        found = await asyncio.to_thread(ctx.store.lookup, job.key, fresh=True)
+        if holder is None:
+            if found is not None:
+                await asyncio.to_thread(claims.release, job.key, job.take)
+            return found
+        if found is not None:
+            return found
+        if stop.is_set():
+            raise NotSent(STOPPED)
+        if not announced:
+            ctx.reporter.alert(f"waiting for {job.name}: {holder.describe()} is making it")
+            announced = True
+        await asyncio.sleep(CLAIM_RECHECK)
+
+
+async def _heartbeat(claims: Claims) -> None:
+    """Tell other runs this one is alive, for every claim it holds, four times per timeout."""
+    while True:
+        await asyncio.sleep(claims.timeout / 4)
+        try:
+            await asyncio.to_thread(claims.heartbeat)
+        except Exception:  # a busy ledger: the next beat is well inside the timeout
+            continue
 
 
 # The output of its inputs a local job reads, when not their image: a contact sheet is drawn from the

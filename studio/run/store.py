@@ -1,6 +1,8 @@
 """The artifact store: content-addressed objects plus an index from job key to objects.
 
-Objects live at .studio/objects/ab/abcdef….ext and are never modified. The index
+Objects live at .studio/objects/ab/abcdef….ext (or under the folder studio.toml's `store` names, shared
+by a team's machines) and are never modified; each is written to a temporary file in its own folder,
+fsync'd, then renamed into place, so a reader on any machine sees a whole object or none. The index
 (the `artifact` table) says which objects a job produced. Named outputs under build/
 are copies, refreshed when missing or different, so a user who edits or deletes a
 file in build/ never damages the store.
@@ -23,6 +25,7 @@ import hashlib
 import json
 import os
 import stat
+import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -32,11 +35,13 @@ from sqlalchemy import Engine
 from sqlalchemy.dialects.sqlite import insert
 from sqlmodel import Session, SQLModel, col, select
 
+from studio.core.errors import StorageError
 from studio.core.files import copy_atomic, write_atomic
 from studio.core.keys import canonical_json, sha256_bytes
 from studio.db.tables import Artifact, BuildStamp, KeyInputs, deferred, now
 from studio.plan.jobs import Job
 from studio.plan.why import Build
+from studio.project.loader import Project
 
 SUFFIXES = {
     "image/png": ".png",
@@ -56,8 +61,8 @@ class StoredObject:
 
 
 class ArtifactStore:
-    def __init__(self, state_dir: Path, engine: Engine):
-        self.objects = state_dir / "objects"
+    def __init__(self, state_dir: Path, engine: Engine, *, objects: Path | None = None):
+        self.objects = objects if objects is not None else state_dir / "objects"  # a project's: objects_folder()
         self.engine = engine
         self.later = deferred(engine)  # bookkeeping that waits for a batch (shared by the engine's users)
         self._known: dict[str, list[Artifact]] = {}  # index rows read or written, by job key ([]: none)
@@ -116,9 +121,10 @@ class ArtifactStore:
     def object_path(self, sha256: str, media_type: str) -> Path:
         return self.objects / sha256[:2] / f"{sha256}{SUFFIXES.get(media_type, '.bin')}"
 
-    def lookup(self, job_key: str) -> dict[str, StoredObject] | None:
-        """The job's objects, or None when any is missing (then the job must run again)."""
-        rows = self._known.get(job_key)
+    def lookup(self, job_key: str, *, fresh: bool = False) -> dict[str, StoredObject] | None:
+        """The job's objects, or None when any is missing (then the job must run again); `fresh` reads
+        the index from the database, not what was prefetched (another run may have made it since)."""
+        rows = None if fresh else self._known.get(job_key)
         if rows is None:
             self.later.flush()
             with Session(self.engine) as session:
@@ -240,6 +246,31 @@ class ArtifactStore:
         }
         self._build_stamps()[relative] = BuildStamp(**row)
         self.later.add(lambda session: _upsert(session, BuildStamp, [row], ("path",)))
+
+
+def objects_folder(project: Project) -> Path:
+    """Where the project's objects go, checked before a run writes any: a `store` folder (a team's
+    shared mount) must exist and take a file; it is never created, since a missing one is most often
+    a share that is not mounted, and objects written beside the mount point would be lost to the team."""
+    folder = project.objects_dir
+    if project.config.store is None:
+        return folder
+    setting = f'store = "{project.config.store}" in studio.toml'
+    if not folder.is_dir():
+        raise StorageError(
+            f"the store folder {folder} ({setting}) does not exist: mount the team's shared folder there, "
+            "or change the store setting"
+        )
+    try:
+        probe, name = tempfile.mkstemp(dir=folder, prefix=f".probe.{os.getpid()}.", suffix=".tmp")
+        os.close(probe)
+        os.unlink(name)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot write the store folder {folder} ({setting}): {exc.strerror or exc}; make it writable for "
+            "this user, or change the store setting"
+        ) from None
+    return folder
 
 
 def _unchanged(stamp: BuildStamp, seen: os.stat_result) -> bool:

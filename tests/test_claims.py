@@ -1,0 +1,232 @@
+"""Claims: a paid job another run (another machine) is making is waited for and reused, never paid twice;
+a dead holder's claim is taken over by re-attaching to the request it left open (issue 19, item 2)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from inmemory_provider import InMemoryProvider, memory_context, memory_jobs
+from sqlalchemy import Engine, update
+from sqlmodel import Session, select
+
+from studio.db.claims import CLAIM_TIMEOUT, CLAIM_TIMEOUT_ENV, Claims, Holder, JobClaim, claim_timeout
+from studio.db.tables import Generation, open_ledger
+from studio.ledger.budget import Limits
+from studio.plan.jobs import Job, Plan
+from studio.providers.base import GenerationRequest, Submission
+from studio.run import runner
+from studio.run.report import RecordingReporter
+from studio.run.runner import RunContext, run_plan
+
+A = Holder("machine-a", 101, "run-a")
+B = Holder("machine-b", 202, "run-b")
+
+
+@pytest.fixture
+def engine(tmp_path: Path, ledger_url: str | None) -> Iterator[Engine]:
+    if ledger_url is None:
+        opened = open_ledger(tmp_path / ".studio")
+    else:
+        if "database_url" not in inspect.signature(open_ledger).parameters:
+            pytest.skip("the ledger on PostgreSQL (open_ledger(database_url=)) is not in this tree yet")
+        opened = open_ledger(tmp_path / ".studio", database_url=ledger_url)  # type: ignore[call-arg]
+    try:
+        yield opened
+    finally:
+        opened.dispose()
+
+
+def _age(engine: Engine, holder: Holder, seconds: float) -> None:
+    """Make the holder's heartbeats `seconds` old, as if its machine had gone silent that long ago."""
+    with Session(engine) as session:
+        session.exec(  # type: ignore[call-overload]
+            update(JobClaim)
+            .where(JobClaim.run_id == holder.run_id)  # type: ignore[arg-type]
+            .values(heartbeat_at=datetime.now(UTC) - timedelta(seconds=seconds))
+        )
+        session.commit()
+
+
+def _beats(engine: Engine) -> dict[str, datetime]:
+    with Session(engine) as session:
+        return {row.run_id: row.heartbeat_at for row in session.exec(select(JobClaim)).all()}
+
+
+# --- the claims themselves ------------------------------------------------------------------------------------------
+
+
+def test_a_claim_is_its_first_holders_and_a_second_is_told_who_has_it(engine: Engine) -> None:
+    a, b = Claims(engine, A), Claims(engine, B)
+    assert a.claim("sheet-wren", 1) is None
+    assert a.claim("sheet-wren", 1) is None, "claiming again what it holds is fine"
+    assert b.claim("sheet-wren", 1) == A
+    assert b.claim("sheet-wren", 2) is None, "another take is another claim"
+    assert b.holder_of("sheet-wren", 1) == A
+    assert a.mine() == [("sheet-wren", 1)]
+
+
+def test_a_released_claim_goes_to_the_next_and_release_leaves_another_runs_claim_alone(engine: Engine) -> None:
+    a, b = Claims(engine, A), Claims(engine, B)
+    a.claim("plate-harbour", 1)
+    b.release("plate-harbour", 1)  # not b's: nothing happens
+    assert b.claim("plate-harbour", 1) == A
+    a.release("plate-harbour", 1)
+    assert b.claim("plate-harbour", 1) is None
+    a.claim("k1", 1), a.claim("k2", 1)
+    a.release_all()
+    assert a.mine() == []
+    assert b.mine() == [("plate-harbour", 1)]
+
+
+def test_a_holder_silent_past_the_timeout_is_taken_over_and_a_heartbeat_keeps_it(engine: Engine) -> None:
+    a, b = Claims(engine, A, timeout=60), Claims(engine, B, timeout=60)
+    a.claim("sheet-wren", 1)
+    _age(engine, A, 30)
+    assert b.claim("sheet-wren", 1) == A, "30 s of silence is inside the timeout"
+    before = _beats(engine)["run-a"]
+    assert a.heartbeat() == 1
+    assert _beats(engine)["run-a"] > before
+    _age(engine, A, 61)
+    assert b.holder_of("sheet-wren", 1) is None, "a dead holder holds nothing"
+    assert b.claim("sheet-wren", 1) is None
+    assert a.mine() == [] and b.mine() == [("sheet-wren", 1)]
+    assert a.heartbeat() == 0, "a run taken over no longer holds it"
+
+
+def test_the_timeout_comes_from_the_environment_for_tests(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CLAIM_TIMEOUT_ENV, "2.5")
+    assert claim_timeout() == 2.5
+    monkeypatch.setenv(CLAIM_TIMEOUT_ENV, "soon")
+    assert claim_timeout() == CLAIM_TIMEOUT
+
+
+# --- the runner: two machines on one ledger and one store ---------------------------------------------------------
+
+
+class SlowProvider(InMemoryProvider):
+    """Each status check takes a moment, so a second machine finds the job being made; its request ids
+    are its machine's (two in-memory providers would both start at memory-1)."""
+
+    def __init__(self, machine: str, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(**kwargs)
+        self.machine = machine
+
+    async def submit(self, request: GenerationRequest) -> Submission:
+        sent = await super().submit(request)
+        return Submission(f"{self.machine}-{sent.request_id}", reported_cost_micro=sent.reported_cost_micro)
+
+    async def poll(self, submission: Submission, request: GenerationRequest):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0.05)
+        return await super().poll(submission, request)
+
+
+def _machine(root: Path, holder: Holder, provider: InMemoryProvider) -> tuple[RunContext, RecordingReporter]:
+    """A run on its own 'machine': its own engine, store, provider and run id; the ledger file and the
+    objects folder are the other machine's too."""
+    reporter = RecordingReporter()
+    ctx = memory_context(root, provider, reporter=reporter, limits=Limits(run_id=holder.run_id))
+    ctx.claims = Claims(ctx.ledger.engine, holder)
+    return ctx, reporter
+
+
+def _shared_and_own(own: int) -> list[Job]:
+    shared, mine = memory_jobs(["Wren's character sheet", f"panel {own}"])
+    return [replace(shared, key="shared-sheet", name="sheet-wren"), replace(mine, key=f"own-{own}")]
+
+
+def _alerts(reporter: RecordingReporter) -> list[str]:
+    return [message for kind, message in reporter.events if kind == "alert"]
+
+
+def _rows(engine: Engine, job_key: str) -> list[Generation]:
+    with Session(engine) as session:
+        return list(session.exec(select(Generation).where(Generation.job_key == job_key)).all())
+
+
+def _claims_left(engine: Engine) -> list[JobClaim]:
+    with Session(engine) as session:
+        return list(session.exec(select(JobClaim)).all())
+
+
+def test_two_machines_sharing_a_job_make_it_once_and_the_second_reuses_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner, "CLAIM_RECHECK", 0.05)
+    first, second = SlowProvider("a", pending_polls=4), SlowProvider("b", pending_polls=4)
+    ctx_a, said_a = _machine(tmp_path, A, first)
+    ctx_b, said_b = _machine(tmp_path, B, second)
+
+    async def both():  # type: ignore[no-untyped-def]
+        run_a = asyncio.create_task(run_plan(Plan(1, _shared_and_own(1)), ctx_a))
+        while not first.submitted:  # machine A has sent the sheet: B starts now
+            await asyncio.sleep(0.01)
+        return await asyncio.gather(run_a, run_plan(Plan(2, _shared_and_own(2)), ctx_b))
+
+    summary_a, summary_b = asyncio.run(both())
+    sent = [r.prompt for r in first.submitted + second.submitted]
+    assert sent.count("Wren's character sheet") == 1, sent
+    assert sorted(sent) == sorted(["Wren's character sheet", "panel 1", "panel 2"])
+    outcome_a = {o.job.key: o for o in summary_a.outcomes}["shared-sheet"]
+    outcome_b = {o.job.key: o for o in summary_b.outcomes}["shared-sheet"]
+    assert (outcome_a.status, outcome_b.status) == ("generated", "cached")
+    assert outcome_b.cost_micro == 0
+    assert _alerts(said_b) == [f"waiting for sheet-wren: machine-a pid {A.pid} is making it"], "said once"
+    assert not _alerts(said_a)
+    assert [r.status for r in _rows(ctx_a.ledger.engine, "shared-sheet")] == ["completed"]
+    assert (tmp_path / "build" / "p001.png").is_file(), "B materialised A's image"
+    assert _claims_left(ctx_a.ledger.engine) == [], "every claim released at the end"
+    for ctx in (ctx_a, ctx_b):
+        ctx.ledger.engine.dispose()
+
+
+def test_a_holder_that_lets_go_without_a_result_leaves_the_job_to_the_waiter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner, "CLAIM_RECHECK", 0.05)
+    provider = InMemoryProvider(pending_polls=0)
+    ctx, said = _machine(tmp_path, B, provider)
+    holder = Claims(ctx.ledger.engine, A)
+    holder.claim("shared-sheet", 1)
+
+    async def go():  # type: ignore[no-untyped-def]
+        run = asyncio.create_task(run_plan(Plan(2, _shared_and_own(2)), ctx))
+        while not _alerts(said):
+            await asyncio.sleep(0.01)
+        assert not any(r.prompt == "Wren's character sheet" for r in provider.submitted), "nothing sent while held"
+        await asyncio.to_thread(holder.release, "shared-sheet", 1)  # A failed: no image
+        return await run
+
+    summary = asyncio.run(go())
+    assert {o.job.key: o.status for o in summary.outcomes}["shared-sheet"] == "generated"
+    assert [r.prompt for r in provider.submitted].count("Wren's character sheet") == 1
+    ctx.ledger.engine.dispose()
+
+
+def test_a_dead_holders_claim_is_taken_over_by_reattaching_to_its_open_request(tmp_path: Path) -> None:
+    provider = InMemoryProvider(pending_polls=1)
+    ctx, said = _machine(tmp_path, B, provider)
+    engine = ctx.ledger.engine
+    job = _shared_and_own(2)[0]
+    # Machine A claimed the sheet, sent it (its request id durable), then died: its heartbeat stopped.
+    Claims(engine, A).claim(job.key, job.take)
+    row = ctx.ledger.reserve(job, "memory", "memory-image", 20_000, Limits(run_id=A.run_id))
+    assert row.id is not None
+    ctx.ledger.sending(row.id)
+    ctx.ledger.submitted(row.id, "memory-dead-1")
+    _age(engine, A, CLAIM_TIMEOUT + 1)
+
+    summary = asyncio.run(run_plan(Plan(2, _shared_and_own(2)), ctx))
+    assert {o.job.key: o.status for o in summary.outcomes}["shared-sheet"] == "generated"
+    assert [r.prompt for r in provider.submitted] == ["panel 2"], "the sheet was not sent again"
+    assert "memory-dead-1" in provider.polls, "its result was fetched from A's request"
+    rows = _rows(engine, job.key)
+    assert [(r.id, r.status, r.request_id, r.run_id) for r in rows] == [(row.id, "completed", "memory-dead-1", "run-a")]
+    assert not any("waiting for" in message for message in _alerts(said)), "a dead holder is not waited for"
+    assert _claims_left(engine) == []
+    engine.dispose()
