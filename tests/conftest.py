@@ -129,6 +129,9 @@ def bfl_project(sample: Path) -> Path:
 # except in CI (CI=true) or with STUDIO_REQUIRE_POSTGRES=1, where a missing server is a failure, not a skip.
 
 
+PASSWORD_ROLE = "studio_pw"  # the one role the throwaway server asks a password of (scram-sha-256)
+
+
 @dataclass(frozen=True)
 class PostgresServer:
     url: str  # a superuser's URL to a maintenance database (postgresql://user@host:port/postgres)
@@ -202,6 +205,10 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
             capture_output=True,
             text=True,
         )
+        # Trust, except for one role that must give its password: what the tests of a wrong one log in as.
+        hba = f"local all all trust\nhost all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n"
+        hba += "host all all 127.0.0.1/32 trust\n"
+        (data / "pg_hba.conf").write_text(hba, encoding="utf-8")
         start = subprocess.run(
             [*as_user, pg_ctl, "-D", str(data), "-l", str(log), "-w", "-t", "30", "-o", options, "start"],
             capture_output=True,

@@ -1,4 +1,4 @@
-"""The hard budget holds under concurrency: threads and processes on one SQLite file."""
+"""The hard budget holds under concurrency: threads and processes on one ledger (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ def try_reserve(ledger: Ledger, name: str, estimate: int, limits: Limits | None 
     return True
 
 
-def test_64_threads_never_overshoot(tmp_path: Path) -> None:
-    engine = open_ledger(tmp_path)
+def test_64_threads_never_overshoot(tmp_path: Path, ledger_url: str | None) -> None:
+    engine = open_ledger(tmp_path, database_url=ledger_url)
     ledger = Ledger(engine)
     with Session(engine) as session:
         set_balance(session, 1_000_003, "manual")  # fits 20 holds of 50_000 with 3 micro-USD to spare
@@ -50,8 +50,8 @@ def test_64_threads_never_overshoot(tmp_path: Path) -> None:
     assert try_reserve(ledger, "exact", 3)
 
 
-def test_uneven_estimates_from_threads_and_two_processes(tmp_path: Path) -> None:
-    engine = open_ledger(tmp_path)
+def test_uneven_estimates_from_threads_and_two_processes(tmp_path: Path, ledger_url: str | None) -> None:
+    engine = open_ledger(tmp_path, database_url=ledger_url)
     with Session(engine) as session:
         set_balance(session, 777_777, "manual")
     worker = textwrap.dedent(
@@ -63,7 +63,7 @@ def test_uneven_estimates_from_threads_and_two_processes(tmp_path: Path) -> None
         from test_budget import try_reserve
         from studio.ledger.book import Ledger
         from studio.db.tables import open_ledger
-        ledger = Ledger(open_ledger(Path(sys.argv[1])))
+        ledger = Ledger(open_ledger(Path(sys.argv[1]), database_url=sys.argv[3] or None))
         prefix = sys.argv[2]
         with ThreadPoolExecutor(max_workers=8) as pool:
             results = list(pool.map(lambda i: try_reserve(ledger, f"{{prefix}}{{i}}", 10_000 + 997 * i), range(16)))
@@ -71,7 +71,11 @@ def test_uneven_estimates_from_threads_and_two_processes(tmp_path: Path) -> None
         """
     )
     processes = [
-        subprocess.Popen([sys.executable, "-c", worker, str(tmp_path), f"proc{n}-"], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", worker, str(tmp_path), f"proc{n}-", ledger_url or ""],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for n in range(2)
     ]
     ledger = Ledger(engine)
@@ -94,8 +98,8 @@ def test_uneven_estimates_from_threads_and_two_processes(tmp_path: Path) -> None
         assert standing(session).remaining_micro == 777_777 - held
 
 
-def test_completing_settles_the_actual_cost_and_frees_the_rest(tmp_path: Path) -> None:
-    engine = open_ledger(tmp_path)
+def test_completing_settles_the_actual_cost_and_frees_the_rest(tmp_path: Path, ledger_url: str | None) -> None:
+    engine = open_ledger(tmp_path, database_url=ledger_url)
     ledger = Ledger(engine)
     with Session(engine) as session:
         set_balance(session, 100_000, "manual")
@@ -112,8 +116,8 @@ def test_completing_settles_the_actual_cost_and_frees_the_rest(tmp_path: Path) -
     assert (settled.actual_micro, settled.actual_source) == (35_000, "computed")
 
 
-def test_project_budget_and_run_cap(tmp_path: Path) -> None:
-    ledger = Ledger(open_ledger(tmp_path))
+def test_project_budget_and_run_cap(tmp_path: Path, ledger_url: str | None) -> None:
+    ledger = Ledger(open_ledger(tmp_path, database_url=ledger_url))
     project_limit = Limits(project_budget_micro=100_000)
     assert try_reserve(ledger, "a", 70_000, project_limit)
     assert not try_reserve(ledger, "b", 40_000, project_limit)
@@ -123,8 +127,8 @@ def test_project_budget_and_run_cap(tmp_path: Path) -> None:
     assert try_reserve(ledger, "e", 30_000, Limits(run_cap_micro=50_000, run_id="run-2"))
 
 
-def test_refusal_names_the_limit_and_amounts(tmp_path: Path) -> None:
-    engine = open_ledger(tmp_path)
+def test_refusal_names_the_limit_and_amounts(tmp_path: Path, ledger_url: str | None) -> None:
+    engine = open_ledger(tmp_path, database_url=ledger_url)
     with Session(engine) as session:
         set_balance(session, 10_000, "manual")
     with pytest.raises(BudgetExceeded) as refused:

@@ -32,7 +32,7 @@ def try_reserve(ledger: Ledger, name: str, quota: Quota, estimate: int = 10_000)
     return True
 
 
-def test_a_daily_cap_holds_for_threads_and_two_processes(tmp_path: Path) -> None:
+def test_a_daily_cap_holds_for_threads_and_two_processes(tmp_path: Path, ledger_url: str | None) -> None:
     quota = Quota("fal", daily_requests=23)
     worker = textwrap.dedent(
         f"""
@@ -44,15 +44,17 @@ def test_a_daily_cap_holds_for_threads_and_two_processes(tmp_path: Path) -> None
         from studio.ledger.book import Ledger
         from studio.db.tables import open_ledger
         from studio.ledger.quota import Quota
-        ledger = Ledger(open_ledger(Path(sys.argv[1])))
+        ledger = Ledger(open_ledger(Path(sys.argv[1]), database_url=sys.argv[3] or None))
         with ThreadPoolExecutor(max_workers=8) as pool:
             quota = Quota("fal", daily_requests=23)
             print(sum(pool.map(lambda i: try_reserve(ledger, f"{{sys.argv[2]}}{{i}}", quota), range(20))))
         """
     )
-    ledger = Ledger(open_ledger(tmp_path))
+    ledger = Ledger(open_ledger(tmp_path, database_url=ledger_url))
     processes = [
-        subprocess.Popen([sys.executable, "-c", worker, str(tmp_path), f"p{n}-"], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", worker, str(tmp_path), f"p{n}-", ledger_url or ""], stdout=subprocess.PIPE, text=True
+        )
         for n in range(2)
     ]
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -69,8 +71,8 @@ def test_a_daily_cap_holds_for_threads_and_two_processes(tmp_path: Path) -> None
     assert try_reserve(ledger, "elsewhere", Quota("bfl", daily_requests=1))
 
 
-def test_refused_and_unsent_attempts_do_not_use_the_quota(tmp_path: Path) -> None:
-    ledger = Ledger(open_ledger(tmp_path))
+def test_refused_and_unsent_attempts_do_not_use_the_quota(tmp_path: Path, ledger_url: str | None) -> None:
+    ledger = Ledger(open_ledger(tmp_path, database_url=ledger_url))
     quota = Quota("fal", daily_requests=2)
     refused = ledger.reserve(job("a"), "fal", "fal:test", 10_000, quota=quota)
     assert refused.id is not None
@@ -82,8 +84,8 @@ def test_refused_and_unsent_attempts_do_not_use_the_quota(tmp_path: Path) -> Non
     assert not try_reserve(ledger, "e", quota)
 
 
-def test_the_daily_spend_cap_counts_settled_costs_and_open_holds(tmp_path: Path) -> None:
-    ledger = Ledger(open_ledger(tmp_path))
+def test_the_daily_spend_cap_counts_settled_costs_and_open_holds(tmp_path: Path, ledger_url: str | None) -> None:
+    ledger = Ledger(open_ledger(tmp_path, database_url=ledger_url))
     quota = Quota("bfl", daily_spend_micro=50_000)
     first = ledger.reserve(job("a"), "bfl", "bfl:test", 30_000, quota=quota)
     assert first.id is not None
@@ -96,16 +98,23 @@ def test_the_daily_spend_cap_counts_settled_costs_and_open_holds(tmp_path: Path)
     assert try_reserve(ledger, "d", quota, estimate=9_000)
 
 
-def test_yesterdays_requests_do_not_count_and_a_minute_window_slides(tmp_path: Path) -> None:
-    engine = open_ledger(tmp_path)
+def test_yesterdays_requests_do_not_count_and_a_minute_window_slides(tmp_path: Path, ledger_url: str | None) -> None:
+    engine = open_ledger(tmp_path, database_url=ledger_url)
     now = datetime(2026, 11, 21, 12, 0, 30, tzinfo=UTC)
     with Session(engine) as session:
         times = [now - timedelta(days=1), now - timedelta(seconds=50), now - timedelta(seconds=10)]
         for index, when in enumerate(times):
             session.add(
                 Generation(
-                    idempotency_key=f"k{index}", job_key=f"j{index}", phase="panel", name="p", provider="fal",
-                    model="fal:test", status="completed", actual_micro=1, created_at=when,
+                    idempotency_key=f"k{index}",
+                    job_key=f"j{index}",
+                    phase="panel",
+                    name="p",
+                    provider="fal",
+                    model="fal:test",
+                    status="completed",
+                    actual_micro=1,
+                    created_at=when,
                 )
             )
         session.commit()

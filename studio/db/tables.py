@@ -1,12 +1,17 @@
-"""The ledger database: one SQLite file at .studio/ledger.db, shared by every process.
+"""The ledger database: one SQLite file at .studio/ledger.db, shared by every process, or a team's
+PostgreSQL database (STUDIO_DATABASE_URL; studio/db/engines.py).
 
 Tables are sqlmodel classes; the schema itself is created by append-only numbered
 migrations (m001, m002, ...) so that an existing ledger is upgraded in place, never
-recreated. Money columns are integer micro-USD.
+recreated. The same migrations build both engines: they are written in SQLite's DDL,
+which `portable_ddl` says in PostgreSQL's types, and a CHECK that SQLite changes by
+rebuilding its table is altered in place on PostgreSQL. Money columns are integer micro-USD, and
+BigInteger wherever a value can pass 2**31 (PostgreSQL's driver casts each parameter to its column's type).
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import weakref
@@ -15,13 +20,21 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, event, text
+from sqlalchemy import BigInteger, Engine, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import Field, Session, SQLModel, create_engine
+from sqlmodel import Field, Session, SQLModel
 
 from studio.core.errors import StorageError
 from studio.db.claims import m014_claims
+from studio.db.engines import (
+    LedgerUnusable,
+    is_postgres,
+    portable_ddl,
+    postgres_engine,
+    postgres_unusable,
+    sqlite_engine,
+)
 
 
 def now() -> datetime:
@@ -31,7 +44,7 @@ def now() -> datetime:
 class Generation(SQLModel, table=True):
     """One attempt at one generation: a row per provider call, never updated into another."""
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
     idempotency_key: str = Field(unique=True)
     job_key: str = Field(index=True)
     phase: str
@@ -44,13 +57,14 @@ class Generation(SQLModel, table=True):
     model: str
     estimate_model: str | None = None
     status: str  # reserved, submitted, completed, failed, unknown, cancelled
-    estimate_micro: int = 0
-    held_micro: int = 0
-    reported_micro: int | None = None
-    computed_micro: int | None = None
-    actual_micro: int | None = None
+    estimate_micro: int = Field(default=0, sa_type=BigInteger)
+    held_micro: int = Field(default=0, sa_type=BigInteger)
+    reported_micro: int | None = Field(default=None, sa_type=BigInteger)
+    computed_micro: int | None = Field(default=None, sa_type=BigInteger)
+    actual_micro: int | None = Field(default=None, sa_type=BigInteger)
     actual_source: str | None = None  # reported, computed, estimate
-    would_cost_micro: int | None = None  # draft runs: what the paid model would have cost
+    # Draft runs: what the paid model would have cost.
+    would_cost_micro: int | None = Field(default=None, sa_type=BigInteger)
     run_id: str | None = None  # the `studio run` that reserved it (for --max-cost)
     poll_url: str | None = None  # where to poll, when the provider says (BFL's polling_url)
     failure: str | None = None  # rejected, expired, unknown, error
@@ -77,24 +91,24 @@ class Artifact(SQLModel, table=True):
     name: str = Field(primary_key=True)
     sha256: str
     media_type: str
-    size: int
+    size: int = Field(sa_type=BigInteger)
     created_at: datetime = Field(default_factory=now)
 
 
 class Budget(SQLModel, table=True):
     """The balance the user has, as of `set_at`; spending after that counts against it."""
 
-    id: int | None = Field(default=None, primary_key=True)
-    amount_micro: int
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
+    amount_micro: int = Field(sa_type=BigInteger)
     source: str  # manual, fal, bfl
-    after_generation_id: int  # rows with a larger id were spent after this balance was read
+    after_generation_id: int = Field(sa_type=BigInteger)  # rows with a larger id were spent after this balance
     set_at: datetime = Field(default_factory=now)
 
 
 class Alert(SQLModel, table=True):
     """Alerts already shown, so a threshold crossed once is announced once."""
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
     topic: str = Field(unique=True)
     message: str
     created_at: datetime = Field(default_factory=now)
@@ -120,7 +134,7 @@ class PanelTake(SQLModel, table=True):
 
 class ReviewEvent(SQLModel, table=True):
     __tablename__ = "review_event"
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
     track: str
     episode: int
     panel: str
@@ -156,10 +170,10 @@ class BuildStamp(SQLModel, table=True):
     __tablename__ = "build_stamp"
     path: str = Field(primary_key=True)
     sha256: str
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-    inode: int
+    size: int = Field(sa_type=BigInteger)
+    mtime_ns: int = Field(sa_type=BigInteger)
+    ctime_ns: int = Field(sa_type=BigInteger)
+    inode: int = Field(sa_type=BigInteger)
     at: datetime = Field(default_factory=now)
 
 
@@ -205,9 +219,9 @@ class Run(SQLModel, table=True):
 
 
 def m001_initial(conn: Connection) -> None:
-    conn.execute(
-        text(
-            """
+    _ddl(
+        conn,
+        """
             CREATE TABLE generation (
                 id INTEGER PRIMARY KEY,
                 idempotency_key TEXT NOT NULL UNIQUE,
@@ -238,15 +252,14 @@ def m001_initial(conn: Connection) -> None:
                 finished_at TIMESTAMP,
                 UNIQUE (job_key, take, attempt)
             )
-            """
-        )
+            """,
     )
-    conn.execute(text("CREATE INDEX ix_generation_job_key ON generation (job_key)"))
-    conn.execute(text("CREATE INDEX ix_generation_episode ON generation (episode, panel)"))
-    conn.execute(text("CREATE UNIQUE INDEX ux_generation_request ON generation (provider, request_id)"))
-    conn.execute(
-        text(
-            """
+    _ddl(conn, "CREATE INDEX ix_generation_job_key ON generation (job_key)")
+    _ddl(conn, "CREATE INDEX ix_generation_episode ON generation (episode, panel)")
+    _ddl(conn, "CREATE UNIQUE INDEX ux_generation_request ON generation (provider, request_id)")
+    _ddl(
+        conn,
+        """
             CREATE TABLE artifact (
                 job_key TEXT NOT NULL,
                 name TEXT NOT NULL,
@@ -256,18 +269,17 @@ def m001_initial(conn: Connection) -> None:
                 created_at TIMESTAMP NOT NULL,
                 PRIMARY KEY (job_key, name)
             )
-            """
-        )
+            """,
     )
 
 
 def m002_budget(conn: Connection) -> None:
-    conn.execute(text("ALTER TABLE generation ADD COLUMN run_id TEXT"))
-    conn.execute(text("ALTER TABLE generation ADD COLUMN poll_url TEXT"))
-    conn.execute(text("CREATE INDEX ix_generation_run ON generation (run_id)"))
-    conn.execute(
-        text(
-            """
+    _ddl(conn, "ALTER TABLE generation ADD COLUMN run_id TEXT")
+    _ddl(conn, "ALTER TABLE generation ADD COLUMN poll_url TEXT")
+    _ddl(conn, "CREATE INDEX ix_generation_run ON generation (run_id)")
+    _ddl(
+        conn,
+        """
             CREATE TABLE budget (
                 id INTEGER PRIMARY KEY,
                 amount_micro INTEGER NOT NULL CHECK (amount_micro >= 0),
@@ -275,31 +287,29 @@ def m002_budget(conn: Connection) -> None:
                 after_generation_id INTEGER NOT NULL,
                 set_at TIMESTAMP NOT NULL
             )
-            """
-        )
+            """,
     )
-    conn.execute(
-        text(
-            """
+    _ddl(
+        conn,
+        """
             CREATE TABLE alert (
                 id INTEGER PRIMARY KEY,
                 topic TEXT NOT NULL UNIQUE,
                 message TEXT NOT NULL,
                 created_at TIMESTAMP NOT NULL
             )
-            """
-        )
+            """,
     )
 
 
 def m003_failure_kind(conn: Connection) -> None:
-    conn.execute(text("ALTER TABLE generation ADD COLUMN failure TEXT"))
+    _ddl(conn, "ALTER TABLE generation ADD COLUMN failure TEXT")
 
 
 def m004_review(conn: Connection) -> None:
-    conn.execute(
-        text(
-            """
+    _ddl(
+        conn,
+        """
             CREATE TABLE panel_take (
                 track TEXT NOT NULL CHECK (track IN ('draft', 'final')),
                 episode INTEGER NOT NULL,
@@ -312,12 +322,11 @@ def m004_review(conn: Connection) -> None:
                 updated_at TIMESTAMP NOT NULL,
                 PRIMARY KEY (track, episode, panel, take)
             )
-            """
-        )
+            """,
     )
-    conn.execute(
-        text(
-            """
+    _ddl(
+        conn,
+        """
             CREATE TABLE review_event (
                 id INTEGER PRIMARY KEY,
                 track TEXT NOT NULL,
@@ -328,28 +337,27 @@ def m004_review(conn: Connection) -> None:
                 note TEXT,
                 at TIMESTAMP NOT NULL
             )
-            """
-        )
+            """,
     )
 
 
 def m005_sent_at(conn: Connection) -> None:
-    conn.execute(text("ALTER TABLE generation ADD COLUMN sent_at TIMESTAMP"))
+    _ddl(conn, "ALTER TABLE generation ADD COLUMN sent_at TIMESTAMP")
 
 
 def m006_routes(conn: Connection) -> None:
     # Which entry of the phase's fallback chain served the attempt (0: the first), and why the
     # entries before it did not; the index makes per-provider quota counts (per day, per minute) cheap.
-    conn.execute(text("ALTER TABLE generation ADD COLUMN route INTEGER"))
-    conn.execute(text("ALTER TABLE generation ADD COLUMN skipped TEXT"))
-    conn.execute(text("CREATE INDEX ix_generation_provider_created ON generation (provider, created_at)"))
+    _ddl(conn, "ALTER TABLE generation ADD COLUMN route INTEGER")
+    _ddl(conn, "ALTER TABLE generation ADD COLUMN skipped TEXT")
+    _ddl(conn, "CREATE INDEX ix_generation_provider_created ON generation (provider, created_at)")
 
 
 def m007_key_inputs(conn: Connection) -> None:
     # The inputs behind each key, so `studio plan --why` can say which input changed since a job's last build.
-    conn.execute(
-        text(
-            """
+    _ddl(
+        conn,
+        """
             CREATE TABLE key_inputs (
                 job_key TEXT NOT NULL,
                 episode INTEGER NOT NULL,
@@ -361,17 +369,16 @@ def m007_key_inputs(conn: Connection) -> None:
                 at TIMESTAMP NOT NULL,
                 PRIMARY KEY (job_key, episode)
             )
-            """
-        )
+            """,
     )
-    conn.execute(text("CREATE INDEX ix_key_inputs_job ON key_inputs (phase, name, episode, at)"))
+    _ddl(conn, "CREATE INDEX ix_key_inputs_job ON key_inputs (phase, name, episode, at)")
 
 
 def m008_payload_match(conn: Connection) -> None:
     # What identifies a sent request in the provider's request history, so a submit whose answer
     # was lost can be settled from that history (studio/ledger/reconcile.py).
-    conn.execute(text("ALTER TABLE generation ADD COLUMN payload_digest TEXT"))
-    conn.execute(text("ALTER TABLE generation ADD COLUMN payload_match TEXT"))
+    _ddl(conn, "ALTER TABLE generation ADD COLUMN payload_digest TEXT")
+    _ddl(conn, "ALTER TABLE generation ADD COLUMN payload_match TEXT")
 
 
 def m009_rejected_takes(conn: Connection) -> None:
@@ -385,12 +392,15 @@ def m010_quality(conn: Connection) -> None:
     # `--quality preview` / `final`: which quality each generation was made for (studio cost shows
     # preview and final spend apart), and a 'preview' review track beside draft and final. SQLite
     # cannot alter a CHECK: the two tables that name the tracks are rebuilt with their rows.
-    conn.execute(text("ALTER TABLE generation ADD COLUMN quality TEXT"))
+    _ddl(conn, "ALTER TABLE generation ADD COLUMN quality TEXT")
     tracks = "CHECK (track IN ('draft', 'preview', 'final'))"
     _rebuild_panel_take(conn, tracks, "CHECK (status IN ('pending review', 'approved', 'retake', 'rejected'))")
-    conn.execute(
-        text(
-            f"""
+    if conn.dialect.name == "postgresql":
+        _recheck(conn, "key_inputs", {"track": tracks})
+        return
+    _ddl(
+        conn,
+        f"""
             CREATE TABLE key_inputs_new (
                 job_key TEXT NOT NULL,
                 episode INTEGER NOT NULL,
@@ -402,21 +412,20 @@ def m010_quality(conn: Connection) -> None:
                 at TIMESTAMP NOT NULL,
                 PRIMARY KEY (job_key, episode)
             )
-            """
-        )
+            """,
     )
-    conn.execute(text("INSERT INTO key_inputs_new SELECT * FROM key_inputs"))
-    conn.execute(text("DROP TABLE key_inputs"))
-    conn.execute(text("ALTER TABLE key_inputs_new RENAME TO key_inputs"))
-    conn.execute(text("CREATE INDEX ix_key_inputs_job ON key_inputs (phase, name, episode, at)"))
+    _ddl(conn, "INSERT INTO key_inputs_new SELECT * FROM key_inputs")
+    _ddl(conn, "DROP TABLE key_inputs")
+    _ddl(conn, "ALTER TABLE key_inputs_new RENAME TO key_inputs")
+    _ddl(conn, "CREATE INDEX ix_key_inputs_job ON key_inputs (phase, name, episode, at)")
 
 
 def m011_build_stamps(conn: Connection) -> None:
     # The stat of each build/ file as studio wrote it, so a re-run compares stats instead of hashing
     # every output again (a user's edit or deletion changes the stat: that file is checked and restored).
-    conn.execute(
-        text(
-            """
+    _ddl(
+        conn,
+        """
             CREATE TABLE build_stamp (
                 path TEXT PRIMARY KEY,
                 sha256 TEXT NOT NULL,
@@ -426,17 +435,16 @@ def m011_build_stamps(conn: Connection) -> None:
                 inode INTEGER NOT NULL,
                 at TIMESTAMP NOT NULL
             )
-            """
-        )
+            """,
     )
 
 
 def m012_panel_scores(conn: Connection) -> None:
     # A consistency score per character of each panel take (issue 14): what `studio review`, the
     # contact sheet and `studio retake --below` read.
-    conn.execute(
-        text(
-            """
+    _ddl(
+        conn,
+        """
             CREATE TABLE panel_score (
                 track TEXT NOT NULL CHECK (track IN ('draft', 'preview', 'final')),
                 episode INTEGER NOT NULL,
@@ -451,8 +459,7 @@ def m012_panel_scores(conn: Connection) -> None:
                 created_at TIMESTAMP NOT NULL,
                 PRIMARY KEY (track, episode, panel, take, character, scorer)
             )
-            """
-        )
+            """,
     )
 
 
@@ -461,9 +468,9 @@ def m013_runs(conn: Connection) -> None:
     # the run's, not guessed from what it paid for. And a take a reviewer did not pick (`studio pick`
     # chose an earlier one) is kept as 'not picked': SQLite cannot alter a CHECK, so panel_take is
     # rebuilt with its rows, as m010 did.
-    conn.execute(
-        text(
-            """
+    _ddl(
+        conn,
+        """
             CREATE TABLE run (
                 id TEXT PRIMARY KEY,
                 episode INTEGER NOT NULL,
@@ -473,10 +480,9 @@ def m013_runs(conn: Connection) -> None:
                 finished_at TIMESTAMP,
                 outcome TEXT
             )
-            """
-        )
+            """,
     )
-    conn.execute(text("CREATE INDEX ix_run_episode ON run (episode, started_at)"))
+    _ddl(conn, "CREATE INDEX ix_run_episode ON run (episode, started_at)")
     tracks = "CHECK (track IN ('draft', 'preview', 'final'))"
     _rebuild_panel_take(
         conn, tracks, "CHECK (status IN ('pending review', 'approved', 'retake', 'rejected', 'not picked'))"
@@ -485,9 +491,12 @@ def m013_runs(conn: Connection) -> None:
 
 def _rebuild_panel_take(conn: Connection, tracks: str, statuses: str) -> None:
     """panel_take again with these CHECKs on its track and status, its rows kept (SQLite cannot alter a CHECK)."""
-    conn.execute(
-        text(
-            f"""
+    if conn.dialect.name == "postgresql":
+        _recheck(conn, "panel_take", {"track": tracks, "status": statuses})
+        return
+    _ddl(
+        conn,
+        f"""
             CREATE TABLE panel_take_new (
                 track TEXT NOT NULL {tracks},
                 episode INTEGER NOT NULL,
@@ -500,12 +509,26 @@ def _rebuild_panel_take(conn: Connection, tracks: str, statuses: str) -> None:
                 updated_at TIMESTAMP NOT NULL,
                 PRIMARY KEY (track, episode, panel, take)
             )
-            """
-        )
+            """,
     )
-    conn.execute(text("INSERT INTO panel_take_new SELECT * FROM panel_take"))
-    conn.execute(text("DROP TABLE panel_take"))
-    conn.execute(text("ALTER TABLE panel_take_new RENAME TO panel_take"))
+    _ddl(conn, "INSERT INTO panel_take_new SELECT * FROM panel_take")
+    _ddl(conn, "DROP TABLE panel_take")
+    _ddl(conn, "ALTER TABLE panel_take_new RENAME TO panel_take")
+
+
+def _recheck(conn: Connection, table: str, checks: dict[str, str]) -> None:
+    """PostgreSQL: replace the CHECK on each column in place. A rebuild would collide on the constraint
+    names the old table keeps (its `*_pkey`); an inline column CHECK is named TABLE_COLUMN_check."""
+    changes = ", ".join(
+        f"DROP CONSTRAINT {table}_{column}_check, ADD CONSTRAINT {table}_{column}_check {check}"
+        for column, check in checks.items()
+    )
+    conn.execute(text(f"ALTER TABLE {table} {changes}"))
+
+
+def _ddl(conn: Connection, sql: str) -> None:
+    """Run a migration's statement, written in SQLite's DDL, in the connection's own dialect."""
+    conn.execute(text(portable_ddl(sql, conn.dialect.name)))
 
 
 MIGRATIONS: list[Callable[[Connection], None]] = [
@@ -526,32 +549,37 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
 ]
 
 
-def open_ledger(state_dir: Path, *, objects: Path | None = None) -> Engine:
-    """Open (creating or upgrading) the ledger; safe to call from many processes at once. `objects`:
+def open_ledger(state_dir: Path, *, objects: Path | None = None, database_url: str | None = None) -> Engine:
+    """Open (creating or upgrading) the ledger; safe to call from many processes (and, on PostgreSQL, many
+    machines) at once. `database_url`: a team's PostgreSQL ledger (None: SQLite in `state_dir`). `objects`:
     the store's folder when studio.toml moves it (`store`), for the lost-ledger check."""
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot create {state_dir}: {exc.strerror or exc}") from exc
-    path = state_dir / LEDGER_FILE
-    _refuse_lost_ledger(state_dir, path, objects)
-    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
-    event.listen(engine, "connect", _sqlite_pragmas)
-    # Let `BEGIN IMMEDIATE` through: pysqlite's own transaction handling would defer it.
-    event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+    if is_postgres(database_url):
+        assert database_url is not None
+        engine = postgres_engine(database_url)
+        explain = functools.partial(postgres_unusable, database_url)
+    elif database_url is not None:
+        raise LedgerUnusable(
+            f"the ledger database URL must be postgresql://… (got {database_url.partition('://')[0]}://); "
+            "unset STUDIO_DATABASE_URL to keep the ledger in .studio/ledger.db"
+        )
+    else:
+        path = state_dir / LEDGER_FILE
+        _refuse_lost_ledger(state_dir, path, objects)  # a PostgreSQL ledger is not lost with a folder
+        engine = sqlite_engine(path)
+        explain = functools.partial(_unusable, path)
     try:
         _migrate(engine)
     except DBAPIError as exc:
         engine.dispose()
-        raise LedgerUnusable(_unusable(path, exc)) from None
+        raise LedgerUnusable(explain(exc)) from None
     return engine
 
 
 LEDGER_FILE = "ledger.db"
-
-
-class LedgerUnusable(StorageError):
-    """The ledger cannot be read or written: every command stops, saying why and the way out."""
 
 
 def _refuse_lost_ledger(state_dir: Path, path: Path, objects: Path | None = None) -> None:
@@ -588,22 +616,13 @@ def _unusable(path: Path, exc: DBAPIError) -> str:
     )
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-    dbapi_connection.isolation_level = None  # transactions are begun explicitly (above)
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
 def _migrate(engine: Engine) -> None:
     with engine.connect() as conn:  # a ledger already current (almost every command) is only read
         if _schema_version(conn) >= len(MIGRATIONS):
             return
-    with engine.begin() as conn:  # BEGIN IMMEDIATE: two processes never migrate the same ledger at once
-        conn.execute(text("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"))
+    # BEGIN IMMEDIATE, or the advisory lock: two processes (or machines) never migrate one ledger at once.
+    with engine.begin() as conn:
+        _ddl(conn, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         current = conn.execute(text("SELECT MAX(version) FROM schema_version")).scalar() or 0
         for number, migration in enumerate(MIGRATIONS, start=1):
             if number > current:
@@ -689,14 +708,14 @@ def deferred(engine: Engine) -> Deferred:
 
 
 def _schema_version(conn: Connection) -> int:
-    known = conn.execute(text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'")).first()
+    known = inspect(conn).has_table("schema_version")
     return (conn.execute(text("SELECT MAX(version) FROM schema_version")).scalar() or 0) if known else 0
 
 
 @contextmanager
-def ledger_engine(state_dir: Path) -> Iterator[Engine]:
+def ledger_engine(state_dir: Path, database_url: str | None = None, *, objects: Path | None = None) -> Iterator[Engine]:
     """Open the ledger for one command and close it afterwards (with what it deferred written)."""
-    engine = open_ledger(state_dir)
+    engine = open_ledger(state_dir, objects=objects, database_url=database_url)
     try:
         yield engine
         deferred(engine).flush()
