@@ -29,7 +29,7 @@ def show(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", hel
     if ctx.invoked_subcommand is not None:
         return
     project = open_project()
-    with ledger_engine(project.state_dir) as engine, Session(engine) as session:
+    with ledger_engine(project.state_dir, project.database_url) as engine, Session(engine) as session:
         now = standing(session)
     data = {
         "balance_micro": now.balance_micro,
@@ -69,7 +69,7 @@ def set_(amount: Annotated[str, typer.Argument(help="Your balance in USD, e.g. 1
 
     micro = parse_usd(amount, "balance")
     project = open_project()
-    with ledger_engine(project.state_dir) as engine, Session(engine) as session:
+    with ledger_engine(project.state_dir, project.database_url) as engine, Session(engine) as session:
         set_balance(session, micro, "manual")
     out.print(f"balance set to {format_usd(micro, 2)}")
 
@@ -107,6 +107,6 @@ def sync(
             amount = readers[name].balance(project.config, client)  # type: ignore[misc]
             out.print(f"{name}: {format_usd(amount, 2)}")
             total += amount
-    with ledger_engine(project.state_dir) as engine, Session(engine) as session:
+    with ledger_engine(project.state_dir, project.database_url) as engine, Session(engine) as session:
         set_balance(session, total, "+".join(chosen))
     out.print(f"balance set to {format_usd(total, 2)}")

@@ -237,7 +237,7 @@ def episode(
     project = open_project()
     chosen_panels = list(panels or [])
     check_panels(project, number, chosen_panels)
-    with ledger_engine(project.state_dir) as engine:
+    with ledger_engine(project.state_dir, project.database_url) as engine:
         chosen = episode_track(project, engine, number, track, None, None)
     judged = score_episode(
         project,

@@ -43,7 +43,7 @@ def cost(
 
     project = open_project()
     target = usd_to_micro(project.config.target_cost_per_panel)
-    with ledger_engine(project.state_dir) as engine:
+    with ledger_engine(project.state_dir, project.database_url) as engine:
         rows = Ledger(engine).rows(episode)
         to_run = _estimated_to_run(project, engine, episode)
     report = cost_report(rows, by, target, estimated_to_run_micro=to_run)

@@ -66,7 +66,7 @@ def export_episode(
     from studio.run.publish import export
 
     project = open_project()
-    with ledger_engine(project.state_dir) as engine:
+    with ledger_engine(project.state_dir, project.database_url) as engine:
         chosen = episode_track(project, engine, number, track, provider, quality)
     shown = ExportProgress(err)  # on stderr, like 'studio run': stdout keeps only the result
     with shown.progress:

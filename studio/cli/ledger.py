@@ -55,7 +55,7 @@ def show(
     if ctx.invoked_subcommand is not None:
         return
     project = open_project()
-    with ledger_engine(project.state_dir) as engine:
+    with ledger_engine(project.state_dir, project.database_url) as engine:
         rows = [r for r in Ledger(engine).rows(episode) if status is None or r.status == status]
     if as_json:
         out.print_json(json.dumps([{k: getattr(r, k) for k in SHOWN} for r in rows], default=str))
@@ -103,7 +103,7 @@ def resolve(
     if charged is None:
         raise UsageError("say what happened: --charged or --not-charged")
     project = open_project()
-    with ledger_engine(project.state_dir) as engine, Session(engine) as session:
+    with ledger_engine(project.state_dir, project.database_url) as engine, Session(engine) as session:
         row = session.get(Generation, row_id)
         if row is None or row.status not in {"unknown", "reserved"}:
             raise UsageError(f"ledger row {row_id} is not waiting to be resolved")

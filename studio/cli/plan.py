@@ -80,7 +80,7 @@ def episode(
     if explain:
         check_only(project, number, explain)
     chosen = provider or project.config.provider
-    with ledger_engine(project.state_dir) as engine:
+    with ledger_engine(project.state_dir, project.database_url) as engine:
         plan = make_plan(project, number, chosen, ids, engine, quality=quality)
         skipped = unavailable_providers(project, plan, engine)
         view = plan_rows(project, plan, ArtifactStore(project.state_dir, engine), skipped)

@@ -32,7 +32,7 @@ def providers(
     project = open_project()
     installed = installed_plugins()
     rows = []
-    with ledger_engine(project.state_dir) as engine, Session(engine) as session:
+    with ledger_engine(project.state_dir, project.database_url) as engine, Session(engine) as session:
         for name in sorted(installed):
             plugin = installed[name]
             settings = project.config.providers.get(name) or ProviderSettings()

@@ -88,7 +88,7 @@ def review(
 
     project = open_project()
     storyboard = project.episode(number)
-    with ledger_engine(project.state_dir) as engine:
+    with ledger_engine(project.state_dir, project.database_url) as engine:
         chosen = episode_track(project, engine, number, track, provider, quality)
         reviews = Reviews(engine, chosen.takes)
         latest = reviews.latest(number)
@@ -155,7 +155,7 @@ def approve(
 
     project = open_project()
     check_panels(project, number, panels)
-    with ledger_engine(project.state_dir) as engine:
+    with ledger_engine(project.state_dir, project.database_url) as engine:
         chosen = episode_track(project, engine, number, track, provider, quality)
         takes = Reviews(engine, chosen.takes).approve(number, panels)
     for panel, take in zip(panels, takes, strict=True):
@@ -193,7 +193,7 @@ def retake(
     if not panels and below is None:
         raise UsageError(f"name the panels to retake (studio retake episode {number} p004), or give --below 0.8")
     check_panels(project, number, panels or [])
-    with ledger_engine(project.state_dir) as engine:
+    with ledger_engine(project.state_dir, project.database_url) as engine:
         chosen = episode_track(project, engine, number, track, provider, quality)
         reviews = Reviews(engine, chosen.takes)
         if below is None:
@@ -332,7 +332,7 @@ def pick(
 
     project = open_project()
     check_panels(project, number, [panel])
-    with ledger_engine(project.state_dir) as engine:
+    with ledger_engine(project.state_dir, project.database_url) as engine:
         chosen = episode_track(project, engine, number, track, provider, quality)
         picked = Reviews(engine, chosen.takes).pick(number, panel, take)
     aside = f"; not picked: take {', '.join(map(str, picked.not_picked))}" if picked.not_picked else ""

@@ -33,7 +33,7 @@ def serve_command(
 
     project = open_project()
     project.episode(number)  # a missing episode is said here, not as a page that cannot load
-    with ledger_engine(project.state_dir) as engine:
+    with ledger_engine(project.state_dir, project.database_url) as engine:
         chosen = episode_track(project, engine, number, track, provider, quality)
     serve(
         project.root,

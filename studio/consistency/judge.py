@@ -38,6 +38,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -63,6 +64,7 @@ from studio.db.tables import Artifact, open_ledger
 from studio.ledger.book import Cost, Ledger
 from studio.ledger.budget import Limits
 from studio.ledger.quota import Quota
+from studio.project.loader import DATABASE_URL_ENV
 from studio.project.models import StudioConfig
 from studio.providers.gemini import (
     NOT_PROCESSED,
@@ -203,7 +205,8 @@ class JudgeScorer:
         catalog = context.catalog or load_catalog()
         self.model_id, self.entry = judge_model(catalog, context.config)
         self._state_dir = context.root / ".studio"
-        self._engine: Engine = context.engine or open_ledger(self._state_dir)
+        database_url = os.environ.get(DATABASE_URL_ENV) or context.config.database_url  # as Project.database_url
+        self._engine: Engine = context.engine or open_ledger(self._state_dir, database_url=database_url)
         self._ledger = Ledger(self._engine)
         self._http = context.http
         self._base = gemini_base_url(context.config)

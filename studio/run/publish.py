@@ -59,7 +59,7 @@ def export(
 ) -> Exported:
     """Stack the episode's lettered panels on `track` and slice them; `progress` hears of each panel and slice."""
     storyboard = project.episode(number)
-    with ledger_engine(project.state_dir) as engine:
+    with ledger_engine(project.state_dir, project.database_url) as engine:
         latest = Reviews(engine, track.takes).latest(number)
         run = _run_command(number, track, project.config.provider)
         unreviewed = _check_reviewed(number, storyboard.panels, latest, track, allow_unreviewed, run)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlalchemy.dialects.sqlite import insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col, select
 
 from studio.core.errors import StorageError
@@ -286,11 +286,13 @@ def _upsert(session: Session, table: type[SQLModel], rows: list[dict], keys: tup
     """Insert the rows, or update those already there (one statement for them all)."""
     if not rows:
         return
+    connection = session.connection()
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert  # the same upsert API
     statement = insert(table.__table__)  # type: ignore[attr-defined]
     statement = statement.on_conflict_do_update(
         index_elements=list(keys), set_={name: statement.excluded[name] for name in rows[0] if name not in keys}
     )
-    session.connection().execute(statement, rows)
+    connection.execute(statement, rows)
 
 
 # Made once and shared by every episode that uses them: their last build may be another episode's.

@@ -142,7 +142,7 @@ def make_app(project_root: Path, episode: int, track: str, token: str) -> Starle
         unknown = [p for p in panels if p not in known]
         if unknown:
             return JSONResponse({"error": f"not panels of episode {episode}: {', '.join(unknown)}"}, 400)
-        with ledger_engine(loaded.state_dir) as engine:
+        with ledger_engine(loaded.state_dir, loaded.database_url) as engine:
             reviews = Reviews(engine, track)
             takes = reviews.approve(episode, panels) if action == "approve" else reviews.retake(episode, panels, note)
         return JSONResponse({"action": action, "panels": dict(zip(panels, takes, strict=True))})
@@ -151,7 +151,7 @@ def make_app(project_root: Path, episode: int, track: str, token: str) -> Starle
         loaded = project()
         if panel not in {p.id for p in loaded.episode(episode).panels}:
             return JSONResponse({"error": f"not a panel of episode {episode}: {panel}"}, 400)
-        with ledger_engine(loaded.state_dir) as engine:
+        with ledger_engine(loaded.state_dir, loaded.database_url) as engine:
             picked = Reviews(engine, track).pick(episode, panel, take)
         return JSONResponse(
             {"action": "pick", "panel": panel, "take": picked.take, "not_picked": list(picked.not_picked)}
@@ -239,7 +239,7 @@ def _version(path: Path) -> int | None:
 
 def _state(project: Project, storyboard: Storyboard, episode: int, track: str, token: str) -> dict[str, Any]:
     """Each panel's review state, its takes and lettered image (URLs with the token), and what it cost."""
-    with ledger_engine(project.state_dir) as engine:
+    with ledger_engine(project.state_dir, project.database_url) as engine:
         reviews = Reviews(engine, track)
         latest = reviews.latest(episode)
         history = {panel.id: reviews.takes(episode, panel.id) for panel in storyboard.panels}
