@@ -257,6 +257,13 @@ def test_a_missing_database_says_how_to_create_it(tmp_path: Path, postgres_serve
         open_ledger(tmp_path, database_url=url)
 
 
+def test_an_unknown_user_is_a_refused_login(tmp_path: Path, postgres_server) -> None:  # type: ignore[no-untyped-def]
+    url = make_url(postgres_server.url).set(username="nobody_here", password="pw-of-nobody")
+    with pytest.raises(LedgerUnusable, match=r"refused the login .*STUDIO_DATABASE_URL") as refused:
+        open_ledger(tmp_path, database_url=url.render_as_string(hide_password=False))
+    assert "pw-of-nobody" not in str(refused.value)
+
+
 def test_the_cli_reports_a_wrong_password_in_one_line(sample: Path, studio_process, postgres_server) -> None:  # type: ignore[no-untyped-def]
     """A server that asks this role for its password, given a wrong one, through `studio`."""
     postgres_server.admin(f"DROP ROLE IF EXISTS {PASSWORD_ROLE}")

@@ -78,12 +78,16 @@ def postgres_unusable(url: str, exc: DBAPIError) -> str:
         reason = reason.replace(str(password), "***")
     where = shown(url)
     lowered = reason.lower()
-    if "password" in lowered or "authentication failed" in lowered:
+    if (
+        "password" in lowered
+        or "authentication failed" in lowered
+        or re.search(r'role "[^"]*" does not exist', lowered)
+    ):
         return (
             f"the ledger database {where} refused the login ({reason}); give the right user and password in "
             f"STUDIO_DATABASE_URL (or PGPASSWORD)"
         )
-    if "does not exist" in lowered and "database" in lowered:
+    if re.search(r'database "[^"]*" does not exist', lowered):
         name = make_url(url).database or "the database"
         return f"the ledger database {where} does not exist ({reason}); create it (createdb {name}) or correct the URL"
     if "lock timeout" in lowered:
