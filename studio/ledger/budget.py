@@ -1,7 +1,8 @@
 """Where the money stands, and the check every paid call must pass first.
 
 Three limits, all optional, all checked in the same transaction as the reservation
-they guard (so concurrent jobs, threads or processes can never overshoot together):
+they guard, which takes the whole ledger for itself (studio/db/engines.py), so concurrent jobs,
+threads, processes or machines can never overshoot together:
 
 - the balance the user has (`studio budget set`/`sync`): balance − spent since − held
 - the project budget (`budget` in studio.toml): everything ever spent + held

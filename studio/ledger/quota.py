@@ -1,7 +1,8 @@
 """Per-provider quotas, counted from the ledger so they hold across runs and processes.
 
-Checked in the same `BEGIN IMMEDIATE` transaction as the reservation they guard, like the
-budget: two processes sharing a daily cap of K requests make K between them, never K + 1.
+Checked in the same serialised transaction as the reservation they guard, like the budget
+(SQLite's `BEGIN IMMEDIATE`, the ledger's advisory lock on PostgreSQL: studio/db/engines.py): two
+processes, or two machines, sharing a daily cap of K requests make K between them, never K + 1.
 A day is a UTC day. A request counts from its reservation (so one in flight in another
 process counts) unless nothing was sent or the provider refused it outright.
 """
