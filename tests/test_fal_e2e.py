@@ -266,7 +266,7 @@ def test_a_second_run_in_the_same_project_is_refused_until_the_first_ends(fal_pr
         assert _wait_for(lambda: len(fake_fal.submissions) >= 1)
         second = studio(fal_project, fake_fal, "run", "episode", "1", "--provider", "fal")
         assert second.returncode == 1
-        assert f"another 'studio run' is working in this project (process {first.pid})" in second.stderr
+        assert f"episode 1 is being run by studio on {os.uname().nodename} (process {first.pid})" in second.stderr
         assert "Traceback" not in second.stderr
         assert len({r["run_id"] for r in ledger(fal_project)}) == 1, "only the first run reserved or sent anything"
     finally:

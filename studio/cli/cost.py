@@ -74,7 +74,7 @@ def _estimated_to_run(project: Project, engine, episode: int | None) -> int:  # 
     provider = project.config.provider
     if provider == "draft":
         provider = project.catalog.get(project.catalog.resolve(project.config.models.primary("panel")) or "").provider
-    store = ArtifactStore(project.state_dir, engine)
+    store = ArtifactStore(project.state_dir, engine, objects=project.objects_dir)
     numbers = [episode] if episode is not None else sorted(project.episodes)
     total = 0
     for number in numbers:

@@ -102,8 +102,15 @@ def resolve(
 
     if charged is None:
         raise UsageError("say what happened: --charged or --not-charged")
+    from studio.run.lock import ledger_lock
+
     project = open_project()
-    with ledger_engine(project.state_dir, project.database_url) as engine, Session(engine) as session:
+    # Under every run's lock, as reconcile: a running episode may be sending or settling this very row.
+    with (
+        ledger_engine(project.state_dir, project.database_url, objects=project.objects_dir) as engine,
+        ledger_lock(project.state_dir, engine, "studio ledger resolve"),
+        Session(engine) as session,
+    ):
         row = session.get(Generation, row_id)
         if row is None or row.status not in {"unknown", "reserved"}:
             raise UsageError(f"ledger row {row_id} is not waiting to be resolved")
@@ -140,15 +147,18 @@ def reconcile(
     from studio.ledger.reconcile import Reconciler, check_by_hand, open_unknowns
     from studio.providers.base import ProviderContext
     from studio.providers.registry import get_provider, installed_plugins
-    from studio.run.lock import project_run_lock
+    from studio.run.lock import ledger_lock
 
     project = open_project()
     plugins = installed_plugins()
     if provider is not None and provider not in plugins:
         raise UsageError(f"--provider: unknown provider '{provider}' (available: {', '.join(sorted(plugins))})")
     names = [provider] if provider else sorted(plugins)
-    # Under the run lock: no run is sending (or settling) these rows meanwhile.
-    with project_run_lock(project.state_dir), ledger_engine(project.state_dir) as engine:
+    # Under every run's lock: no run of any episode is sending (or settling) these rows meanwhile.
+    with (
+        ledger_engine(project.state_dir, project.database_url, objects=project.objects_dir) as engine,
+        ledger_lock(project.state_dir, engine, "studio ledger reconcile"),
+    ):
         ledger = Ledger(engine)
         rows = open_unknowns(ledger, names)
         if not rows:

@@ -83,7 +83,7 @@ def episode(
     with ledger_engine(project.state_dir, project.database_url) as engine:
         plan = make_plan(project, number, chosen, ids, engine, quality=quality)
         skipped = unavailable_providers(project, plan, engine)
-        view = plan_rows(project, plan, ArtifactStore(project.state_dir, engine), skipped)
+        view = plan_rows(project, plan, ArtifactStore(project.state_dir, engine, objects=project.objects_dir), skipped)
         if why:
             _add_reasons(plan, view, engine, chosen, explain, quality)
     if as_json:

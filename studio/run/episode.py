@@ -19,6 +19,7 @@ from studio.catalog.catalog import Catalog
 from studio.core.errors import StudioError
 from studio.core.files import sweep_stale_temps
 from studio.core.money import usd_to_micro
+from studio.db.claims import Claims, Holder
 from studio.db.tables import open_ledger
 from studio.ledger.book import Ledger
 from studio.ledger.budget import Limits
@@ -33,10 +34,10 @@ from studio.review.notes import retake_notes
 from studio.review.takes import Reviews, track_of
 from studio.review.tracks import finish_run, start_run
 from studio.run.local_jobs import LOCAL_RENDERERS, contact_preparer, score_recorder, warm_up
-from studio.run.lock import project_run_lock
+from studio.run.lock import episode_scope, run_lock
 from studio.run.routing import ProviderPool, ProviderSetup
 from studio.run.runner import Reporter, RunContext, Summary, run_plan
-from studio.run.store import ArtifactStore
+from studio.run.store import ArtifactStore, objects_folder
 
 
 @dataclass(frozen=True)
@@ -92,24 +93,40 @@ def check_only(project: Project, number: int, only: frozenset[str] | None) -> No
 def run_episode(project: Project, number: int, options: RunOptions, reporter: Reporter) -> Summary:
     provider_name = options.provider or project.config.provider
     check_only(project, number, options.only)
-    with project_run_lock(project.state_dir):
-        return _run_locked(project, number, provider_name, options, reporter)
+    objects_folder(project)  # a shared store that is not mounted, or not writable, is refused first
+    engine = project_ledger(project)
+    try:
+        # Per episode: runs of other episodes may go on meanwhile (here or on other machines sharing
+        # the ledger); the claims make what they share once.
+        with run_lock(project.state_dir, engine, episode_scope(number)):
+            return _run_locked(project, engine, number, provider_name, options, reporter)
+    finally:
+        engine.dispose()
 
 
-def _run_locked(project: Project, number: int, provider_name: str, options: RunOptions, reporter: Reporter) -> Summary:
+def project_ledger(project: Project) -> Engine:
+    """The project's ledger, its lost-ledger check looking in the project's store."""
+    return open_ledger(project.state_dir, objects=project.objects_dir, database_url=project.database_url)
+
+
+def _run_locked(
+    project: Project, engine: Engine, number: int, provider_name: str, options: RunOptions, reporter: Reporter
+) -> Summary:
     built = {}
     if provider_name != CHAIN:  # one provider: a missing key or unknown name is refused before planning
         built[provider_name] = build_provider(project, provider_name)
-    engine = open_ledger(project.state_dir)
-    for folder in (project.build_dir, project.state_dir / "objects"):
-        sweep_stale_temps(folder)
+    sweep_stale_temps(project.build_dir)
+    if project.config.store is None:
+        # Only a store of this machine's: a shared one's temporary files may be another machine's
+        # writes in progress, whose pids mean nothing here.
+        sweep_stale_temps(project.objects_dir)
     cpu_pool = _cpu_pool()
     try:
         plan = make_plan(project, number, provider_name, options.only, engine, options.force, options.quality)
         pool = provider_pool(project, plan, provider_name, options, built)
         track = track_of(provider_name, options.quality)
         reviews = Reviews(engine, track)
-        store = ArtifactStore(project.state_dir, engine)
+        store = ArtifactStore(project.state_dir, engine, objects=project.objects_dir)
         store.expect(plan.jobs, track)  # each job's key inputs are stored with it, for `studio plan --why`
         ctx = run_context(
             project,
@@ -142,7 +159,6 @@ def _run_locked(project: Project, number: int, provider_name: str, options: RunO
         return summary
     finally:
         cpu_pool.shutdown(wait=True, cancel_futures=True)
-        engine.dispose()
 
 
 def run_context(
@@ -157,6 +173,7 @@ def run_context(
     """How a run pays and records its jobs: the project's budget and this run's cap, the ledger,
     the store, and who settles a lost submit. Shared by episode runs and the variation test, so
     both reserve, pay and reuse by the same rules; `extra` holds a run's own hooks."""
+    run_id = uuid.uuid4().hex
     return RunContext(
         root=project.root,
         pool=pool,
@@ -169,8 +186,9 @@ def run_context(
         limits=Limits(
             project_budget_micro=usd_to_micro(project.config.budget) if project.config.budget is not None else None,
             run_cap_micro=options.max_cost_micro,
-            run_id=uuid.uuid4().hex,
+            run_id=run_id,
         ),
+        claims=Claims(engine, Holder.this_process(run_id)),
         target_per_panel_micro=usd_to_micro(project.config.target_cost_per_panel),
         resubmit_expired=options.resubmit_expired,
         retry_rejected=options.retry_rejected,
@@ -203,9 +221,7 @@ def provider_pool(
     if first_error is not None and (provider_name != CHAIN or not providers):
         raise first_error
     setup = {name: _setup(project, name, provider, options) for name, provider in providers.items()}
-    return ProviderPool(
-        providers, setup, down=down, fallback_on_rejection=project.config.models.fallback_on_rejection
-    )
+    return ProviderPool(providers, setup, down=down, fallback_on_rejection=project.config.models.fallback_on_rejection)
 
 
 def unavailable_providers(project: Project, plan: Plan, engine: Engine) -> dict[str, str]:

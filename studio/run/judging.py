@@ -25,7 +25,7 @@ from studio.plan.jobs import Job, Phase
 from studio.project.loader import Project
 from studio.review.tracks import Track
 from studio.run.episode import make_plan
-from studio.run.lock import project_run_lock
+from studio.run.lock import episode_scope, run_lock
 from studio.run.store import ArtifactStore
 
 
@@ -50,10 +50,14 @@ def score_episode(
 ) -> list[JudgedTake]:
     """The current take of each panel (all when `panels` is empty) with characters in frame, scored by
     `scorer_name` and recorded; panels whose take is not made yet are left out."""
-    with project_run_lock(project.state_dir), ledger_engine(project.state_dir) as engine:
+    # The episode's lock, as its run's: a run of it records scores too. Other episodes may run meanwhile.
+    with (
+        ledger_engine(project.state_dir, project.database_url, objects=project.objects_dir) as engine,
+        run_lock(project.state_dir, engine, episode_scope(number)),
+    ):
         plan = make_plan(project, number, track.provider, engine=engine, quality=track.quality)
         jobs = [job for job in plan.jobs if job.phase is Phase.SCORE and (not panels or job.panel in panels)]
-        store = ArtifactStore(project.state_dir, engine)
+        store = ArtifactStore(project.state_dir, engine, objects=project.objects_dir)
         made = [(job, found) for job in jobs if (found := _inputs(job, store)) is not None]
         if not made:
             raise UsageError(

@@ -66,7 +66,7 @@ def export(
         approved = frozenset(p.id for p in storyboard.panels) - set(unreviewed)
         letters, takes = _letters(project, number, track, engine, approved)
         labels = labelling(project.config.export, track, takes, engine, project.root)
-        store = ArtifactStore(project.state_dir, engine)
+        store = ArtifactStore(project.state_dir, engine, objects=project.objects_dir)
         missing, panels = [], []
         for panel in storyboard.panels:
             objects = store.lookup(letters[panel.id].key)

@@ -5,7 +5,7 @@ same provider pool (a missing key or an unknown provider is refused before anyth
 the same `run_context` (budget and `--max-cost` checked and the money reserved before every paid
 call, the ledger row written, lost submits settled from the provider's history), the same artifact
 store (a variation already made is reused by its key and costs nothing again), under the same
-project lock.
+lock (its own: one variation test at a time, beside any episode runs).
 
 Each picture made is then scored against the character's model sheet by the scorer `--scorer` or
 `[consistency] scorer` names (studio/consistency/). The draft draws the figure exactly where the
@@ -31,7 +31,6 @@ from studio.consistency.base import Score, ScorerContext, Subject
 from studio.consistency.scorers import get_scorer
 from studio.consistency.subjects import staged_boxes
 from studio.core.files import write_atomic
-from studio.db.tables import open_ledger
 from studio.ledger.book import Ledger
 from studio.ledger.budget import BudgetExceeded
 from studio.plan.jobs import CHAIN
@@ -46,10 +45,10 @@ from studio.plan.variations import (
 )
 from studio.project.loader import Project
 from studio.render.variation_sheet import SheetCell, render_variation_sheet
-from studio.run.episode import RunOptions, build_provider, provider_pool, run_context
-from studio.run.lock import project_run_lock
+from studio.run.episode import RunOptions, build_provider, project_ledger, provider_pool, run_context
+from studio.run.lock import VARIATION_TEST, run_lock
 from studio.run.runner import Reporter, Summary, run_plan
-from studio.run.store import ArtifactStore
+from studio.run.store import ArtifactStore, objects_folder
 
 MADE = ("generated", "cached")
 
@@ -150,9 +149,9 @@ def plan_test(project: Project, options: VariationOptions) -> VariationPlan:
 
 def made_already(project: Project, planned: VariationPlan) -> set[str]:
     """The keys of the test's jobs the store holds (reused for free when it runs)."""
-    engine = open_ledger(project.state_dir)
+    engine = project_ledger(project)
     try:
-        store = ArtifactStore(project.state_dir, engine)
+        store = ArtifactStore(project.state_dir, engine, objects=project.objects_dir)
         return {job.key for job in planned.plan.jobs if store.indexed(job.key)}
     finally:
         engine.dispose()
@@ -161,14 +160,15 @@ def made_already(project: Project, planned: VariationPlan) -> set[str]:
 def run_variation_test(project: Project, options: VariationOptions, reporter: Reporter) -> VariationReport:
     provider = options.provider or project.config.provider
     run_options = RunOptions(provider=provider, concurrency=options.concurrency, max_cost_micro=options.max_cost_micro)
-    with project_run_lock(project.state_dir):
-        # As `studio run` does: one provider that cannot be built (no key, unknown) is refused first.
-        built = {provider: build_provider(project, provider)} if provider != CHAIN else {}
-        planned = plan_test(project, options)
-        engine = open_ledger(project.state_dir)
-        try:
+    objects_folder(project)  # a shared store that is not mounted, or not writable, is refused first
+    engine = project_ledger(project)
+    try:
+        with run_lock(project.state_dir, engine, VARIATION_TEST):
+            # As `studio run` does: one provider that cannot be built (no key, unknown) is refused first.
+            built = {provider: build_provider(project, provider)} if provider != CHAIN else {}
+            planned = plan_test(project, options)
             pool = provider_pool(project, planned.plan, provider, run_options, built)
-            store = ArtifactStore(project.state_dir, engine)
+            store = ArtifactStore(project.state_dir, engine, objects=project.objects_dir)
             ctx = run_context(project, engine, pool, store, reporter, run_options)
             # The scorer is built before anything is paid for (an unknown one is refused first); a paid
             # one's calls count against the run's limits (--max-cost) with its pictures.
@@ -180,8 +180,8 @@ def run_variation_test(project: Project, options: VariationOptions, reporter: Re
             results = [_scored(project, planned, p, scorer, p.job.key in made) for p in planned.variations]
             keys = {job.key for job in planned.plan.jobs}
             recorded = sum(row.actual_micro or 0 for row in Ledger(engine).rows() if row.job_key in keys)
-        finally:
-            engine.dispose()
+    finally:
+        engine.dispose()
     scoring = sum(r.score.cost_micro for r in results if r.score is not None)
     character = project.characters[planned.character]
     consistency = project.config.consistency
