@@ -12,6 +12,7 @@ pulled back to the larger of red and blue, so no green fringe survives against a
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +58,37 @@ def compose(
     size: tuple[int, int],
 ) -> bytes:
     """The plate framed to the panel, with each keyed cutout where its staging entry puts it."""
-    w, h = size
+    canvas = framed_plate(plate, size)
+    for figure in placed_figures(cutouts, shot, angle, size):
+        canvas.paste(figure.image, (figure.left, figure.top), figure.image)
+    return png_bytes(canvas)  # an intermediate: fast to encode; exports pay for small files
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A keyed figure as the compositor pastes it (a layered export keeps it as a layer of its own)."""
+
+    index: int  # its cutout's (and staging entry's) place in the panel's list
+    image: Image.Image  # RGBA: the figure alone, cut to its alpha and scaled
+    left: int
+    top: int
+
+
+def framed_plate(plate: Path, size: tuple[int, int]) -> Image.Image:
+    """The location plate cropped and scaled to fill the panel."""
     with Image.open(plate) as source:
-        canvas = ImageOps.fit(source.convert("RGB"), (w, h), Image.Resampling.LANCZOS)
+        return ImageOps.fit(source.convert("RGB"), size, Image.Resampling.LANCZOS)
+
+
+def placed_figures(
+    cutouts: Sequence[tuple[Mapping[str, Any], Path, str]], shot: str, angle: str, size: tuple[int, int]
+) -> list[Placed]:
+    """Each cutout keyed out and scaled to where its staging entry puts it, back to front (pasting order)."""
+    w, h = size
     # Upright even at a dutch angle: unlike the draft painter this does not turn the picture, so
     # there staging's (turned) head boxes are off by the turn. Changing that changes composites.
     placements = stage(w, h, shot, angle, [entry for entry, _, _ in cutouts])
+    placed = []
     for placement in back_to_front(placements):
         _, path, key = cutouts[placement.index]
         with Image.open(path) as cut:
@@ -74,8 +100,8 @@ def compose(
         cx, top, height = placement.cx, placement.top, placement.height
         scale = height / figure.height
         figure = figure.resize((max(1, round(figure.width * scale)), max(1, round(height))), Image.Resampling.LANCZOS)
-        canvas.paste(figure, (round(cx - figure.width / 2), round(top)), figure)
-    return png_bytes(canvas)  # an intermediate: fast to encode; exports pay for small files
+        placed.append(Placed(placement.index, figure, round(cx - figure.width / 2), round(top)))
+    return placed
 
 
 def pack(references: Sequence[tuple[str, Path]], cell: int = PACK_CELL) -> bytes:

@@ -64,7 +64,7 @@ def export(
         run = _run_command(number, track, project.config.provider)
         unreviewed = _check_reviewed(number, storyboard.panels, latest, track, allow_unreviewed, run)
         approved = frozenset(p.id for p in storyboard.panels) - set(unreviewed)
-        letters, takes = _letters(project, number, track, engine, approved)
+        letters, takes, jobs = _letters(project, number, track, engine, approved)
         labels = labelling(project.config.export, track, takes, engine, project.root)
         store = ArtifactStore(project.state_dir, engine, objects=project.objects_dir)
         missing, panels = [], []
@@ -76,7 +76,8 @@ def export(
             gap = _gap(panel.gap_after, project.config.master_scale)
             made = panel_from_png(panel.id, objects["image"].path, gap, _keep_boxes(objects))
             panels.append(_without_previz_marks(made, takes.get(panel.id)))
-        layered = psd_inputs(store, letters, [p.panel_id for p in panels], psd_dir) if psd_dir and not missing else {}
+        ids = [p.panel_id for p in panels]
+        layered = psd_inputs(store, letters, ids, psd_dir, jobs) if psd_dir and not missing else {}
     if missing:
         raise NotMadeYet(
             f"episode {number} has panels not made yet or changed since the last run on the {track.name} track "
@@ -119,9 +120,10 @@ def _check_reviewed(
 
 def _letters(
     project: Project, number: int, track: Track, engine: Engine, approved: frozenset[str]
-) -> tuple[dict[str, Job], dict[str, Job]]:
-    """Each panel's lettering job on the track, and the take it letters, as the run plans them. A final
-    finishes the approved previews; any other panel of that track goes out as its preview."""
+) -> tuple[dict[str, Job], dict[str, Job], dict[str, Job]]:
+    """Each panel's lettering job on the track, and the take it letters, as the run plans them, and every
+    planned job by key (a layered export finds a take's composite among them). A final finishes the
+    approved previews; any other panel of that track goes out as its preview."""
     if track.quality != "final":
         plans = [make_plan(project, number, track.provider, engine=engine, quality=track.quality)]
     else:
@@ -132,13 +134,15 @@ def _letters(
         ]
     letters: dict[str, Job] = {}
     takes: dict[str, Job] = {}
+    jobs: dict[str, Job] = {}
     for plan in plans:
         for job in plan.jobs:
+            jobs[job.key] = job
             if job.phase is Phase.LETTER and job.panel is not None:
                 letters[job.panel] = job
             elif job.phase is Phase.PANEL and job.panel is not None:
                 takes[job.panel] = job
-    return letters, takes
+    return letters, takes, jobs
 
 
 def _others(project: Project, number: int, panels: frozenset[str]) -> frozenset[str]:
