@@ -17,25 +17,30 @@ from sqlmodel import Session, select
 
 from studio.db.claims import CLAIM_TIMEOUT, CLAIM_TIMEOUT_ENV, Claims, Holder, JobClaim, claim_timeout
 from studio.db.tables import Generation, open_ledger
+from studio.ledger.book import Ledger
 from studio.ledger.budget import Limits
 from studio.plan.jobs import Job, Plan
 from studio.providers.base import GenerationRequest, Submission
 from studio.run import runner
 from studio.run.report import RecordingReporter
 from studio.run.runner import RunContext, run_plan
+from studio.run.store import ArtifactStore
 
 A = Holder("machine-a", 101, "run-a")
 B = Holder("machine-b", 202, "run-b")
 
 
+def _open(state_dir: Path, url: str | None) -> Engine:
+    if url is None:
+        return open_ledger(state_dir)
+    if "database_url" not in inspect.signature(open_ledger).parameters:
+        pytest.skip("the ledger on PostgreSQL (open_ledger(database_url=)) is not in this tree yet")
+    return open_ledger(state_dir, database_url=url)  # type: ignore[call-arg]
+
+
 @pytest.fixture
 def engine(tmp_path: Path, ledger_url: str | None) -> Iterator[Engine]:
-    if ledger_url is None:
-        opened = open_ledger(tmp_path / ".studio")
-    else:
-        if "database_url" not in inspect.signature(open_ledger).parameters:
-            pytest.skip("the ledger on PostgreSQL (open_ledger(database_url=)) is not in this tree yet")
-        opened = open_ledger(tmp_path / ".studio", database_url=ledger_url)  # type: ignore[call-arg]
+    opened = _open(tmp_path / ".studio", ledger_url)
     try:
         yield opened
     finally:
@@ -126,11 +131,17 @@ class SlowProvider(InMemoryProvider):
         return await super().poll(submission, request)
 
 
-def _machine(root: Path, holder: Holder, provider: InMemoryProvider) -> tuple[RunContext, RecordingReporter]:
-    """A run on its own 'machine': its own engine, store, provider and run id; the ledger file and the
-    objects folder are the other machine's too."""
+def _machine(
+    root: Path, holder: Holder, provider: InMemoryProvider, url: str | None = None
+) -> tuple[RunContext, RecordingReporter]:
+    """A run on its own 'machine': its own engine, store, provider and run id; the ledger (the file, or the
+    PostgreSQL database at `url`) and the objects folder are the other machine's too."""
     reporter = RecordingReporter()
     ctx = memory_context(root, provider, reporter=reporter, limits=Limits(run_id=holder.run_id))
+    if url is not None:
+        ctx.ledger.engine.dispose()
+        engine = _open(root / ".studio", url)
+        ctx.store, ctx.ledger = ArtifactStore(root / ".studio", engine), Ledger(engine)
     ctx.claims = Claims(ctx.ledger.engine, holder)
     return ctx, reporter
 
@@ -155,12 +166,12 @@ def _claims_left(engine: Engine) -> list[JobClaim]:
 
 
 def test_two_machines_sharing_a_job_make_it_once_and_the_second_reuses_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ledger_url: str | None
 ) -> None:
     monkeypatch.setattr(runner, "CLAIM_RECHECK", 0.05)
     first, second = SlowProvider("a", pending_polls=4), SlowProvider("b", pending_polls=4)
-    ctx_a, said_a = _machine(tmp_path, A, first)
-    ctx_b, said_b = _machine(tmp_path, B, second)
+    ctx_a, said_a = _machine(tmp_path, A, first, ledger_url)
+    ctx_b, said_b = _machine(tmp_path, B, second, ledger_url)
 
     async def both():  # type: ignore[no-untyped-def]
         run_a = asyncio.create_task(run_plan(Plan(1, _shared_and_own(1)), ctx_a))
@@ -208,9 +219,11 @@ def test_a_holder_that_lets_go_without_a_result_leaves_the_job_to_the_waiter(
     ctx.ledger.engine.dispose()
 
 
-def test_a_dead_holders_claim_is_taken_over_by_reattaching_to_its_open_request(tmp_path: Path) -> None:
+def test_a_dead_holders_claim_is_taken_over_by_reattaching_to_its_open_request(
+    tmp_path: Path, ledger_url: str | None
+) -> None:
     provider = InMemoryProvider(pending_polls=1)
-    ctx, said = _machine(tmp_path, B, provider)
+    ctx, said = _machine(tmp_path, B, provider, ledger_url)
     engine = ctx.ledger.engine
     job = _shared_and_own(2)[0]
     # Machine A claimed the sheet, sent it (its request id durable), then died: its heartbeat stopped.
