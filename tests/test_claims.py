@@ -19,6 +19,7 @@ from studio.db.claims import CLAIM_TIMEOUT, CLAIM_TIMEOUT_ENV, Claims, Holder, J
 from studio.db.tables import Generation, open_ledger
 from studio.ledger.book import Ledger
 from studio.ledger.budget import Limits
+from studio.ledger.reconcile import NeverRan, SentRecord
 from studio.plan.jobs import Job, Plan
 from studio.providers.base import GenerationRequest, Submission
 from studio.run import runner
@@ -242,4 +243,40 @@ def test_a_dead_holders_claim_is_taken_over_by_reattaching_to_its_open_request(
     assert [(r.id, r.status, r.request_id, r.run_id) for r in rows] == [(row.id, "completed", "memory-dead-1", "run-a")]
     assert not any("waiting for" in message for message in _alerts(said)), "a dead holder is not waited for"
     assert _claims_left(engine) == []
+    engine.dispose()
+
+
+class Historian(InMemoryProvider):
+    """The in-memory provider with a request history that says 'never ran' of every row it is asked about."""
+
+    def __init__(self) -> None:
+        super().__init__(pending_polls=0)
+        self.asked: list[int] = []
+
+    async def prepare(self, request: GenerationRequest) -> SentRecord:
+        return SentRecord("digest-" + request.prompt, "{}")
+
+    async def reconcile(self, rows, claimed):  # type: ignore[no-untyped-def]
+        self.asked.extend(r.id for r in rows)
+        return {r.id: NeverRan("not in the history") for r in rows}
+
+
+def test_a_run_leaves_alone_the_send_another_live_run_is_making(tmp_path: Path) -> None:
+    provider = Historian()
+    ctx, _ = _machine(tmp_path, B, provider)
+    ctx.reconcilers = {"memory": provider}
+    engine = ctx.ledger.engine
+    sheet, own = _shared_and_own(2)
+    # Machine A (alive) is sending the sheet right now: reserved, sent, its answer not back yet.
+    Claims(engine, A).claim(sheet.key, sheet.take)
+    row = ctx.ledger.reserve(sheet, "memory", "memory-image", 20_000, Limits(run_id=A.run_id))
+    assert row.id is not None
+    ctx.ledger.sending(row.id)
+
+    asyncio.run(run_plan(Plan(2, [own]), ctx))
+    assert row.id not in provider.asked, "not reconciled from under the run sending it"
+    assert ctx.ledger.get(row.id).status == "reserved"
+    _age(engine, A, CLAIM_TIMEOUT + 1)  # once A is dead, its send is this run's to settle
+    asyncio.run(run_plan(Plan(2, [own]), ctx))
+    assert provider.asked == [row.id]
     engine.dispose()

@@ -159,6 +159,13 @@ class Claims:
             session.exec(delete(JobClaim).where(col(JobClaim.run_id) == self.holder.run_id))  # type: ignore[call-overload]
             session.commit()
 
+    def held_by_others(self) -> set[tuple[str, int]]:
+        """The (job key, take) of every job another live run is making now."""
+        at = now()
+        with Session(self.engine) as session:
+            rows = session.exec(select(JobClaim).where(JobClaim.run_id != self.holder.run_id)).all()
+        return {(row.job_key, row.take) for row in rows if not self._stale(row, at)}
+
     def mine(self) -> list[tuple[str, int]]:
         with Session(self.engine) as session:
             rows = session.exec(select(JobClaim).where(JobClaim.run_id == self.holder.run_id)).all()

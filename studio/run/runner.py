@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from PIL import Image as PILImage
+from sqlmodel import Session, col, select
 
 from studio.catalog.catalog import Catalog
 from studio.catalog.limits import ensure_sendable
@@ -30,7 +31,7 @@ from studio.core.crashlog import write_crash_log
 from studio.core.errors import ProviderError, Rejected, StorageError, StudioError, SubmissionUnknown
 from studio.db.claims import Claims
 from studio.db.tables import Generation
-from studio.ledger.book import Cost, Ledger
+from studio.ledger.book import OPEN_STATUSES, Cost, Ledger
 from studio.ledger.budget import BudgetExceeded, Limits
 from studio.ledger.quota import QuotaReached
 from studio.ledger.reconcile import (
@@ -649,12 +650,28 @@ RECHECK = 15.0  # seconds between looks at a request history while a lost submit
 
 async def _reconcile_at_start(ctx: RunContext) -> None:
     """Settle what earlier runs left unknown, for every provider that can, before anything is sent;
-    what still waits is announced by its job (or by `studio ledger reconcile`)."""
+    what still waits is announced by its job (or by `studio ledger reconcile`). A row of a job another
+    live run has claimed is that run's to settle: it may be sending it right now."""
     for name, reconciler in ctx.reconcilers.items():
-        rows = await asyncio.to_thread(open_unknowns, ctx.ledger, [name])
+        mine = await asyncio.to_thread(_unclaimed, ctx, name)
+        rows = await asyncio.to_thread(open_unknowns, ctx.ledger, [name], mine)
         for settled in await reconcile_rows(ctx.ledger, reconciler, rows):
             if not isinstance(settled.verdict, Wait):
                 ctx.reporter.alert(f"reconciled {settled.describe()}")
+
+
+def _unclaimed(ctx: RunContext, provider: str) -> list[int] | None:
+    """The ids of the provider's open rows that no other live run has claimed (None: every row)."""
+    busy = ctx.claims.held_by_others() if ctx.claims is not None else set()
+    if not busy:
+        return None
+    with Session(ctx.ledger.engine) as session:
+        rows = session.exec(
+            select(Generation.id, Generation.job_key, Generation.take)
+            .where(Generation.provider == provider)
+            .where(col(Generation.status).in_(OPEN_STATUSES))
+        ).all()
+    return [row_id for row_id, key, take in rows if (key, take) not in busy]
 
 
 async def _reconcile(
