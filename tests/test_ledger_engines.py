@@ -7,6 +7,7 @@ ledger upgraded with its rows), and what a user sees when the database cannot be
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -281,3 +282,27 @@ def test_the_cli_reports_a_wrong_password_in_one_line(sample: Path, studio_proce
     assert "wr0ng-pass" not in output and "Traceback" not in output
     assert f"the ledger database postgresql://{PASSWORD_ROLE}:***@127.0.0.1" in output
     assert "refused the login" in output
+
+
+def test_the_cli_keeps_a_team_ledger_in_postgres(sample: Path, cli, postgres_database: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """STUDIO_DATABASE_URL moves every command's ledger: a balance set by one command is in PostgreSQL, and no
+    .studio/ledger.db is made."""
+    monkeypatch.setenv("STUDIO_DATABASE_URL", postgres_database)
+    assert cli("--project", sample, "budget", "set", "12.50").exit_code == 0
+    with psycopg.connect(postgres_database) as conn:
+        assert conn.execute("SELECT amount_micro, source FROM budget").fetchall() == [(12_500_000, "manual")]
+    shown = json.loads(cli("--project", sample, "budget", "--json").stdout)
+    assert (shown["balance_micro"], shown["remaining_micro"]) == (12_500_000, 12_500_000)
+    assert not (sample / ".studio" / tables.LEDGER_FILE).exists()
+
+
+def test_the_store_index_is_upserted_on_both_engines(tmp_path: Path, ledger_url: str | None) -> None:
+    """The store writes its index with the dialect's own INSERT ... ON CONFLICT DO UPDATE."""
+    from studio.run.store import ArtifactStore
+
+    with ledger_engine(tmp_path, ledger_url) as engine:
+        store = ArtifactStore(tmp_path, engine)
+        store.put("job-1", {"image": (b"first", "image/png")})
+        store.put("job-1", {"image": (b"second, longer", "image/png")})  # the same (job, name): updated
+        found = ArtifactStore(tmp_path, engine).lookup("job-1")
+    assert found is not None and found["image"].size == len(b"second, longer")
