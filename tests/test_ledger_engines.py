@@ -252,6 +252,12 @@ def test_an_unreachable_server_is_one_line_without_the_password(tmp_path: Path) 
     assert "STUDIO_DATABASE_URL" in message and "\n" not in message
 
 
+def test_a_malformed_url_is_refused_without_its_password(tmp_path: Path) -> None:
+    with pytest.raises(LedgerUnusable, match="URL is not valid") as refused:
+        open_ledger(tmp_path, database_url="postgresql://studio:s3cret-pw@db.example:port/team")
+    assert "s3cret-pw" not in str(refused.value)
+
+
 def test_a_missing_database_says_how_to_create_it(tmp_path: Path, postgres_server) -> None:  # type: ignore[no-untyped-def]
     url = postgres_server.database_url("studio_no_such_db")
     with pytest.raises(LedgerUnusable, match=r"does not exist .*createdb studio_no_such_db"):

@@ -38,7 +38,7 @@ def shown(url: str) -> str:
     """The URL as it may be shown: the password masked."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return "the database URL"
 
 
@@ -60,8 +60,11 @@ def postgres_engine(url: str) -> Engine:
             pool_pre_ping=True,  # a server restarted between two commands' transactions is reconnected to
             connect_args={"connect_timeout": 10, "options": f"-c TimeZone=UTC -c lock_timeout={LOCK_WAIT}"},
         )
-    except ArgumentError as exc:
-        raise LedgerUnusable(f"the ledger database URL {shown(url)} is not valid ({exc}); correct it") from None
+    except (ArgumentError, ValueError) as exc:  # a malformed URL, a port that is not a number
+        raise LedgerUnusable(
+            f"the ledger database URL is not valid ({exc}); correct STUDIO_DATABASE_URL (or database_url in "
+            "studio.toml)"
+        ) from None
     except (NoSuchModuleError, ImportError):
         raise LedgerUnusable(
             "the ledger is on PostgreSQL but its driver is not installed: pip install 'psycopg[binary]'"
