@@ -280,3 +280,28 @@ def test_a_run_leaves_alone_the_send_another_live_run_is_making(tmp_path: Path) 
     asyncio.run(run_plan(Plan(2, [own]), ctx))
     assert provider.asked == [row.id]
     engine.dispose()
+
+
+def test_a_run_heartbeats_its_claims_so_a_long_job_is_not_taken_for_dead(tmp_path: Path) -> None:
+    provider = SlowProvider("a", pending_polls=12)  # about 0.6 s of status checks
+    ctx, _ = _machine(tmp_path, A, provider)
+    assert ctx.claims is not None
+    ctx.claims.timeout = 0.2  # a beat every 0.05 s
+    other = Claims(ctx.ledger.engine, B, timeout=0.2)
+    sheet = _shared_and_own(1)[0]
+    seen: list[Holder | None] = []
+
+    async def watch() -> None:
+        while not provider.submitted:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.4)  # twice the timeout into the job
+        seen.append(await asyncio.to_thread(other.holder_of, sheet.key, sheet.take))
+
+    async def go():  # type: ignore[no-untyped-def]
+        return await asyncio.gather(run_plan(Plan(1, [sheet]), ctx), watch())
+
+    summary, _ = asyncio.run(go())
+    assert [o.status for o in summary.outcomes] == ["generated"]
+    assert seen == [A], "alive past the timeout: its heartbeat kept the claim"
+    assert other.holder_of(sheet.key, sheet.take) is None, "released at the end"
+    ctx.ledger.engine.dispose()

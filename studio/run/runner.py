@@ -200,7 +200,8 @@ async def run_plan(plan: Plan, ctx: RunContext) -> Summary:
                 done[job.key].set_result(outputs)
 
     finished = False
-    heartbeat = asyncio.create_task(_heartbeat(ctx.claims)) if ctx.claims is not None else None
+    # Only paid jobs are claimed: a draft run has nothing to say it is alive for.
+    heartbeat = asyncio.create_task(_heartbeat(ctx.claims)) if ctx.claims is not None and ctx.pool.paid else None
     try:
         async with asyncio.TaskGroup() as group:
             for job in plan.jobs:
