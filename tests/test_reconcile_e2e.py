@@ -148,9 +148,14 @@ def test_episode_with_twenty_percent_mixed_faults_completes_in_two_runs_paid_onc
     fake_fal.stall_seconds = 3
     toml = project / "studio.toml"
     toml.write_text(toml.read_text().replace("request_timeout = 5", "request_timeout = 2"))
+    # Drawn per request (what it asks, and the how-many-th time), not per arrival order, which differs from one
+    # time to the next when jobs run concurrently: a seed always meets the same faults on the same jobs.
     fake_fal.set_fault_rate(0.2, kinds, seed=seed)
-    for kind in ("reset", "lost-response"):  # at least two of each kind of lost submit, besides the rate
-        fake_fal.inject(kind, times=2, on="submit")
+    # At least two of each kind of lost submit, besides the rate: on the first submit of four character sheets.
+    sheets = {"reset": ("Wren Halloway", "Ada Halloway"), "lost-response": ("Tobias Quill", "Constable Beatrix")}
+    for kind, names in sheets.items():
+        for name in names:
+            fake_fal.inject_into(kind, f"Character model sheet of {name}")
     runs = []
     for _ in range(2):
         runs.append(studio(project, fake_fal, "run", "episode", "1", "--provider", "fal", timeout=600))

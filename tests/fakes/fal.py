@@ -69,9 +69,11 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
+import hashlib
 import io
 import json
 import math
+import random
 import threading
 import time
 import uuid
@@ -165,6 +167,45 @@ _ONLY_ON = {
     "stream-cut": "stream",
 }
 _ONLY_ON.update({"403": "history", "truncated": "history"})  # the request history's own failures
+
+
+class _FaultsByIdentity(base.FaultPlan):
+    """The random rate drawn from the request's identity (`FakeFal._identity`), not from the order requests
+    arrive in: concurrent jobs reach the fake in a different order each time, so a seeded run would meet
+    different faults on different jobs from one time to the next. Queued faults (`inject`) still go to the
+    next matching request; `inject_into` targets a submit by its payload instead."""
+
+    def __init__(self, *args: Any, identity: threading.local) -> None:
+        super().__init__(*args)
+        self._identity = identity
+        self._seed = 0
+        self._targeted: list[list[Any]] = []  # [kind, text its submit payload contains, times left]
+
+    def set_rate(self, rate: float, kinds: Any, seed: int) -> None:
+        super().set_rate(rate, kinds, seed)
+        self._seed = seed
+
+    def inject_into(self, kind: str, payload_text: str, times: int) -> None:
+        if kind not in self.kinds or not self.applies(kind, "submit") or times < 1:
+            raise ValueError(f"cannot inject {kind!r} into submits {times} times")
+        self._targeted.append([kind, payload_text, times])
+
+    def clear(self) -> None:
+        super().clear()
+        self._targeted.clear()
+
+    def pick(self, category: str) -> str | None:
+        key, payload = getattr(self._identity, "key", ""), getattr(self._identity, "payload", "")
+        for entry in self._targeted:
+            kind, text, _times = entry
+            if category == "submit" and text in payload:
+                entry[2] -= 1
+                if entry[2] <= 0:
+                    self._targeted.remove(entry)
+                return kind
+        self._rng = random.Random(f"{self._seed}|{key}")
+        return super().pick(category)
+
 
 # What an nginx ingress error page looks like. fal-client retries a 502/503/504 only when
 # the response has no x-fal-request-id header AND "nginx" occurs in the body text.
@@ -297,7 +338,8 @@ class FakeFal(base.FakeServer):
         submissions    one per accepted submit: request_id, endpoint, input, status,
                        billed_micro, billed_units, error_type, cancel_requested
         billed_micro   total billed, integer micro-USD
-        inject(kind, times=1, on="any"); set_fault_rate(rate, kinds, seed); clear_faults()
+        inject(kind, times=1, on="any"); inject_into(kind, payload_text, times=1);
+        set_fault_rate(rate, kinds, seed) (drawn per request identity); clear_faults()
         expire(request_id); advance_clock(seconds); job_state(request_id); price(...)
         latency, concurrency, expire_after, image_url_ttl, stall_seconds, stream_keepalive: may be
         changed live (latency applies to requests submitted afterwards).
@@ -352,6 +394,13 @@ class FakeFal(base.FakeServer):
         self._changed = threading.Condition(self._lock)  # notified when a request may have changed a job
         self._stream_local = threading.local()  # the events a handler thread is to send (`_Handler`)
         self._streams_open = 0
+        # Faults drawn per request identity: what is asked (a submit's endpoint and payload; for a request id,
+        # the submit that made it) and how many times it was asked before; never its arrival order.
+        self._identity_local = threading.local()
+        self._faults = _FaultsByIdentity(
+            self.fault_kinds, self.fault_targets, self.fault_only_on, identity=self._identity_local
+        )
+        self._asked: dict[str, int] = {}
 
     def provider_env(self, key: str) -> dict[str, str]:
         """fal-client's variables (set them before importing fal_client), and studio's platform API URL
@@ -376,6 +425,7 @@ class FakeFal(base.FakeServer):
         super().stop()
 
     def handle(self, request: base.Request) -> Response:
+        self._identity_local.key, self._identity_local.payload = self._identity(request)
         response = super().handle(request)
         with self._lock:
             self._changed.notify_all()  # a submit, cancel or result may have changed a job: streams look again
@@ -385,6 +435,35 @@ class FakeFal(base.FakeServer):
         super().advance_clock(seconds)
         with self._lock:
             self._changed.notify_all()
+
+    def inject_into(self, kind: str, payload_text: str, times: int = 1) -> None:
+        """Fault the next `times` submits whose payload contains `payload_text`, whatever order they arrive in."""
+        with self._lock:
+            self._faults.inject_into(kind, payload_text, times)
+
+    def _identity(self, request: base.Request) -> tuple[str, str]:
+        """What this request asks and the how-many-th time it is asked: the key `_FaultsByIdentity` draws
+        from. Request ids and image URLs are made from it too (`_submit`, `_store_image`), so a status
+        poll or a download names the same thing in every run."""
+        route = self._route(request)
+        asked = request.body if route.category == "submit" else None
+        if route.category == "history":  # its time window moves with the clock: not part of what it asks
+            asked = {k: v for k, v in request.query.items() if k not in ("start", "end")}
+        payload = json.dumps(asked, sort_keys=True)
+        digest = hashlib.sha256(f"{route.category} {request.method} {request.path} {payload}".encode()).hexdigest()
+        with self._lock:
+            self._asked[digest] = self._asked.get(digest, 0) + 1
+            return f"{digest}#{self._asked[digest]}", payload
+
+    def _store_image(self, image: base.StoredImage) -> str:
+        owner = image.owner
+        if owner is None:
+            return super()._store_image(image)
+        # The job's request id and the image's place in it: the same URL in every run.
+        place = sum(1 for stored in self._images.values() if stored.owner is owner)
+        token = hashlib.sha256(f"{owner.request_id} {place}".encode()).hexdigest()[:32]
+        self._images[token] = image
+        return token
 
     @property
     def streams_open(self) -> int:
@@ -738,7 +817,8 @@ class FakeFal(base.FakeServer):
             return _json(422, {"detail": errors}, **{"x-fal-retryable": "false"})
         now = self._now()
         self._advance(now)
-        request_id = str(uuid.uuid4())
+        identity = getattr(self._identity_local, "key", None)  # the same id for the same submit in every run
+        request_id = str(uuid.UUID(hashlib.sha256(identity.encode()).hexdigest()[:32]) if identity else uuid.uuid4())
         self._seq += 1
         seed = params.get("seed")
         if seed is None:
