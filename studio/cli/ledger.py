@@ -183,6 +183,76 @@ def reconcile(
     out.print(", ".join(f"{n} {what}" for what, n in counts.items() if n) or "nothing to reconcile")
 
 
+@app.command("migrate")
+@friendly
+def migrate(
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="The team's PostgreSQL database, postgresql://USER@HOST[:PORT]/DATABASE, empty (e.g. just made with "
+            "createdb); the password from PGPASSWORD. Default: STUDIO_DATABASE_URL (or database_url in studio.toml).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Copy this project's ledger (.studio/ledger.db) into PostgreSQL, exactly, so a team can share it.
+
+    Every row of every table (generations and their costs, budget, alerts, review takes and events, scores,
+    runs, the store's index) is copied with its id, in one transaction that commits only if the row counts and
+    the money totals of both sides are equal; otherwise nothing is written and the command says which total
+    differed. The target must be empty. .studio/ledger.db is only read, and is left as it was: keep it as a
+    backup. Refused while a run of this project is going. Afterwards, set STUDIO_DATABASE_URL on every machine.
+
+    Example: createdb -h db.studio.lan studio && PGPASSWORD=... studio ledger migrate --to
+    postgresql://studio@db.studio.lan/studio"""
+    from sqlalchemy.engine import make_url
+
+    from studio.core.money import format_usd
+    from studio.db.copy import copy_ledger, read_only_sqlite
+    from studio.db.engines import is_postgres, shown
+    from studio.db.tables import LEDGER_FILE, open_ledger
+    from studio.run.lock import ledger_lock
+
+    project = open_project()
+    url = to or project.database_url
+    if url is None:
+        raise UsageError(
+            "say where to copy the ledger: --to postgresql://USER@HOST/DATABASE (or set STUDIO_DATABASE_URL)"
+        )
+    if not is_postgres(url):
+        raise UsageError(f"--to must be a postgresql:// URL (got {url.partition('://')[0]}://)")
+    path = project.state_dir / LEDGER_FILE
+    source = read_only_sqlite(path)
+    try:
+        # Every run's lock: a run writing the SQLite ledger meanwhile would leave rows behind in it.
+        with ledger_lock(project.state_dir, source, "studio ledger migrate"):
+            target = open_ledger(project.state_dir, database_url=url)
+            try:
+                copied = copy_ledger(source, target)
+            finally:
+                target.dispose()
+    finally:
+        source.dispose()
+    where, kept = shown(url), path.relative_to(project.root) if path.is_relative_to(project.root) else path
+    table = Table(title=f"Copied {kept} into {where}", title_justify="left")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, count in copied.rows.items():
+        table.add_row(name, str(count))
+    out.print(table)
+    money = copied.money
+    out.print(
+        f"spent {format_usd(money['generation.actual_micro'])}, held {format_usd(money['generation.held_micro'])}; "
+        "counts and money totals checked equal on both sides"
+    )
+    bare = make_url(url)._replace(password=None).render_as_string(hide_password=False)  # the password: not even as ***
+    out.print(
+        f"next: set STUDIO_DATABASE_URL={bare} (or database_url in studio.toml, the password in PGPASSWORD) on "
+        f"every machine; {kept} is left as it was: keep it as a backup"
+    )
+
+
 async def _settle(ledger: Ledger, provider: Any, rows: list[Generation]) -> list[Settled]:
     """Reconcile with a built provider (a `Reconciler`), closing its connections afterwards."""
     from studio.ledger.reconcile import reconcile_rows
