@@ -16,6 +16,7 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
+from studio.core.errors import StorageError
 from studio.db.copy import CopyDiffers, TargetNotEmpty, copy_ledger, ledger_tables, read_only_sqlite
 from studio.db.tables import LEDGER_FILE, open_ledger
 from studio.ledger.book import Cost, Ledger
@@ -99,6 +100,16 @@ def test_the_source_is_only_read(source: Path, tmp_path: Path) -> None:
         conn.execute(text("DELETE FROM generation"))
     reader.dispose()
     assert hashlib.sha256(source.read_bytes()).hexdigest() == before
+    engine = open_ledger(source.parent)  # and studio goes on using it as before
+    assert [r.status for r in Ledger(engine).rows()] == ["completed", "completed", "unknown", "failed"]
+    engine.dispose()
+
+
+def test_a_source_that_is_not_a_ledger_is_one_line(tmp_path: Path) -> None:
+    garbage = tmp_path / LEDGER_FILE
+    garbage.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(StorageError, match=r"^the copy failed \(file is not a database\); rolled back"):
+        copy_ledger(read_only_sqlite(garbage), open_ledger(tmp_path / "target"))
 
 
 @pytest.mark.parametrize(

@@ -95,6 +95,13 @@ def copy_ledger(source: Engine, target: Engine, *, batch: int = BATCH) -> Tally:
 
     Raises TargetNotEmpty (nothing written) or CopyDiffers (rolled back, naming the count or total that
     differed)."""
+    try:
+        return _copy(source, target, batch)
+    except DBAPIError as exc:  # a source that is not a ledger, a server gone mid-copy: the way out is the same
+        raise StorageError(f"the copy failed ({_reason(exc)}); rolled back, nothing was written") from None
+
+
+def _copy(source: Engine, target: Engine, batch: int) -> Tally:
     current = len(tables.MIGRATIONS)
     found = schema_version(source)
     if found != current:
@@ -187,10 +194,13 @@ def _copy_table(src: Connection, dst: Connection, table: Table, batch: int) -> N
         try:
             dst.execute(table.insert(), [row._asdict() for row in chunk])
         except DBAPIError as exc:
-            reason = " ".join(str(exc.orig if exc.orig is not None else exc).split())
             raise StorageError(
-                f"copying table {table.name} failed ({reason}); rolled back, nothing was written"
+                f"copying table {table.name} failed ({_reason(exc)}); rolled back, nothing was written"
             ) from None
+
+
+def _reason(exc: DBAPIError) -> str:
+    return " ".join(str(exc.orig if exc.orig is not None else exc).split())
 
 
 def _restart_identities(dst: Connection, copied: list[Table]) -> None:
