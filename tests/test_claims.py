@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -305,3 +307,13 @@ def test_a_run_heartbeats_its_claims_so_a_long_job_is_not_taken_for_dead(tmp_pat
     assert seen == [A], "alive past the timeout: its heartbeat kept the claim"
     assert other.holder_of(sheet.key, sheet.take) is None, "released at the end"
     ctx.ledger.engine.dispose()
+
+
+def test_a_holder_killed_on_this_machine_is_taken_over_at_once(engine: Engine) -> None:
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()  # its pid is free now, as a run's after kill -9
+    here = Holder.this_process("run-now")
+    dead = Holder(here.host, killed.pid, "run-killed")
+    Claims(engine, dead).claim("sheet-wren", 1)
+    assert Claims(engine, Holder("elsewhere", 1, "run-far")).claim("sheet-wren", 1) == dead, "another host waits"
+    assert Claims(engine, here).claim("sheet-wren", 1) is None, "no need to wait out the timeout"

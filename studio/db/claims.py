@@ -175,5 +175,20 @@ class Claims:
         return {"host": self.holder.host, "pid": self.holder.pid, "run_id": self.holder.run_id}
 
     def _stale(self, row: JobClaim, at: datetime) -> bool:
+        """Its holder is dead: silent past the timeout, or a process of this machine that is gone (a run
+        killed here is known dead at once: its restart need not wait out the timeout)."""
         beat = row.heartbeat_at if row.heartbeat_at.tzinfo is not None else row.heartbeat_at.replace(tzinfo=UTC)
-        return at - beat > timedelta(seconds=self.timeout)
+        return at - beat > timedelta(seconds=self.timeout) or (row.host == self.holder.host and _gone(row.pid))
+
+
+def _gone(pid: int) -> bool:
+    """Whether no process of this machine has this id (POSIX only; elsewhere the timeout decides)."""
+    if os.name != "posix" or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists, as another user's
+        return False
+    return False
