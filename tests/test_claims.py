@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import io
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,12 +15,13 @@ from pathlib import Path
 
 import pytest
 from inmemory_provider import InMemoryProvider, memory_context, memory_jobs
+from PIL import Image
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
 from studio.db.claims import CLAIM_TIMEOUT, CLAIM_TIMEOUT_ENV, Claims, Holder, JobClaim, claim_timeout
 from studio.db.tables import Generation, open_ledger
-from studio.ledger.book import Ledger
+from studio.ledger.book import Cost, Ledger
 from studio.ledger.budget import Limits
 from studio.ledger.reconcile import NeverRan, SentRecord
 from studio.plan.jobs import Job, Plan
@@ -317,3 +319,49 @@ def test_a_holder_killed_on_this_machine_is_taken_over_at_once(engine: Engine) -
     Claims(engine, dead).claim("sheet-wren", 1)
     assert Claims(engine, Holder("elsewhere", 1, "run-far")).claim("sheet-wren", 1) == dead, "another host waits"
     assert Claims(engine, here).claim("sheet-wren", 1) is None, "no need to wait out the timeout"
+
+
+def test_a_holder_slow_not_dead_that_finishes_after_the_takeover_is_reused_not_paid_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A's heartbeat went quiet past the timeout (a loaded box, a laptop asleep), so B took the claim over
+    and looked in the store: nothing yet. Then A finished after all, settling and indexing the image in one
+    transaction. B must reuse that image, not refuse the job telling the user to pay for it again."""
+    provider = InMemoryProvider(pending_polls=0)
+    ctx, _said = _machine(tmp_path, B, provider)
+    engine = ctx.ledger.engine
+    job = _shared_and_own(2)[0]
+    Claims(engine, A).claim(job.key, job.take)
+    row = ctx.ledger.reserve(job, "memory", "memory-image", 20_000, Limits(run_id=A.run_id))
+    assert row.id is not None
+    ctx.ledger.sending(row.id)
+    ctx.ledger.submitted(row.id, "memory-slow-1")
+    _age(engine, A, CLAIM_TIMEOUT + 1)
+    machine_a = ArtifactStore(tmp_path / ".studio", engine)
+    png = _png()
+    looked = ctx.store.lookup
+
+    def lookup_then_a_finishes(job_key: str, *, fresh: bool = False):  # type: ignore[no-untyped-def]
+        found = looked(job_key, fresh=fresh)
+        if fresh and job_key == job.key and found is None and row.status != "completed":
+            stored = machine_a.write({"image": (png, "image/png")})
+            ctx.ledger.completed(
+                row.id, Cost(20_000, 20_000), stored["image"].sha256, machine_a.indexing(job.key, stored)
+            )
+            row.status = "completed"
+        return found
+
+    monkeypatch.setattr(ctx.store, "lookup", lookup_then_a_finishes)
+    summary = asyncio.run(run_plan(Plan(2, _shared_and_own(2)), ctx))
+    outcome = {o.job.key: o for o in summary.outcomes}["shared-sheet"]
+    assert (outcome.status, outcome.cost_micro, outcome.error) == ("cached", 0, None)
+    assert [r.prompt for r in provider.submitted] == ["panel 2"], "the sheet was not sent (nor paid) again"
+    assert [(r.status, r.request_id) for r in _rows(engine, job.key)] == [("completed", "memory-slow-1")]
+    assert (tmp_path / "build" / "p001.png").is_file(), "A's image is in B's build/"
+    engine.dispose()
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 120, 40)).save(buffer, "PNG")
+    return buffer.getvalue()

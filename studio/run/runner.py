@@ -144,6 +144,15 @@ class _Unavailable(Exception):
     """Internal: the entry's provider went down while this job waited for it."""
 
 
+class MadeMeanwhile(Exception):
+    """The job's image appeared in the store while this run was about to make it: another run, whose claim
+    this one took over as silent, was slow rather than dead and finished it. Reused, never paid again."""
+
+    def __init__(self, objects: dict[str, StoredObject]) -> None:
+        super().__init__("made meanwhile by another run")
+        self.objects = objects
+
+
 class NotSent(Exception):
     """Internal: the job was not sent (a quota with on_quota = "stop", or every entry's quota used)."""
 
@@ -306,6 +315,9 @@ async def _make(
         else:
             outputs, cost, served = await _serve(job, deps, ctx, stop)
         await asyncio.to_thread(_materialise_all, job, outputs, ctx)
+    except MadeMeanwhile as made:
+        await asyncio.to_thread(_materialise_all, job, made.objects, ctx)
+        return Outcome(job, "cached"), made.objects
     except NotSent as exc:
         return Outcome(job, "skipped", error=str(exc)), None
     except (JobFailed, ProviderError, StorageError, QuotaReached) as exc:
@@ -740,11 +752,15 @@ def _refuse_repeating(job: Job, provider: str, ctx: RunContext) -> None:
     chosen = ctx.pool.providers.get(provider)
     paid = chosen is not None and chosen.paid
     if last is not None and last.status == "completed" and paid and not ctx.resubmit_expired:
-        # Made and paid for, yet it is being made again: its image is gone from .studio/objects.
+        # Made and paid for, yet it is being made again. Either another run finished it after this one
+        # looked (a claim taken over from a holder that was slow, not dead), or its image is gone.
+        found = ctx.store.lookup(job.key, fresh=True)
+        if found is not None:
+            raise MadeMeanwhile(found)
         episode = f" episode {job.episode}" if job.episode is not None else ""
         raise JobFailed(
             f"{job.name}: its {provider} image (request {last.request_id}, ledger row {last.id}) was paid for but "
-            f"is missing from .studio/objects; run 'studio run{episode} --resubmit-expired' to pay for it again"
+            f"is missing from {ctx.store.objects}; run 'studio run{episode} --resubmit-expired' to pay for it again"
         )
     if last is None or last.status != "failed":
         return
