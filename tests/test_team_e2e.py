@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FAL_SETTINGS, copy_sample, edit
-from test_fal_e2e import duplicate_submissions, studio
+from test_fal_e2e import duplicate_submissions
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -29,21 +28,29 @@ ASSETS = ("character_sheet", "style_frame", "location_plate")
 BUDGET_MICRO = 120_000  # both episodes' sheets, frame and plates (70,000 on the fake) and some panels
 
 
+# Each machine's `studio` sees its own host name, as on two computers. On one test host a run could otherwise tell
+# that the other machine's process is gone (claims of a pid gone from this host are dead at once); another
+# machine cannot, and only the claim timeout frees them.
+AS_HOST = "import runpy, socket; socket.gethostname = lambda: {host!r}; runpy.run_module('studio', run_name='__main__')"
+
+
 class Machine:
-    """One checkout of the project and the environment its `studio` processes run with."""
+    """One checkout of the project on a machine of its own, and the environment its `studio` runs with."""
 
-    def __init__(self, root: Path, env: dict[str, str]) -> None:
-        self.root, self.env = root, env
-
-    def run(self, fake, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
-        return studio(self.root, fake, *args, env=self.env, timeout=timeout)
+    def __init__(self, host: str, root: Path, env: dict[str, str]) -> None:
+        self.host, self.root, self.env = host, root, env
 
     def start(self, fake, *args: str) -> subprocess.Popen[str]:  # type: ignore[no-untyped-def]
         env = {**os.environ, **fake.client_env(), "COLUMNS": "120", **self.env}
-        command = [sys.executable, "-m", "studio", *args]
+        command = [sys.executable, "-c", AS_HOST.format(host=self.host), *args]
         return subprocess.Popen(
             command, cwd=self.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
+
+    def run(self, fake, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+        process = self.start(fake, *args)
+        code, out, err = finish(process, timeout)
+        return subprocess.CompletedProcess(process.args, code, out, err)
 
 
 @pytest.fixture
@@ -58,7 +65,7 @@ def team(tmp_path: Path, postgres_database: str) -> tuple[Machine, Machine, Path
         # `store` is a top-level key: before the first table, where an appended line would not be.
         config.write_text(f'store = "{store}"\n' + config.read_text(encoding="utf-8") + FAL_SETTINGS, encoding="utf-8")
         edit(root / "episodes/ep002/storyboard.yaml", "style: crisp-cel", "style: soft-watercolour")
-        machines.append(Machine(root, {"STUDIO_DATABASE_URL": postgres_database}))
+        machines.append(Machine(f"machine-{name}", root, {"STUDIO_DATABASE_URL": postgres_database}))
     return machines[0], machines[1], store
 
 
@@ -97,7 +104,11 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> N
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 240) -> tuple[int, str, str]:
-    out, err = process.communicate(timeout=timeout)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
     return process.returncode, out, err
 
 
@@ -168,6 +179,7 @@ def test_a_machine_killed_mid_run_is_taken_over_without_paying_twice(team, fake_
     for machine in (a, b):  # a submit A was killed in the middle of is settled from fal's history within 4 s
         with (machine.root / "studio.toml").open("a", encoding="utf-8") as handle:
             handle.write("start_timeout = 1\nlongest_run = 3\n")  # [providers.fal], the last table
+        machine.env["STUDIO_CLAIM_TIMEOUT"] = "2"  # a claim is dead 2 s after its holder's last heartbeat (not 120)
     fake_fal.latency = 2.0  # requests stay in flight long enough to kill A while fal works on them
     victim = a.start(fake_fal, "run", "episode", "1", "--provider", "fal", "--only", "p001,p002")
     in_flight = lambda: sum(1 for r in rows(postgres_database) if r["request_id"]) >= 3  # noqa: E731
@@ -179,7 +191,6 @@ def test_a_machine_killed_mid_run_is_taken_over_without_paying_twice(team, fake_
     fake_fal.latency = 0.1
 
     started = time.monotonic()
-    b.env["STUDIO_CLAIM_TIMEOUT"] = "2"  # A's claims are taken over 2 s after its last heartbeat (default 120 s)
     taker = b.run(fake_fal, "run", "episode", "1", "--provider", "fal", "--only", "p001,p002")
     assert taker.returncode == 0, taker.stderr
     assert time.monotonic() - started < 90, "B waited for the claim timeout (2 s), not the default 120 s"
@@ -196,7 +207,7 @@ def test_the_same_episode_on_two_machines_is_refused_naming_the_holder(team, fak
     refused = b.run(fake_fal, "run", "episode", "1", "--provider", "fal")
     assert time.monotonic() - started < 30, "refused at once, not after waiting"
     assert refused.returncode == 1, refused.stderr
-    assert socket.gethostname() in refused.stderr and str(holder.pid) in refused.stderr, refused.stderr
+    assert "machine-a" in refused.stderr and str(holder.pid) in refused.stderr, refused.stderr
     assert "Traceback" not in refused.stderr
     code, _, err = finish(holder)
     assert code == 0, err
