@@ -246,6 +246,10 @@ def test_a_dead_holders_claim_is_taken_over_by_reattaching_to_its_open_request(
     rows = _rows(engine, job.key)
     assert [(r.id, r.status, r.request_id, r.run_id) for r in rows] == [(row.id, "completed", "memory-dead-1", "run-a")]
     assert not any("waiting for" in message for message in _alerts(said)), "a dead holder is not waited for"
+    assert [m for m in _alerts(said) if m.startswith("taking over")] == [
+        "taking over sheet-wren from machine-a pid 101, which stopped "
+        "(no heartbeat for 2 min, or its process is gone): what it sent is re-attached to, not paid again"
+    ]
     assert _claims_left(engine) == []
     engine.dispose()
 

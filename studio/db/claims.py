@@ -99,6 +99,10 @@ class Claims:
     def claim(self, job_key: str, take: int) -> Holder | None:
         """Claim the job for this run: None when it is this run's now (new, already ours, released,
         or taken over from a holder that stopped heartbeating), else the live holder that has it."""
+        return self.claim_from(job_key, take)[0]
+
+    def claim_from(self, job_key: str, take: int) -> tuple[Holder | None, Holder | None]:
+        """As `claim`, and whose silent claim this run took over (None: nobody's), so the run can say so."""
         for _ in range(3):  # an insert racing another run's on an engine that did not serialise them
             try:
                 return self._claim(job_key, take)
@@ -106,23 +110,25 @@ class Claims:
                 continue
         return self._claim(job_key, take)
 
-    def _claim(self, job_key: str, take: int) -> Holder | None:
+    def _claim(self, job_key: str, take: int) -> tuple[Holder | None, Holder | None]:
         at = now()
+        taken_from = None
         with Session(self.engine) as session:
             row = session.get(JobClaim, (job_key, take))
             if row is not None and row.run_id != self.holder.run_id and not self._stale(row, at):
-                return Holder(row.host, row.pid, row.run_id)
+                return Holder(row.host, row.pid, row.run_id), None
             if row is None:
                 row = JobClaim(job_key=job_key, take=take, claimed_at=at, heartbeat_at=at, **self._mine())
             else:
                 if row.run_id != self.holder.run_id:
+                    taken_from = Holder(row.host, row.pid, row.run_id)
                     row.claimed_at = at
                 for name, value in self._mine().items():
                     setattr(row, name, value)
                 row.heartbeat_at = at
             session.add(row)
             session.commit()
-        return None
+        return None, taken_from
 
     def holder_of(self, job_key: str, take: int) -> Holder | None:
         """Who holds the job's claim and is alive, if anyone (this run included)."""

@@ -342,12 +342,18 @@ async def _claim_or_wait(
     gives the job to this run: a request it left open is re-attached to, not paid for again."""
     announced = False
     while True:
-        holder = await asyncio.to_thread(claims.claim, job.key, job.take)
+        holder, taken_from = await asyncio.to_thread(claims.claim_from, job.key, job.take)
         # Looked up again even when claimed: the holder may have made it just before letting go.
         found = await asyncio.to_thread(ctx.store.lookup, job.key, fresh=True)
         if holder is None:
             if found is not None:
                 await asyncio.to_thread(claims.release, job.key, job.take)
+            elif taken_from is not None:
+                ctx.reporter.alert(
+                    f"taking over {job.name} from {taken_from.describe()}, which stopped (no heartbeat for "
+                    f"{duration(claims.timeout)}, or its process is gone): "
+                    "what it sent is re-attached to, not paid again"
+                )
             return found
         if found is not None:
             return found
