@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/run.py            # everything (about 4 minutes on 2 cores)
     .venv/bin/python benchmarks/run.py startup    # one section: orchestration, noop, render, cost, startup,
-                                                  # whole, consistency
+                                                  # whole, consistency, team (PostgreSQL, issue 19)
 
 Timings are medians over several runs (never single shots) or ratios. Each figure goes to
 stdout as JSON; benchmarks/README.md records a run.
@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -67,38 +68,56 @@ def median_of(runs: int, action) -> float:  # type: ignore[no-untyped-def]
 
 def orchestration(tmp: Path) -> None:
     """68 panels on the fake fal (1.0 s per generation, account concurrency 8) against the ideal bound."""
+    _orchestrate(tmp, "orchestration", new_database=None)
+
+
+def _orchestrate(tmp: Path, name: str, new_database: Callable[[], str] | None) -> None:
+    """The orchestration run, STUDIO_BENCH_RUNS times (default 3), each in a fresh project and, with
+    `new_database`, a fresh PostgreSQL ledger (STUDIO_DATABASE_URL). The timed run goes through whole.py's
+    hook, which counts the ledger's transactions (begun and committed) in studio's main process."""
     from fakes.fal import FakeFal
+
+    from benchmarks.whole import _studio as hooked
 
     panels = 68
     ideal = -(-panels // 8) * 1.0
+    runs = int(os.environ.get("STUDIO_BENCH_RUNS", "3"))
     settings = "\n[providers.fal]\npoll_interval = 0.05\nrequest_timeout = 30\n"
-    times: list[float] = []
-    spans: list[float] = []
-    for attempt in range(3):
-        root = project(tmp, f"orchestration{attempt}")
+    run_args = ("run", "episode", str(LONG), "--provider", "fal", "--concurrency", "8")
+    rows: list[dict] = []
+    for attempt in range(runs):
+        root = project(tmp, f"{name}{attempt}")
         (root / "studio.toml").write_text((root / "studio.toml").read_text() + settings)
+        url = new_database() if new_database else None
         with FakeFal(latency=1.0, concurrency=8) as fal:
-            env = fal.client_env()
+            env = {**fal.client_env(), **({"STUDIO_DATABASE_URL": url} if url else {})}
             fal.flat_images = True  # the fake's own rendering would compete for the 2 cores measured
             fal.latency = 0.05  # references first and fast: the figure is about the panels
-            studio(root, "run", "episode", str(LONG), "--provider", "fal", "--concurrency", "8", env=env)
+            studio(root, *run_args, env=env)
             _retake_all(root, env)
             fal.latency = 1.0
-            elapsed, _ = studio(root, "run", "episode", str(LONG), "--provider", "fal", "--concurrency", "8", env=env)
-            times.append(elapsed)
-            spans.append(_generation_span(root))
-    wall = statistics.median(times)
-    span = statistics.median(spans)
+            before = len(fal.submissions)
+            figures = hooked(root, *run_args, env=env)
+            figures.update(paid=len(fal.submissions) - before, span=_generation_span(root, url))
+            rows.append(figures)
+    span = statistics.median(r["span"] for r in rows)
     emit(
-        "orchestration",
+        name,
+        ledger="postgresql" if new_database else "sqlite",
         panels=panels,
         concurrency=8,
         latency_s=1.0,
         ideal_s=ideal,
         generation_span_s=round(span, 2),
         ratio_to_ideal=round(span / ideal, 3),
-        command_wall_s=round(wall, 2),
-        runs=len(times),
+        command_wall_s=round(statistics.median(r["wall_s"] for r in rows), 2),
+        paid_jobs=rows[0]["paid"],
+        transactions_per_paid_job=round(statistics.median(r["main_begins"] / r["paid"] for r in rows), 2),
+        commits_per_paid_job=round(statistics.median(r["main_commits"] / r["paid"] for r in rows), 2),
+        main_cpu_s=round(statistics.median(r["main_cpu_s"] for r in rows), 2),
+        spans_s=[round(r["span"], 2) for r in rows],
+        walls_s=[round(r["wall_s"], 2) for r in rows],
+        runs=len(rows),
         target_ratio=1.15,
     )
 
@@ -121,16 +140,25 @@ def sequential(tmp: Path) -> None:
     emit("orchestration_sequential", panels=68, wall_s=round(wall, 2), generation_span_s=span)
 
 
-def _generation_span(root: Path) -> float:
-    """From the first panel request sent to the last one finished (take 2: the timed run), from the ledger."""
-    import sqlite3
+def _generation_span(root: Path, database_url: str | None = None) -> float:
+    """From the first panel request sent to the last one finished (take 2: the timed run), from the ledger
+    (the project's SQLite file, or the PostgreSQL database at `database_url`)."""
     from datetime import datetime
 
-    with sqlite3.connect(root / ".studio/ledger.db") as db:
-        first, last = db.execute(
-            "SELECT MIN(created_at), MAX(finished_at) FROM generation WHERE phase = 'panel' AND take = 2"
-        ).fetchone()
-    return (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds()
+    from sqlalchemy import create_engine, text
+
+    if database_url:
+        engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    else:
+        engine = create_engine(f"sqlite:///{root / '.studio/ledger.db'}")
+    query = "SELECT MIN(created_at), MAX(finished_at) FROM generation WHERE phase = 'panel' AND take = 2"
+    try:
+        with engine.connect() as conn:
+            first, last = conn.execute(text(query)).one()
+    finally:
+        engine.dispose()
+    first, last = (value if isinstance(value, datetime) else datetime.fromisoformat(value) for value in (first, last))
+    return (last - first).total_seconds()
 
 
 def _retake_all(root: Path, env: dict[str, str]) -> None:
@@ -145,6 +173,39 @@ def noop(tmp: Path) -> None:
     studio(root, "run", "episode", str(LONG))
     wall = median_of(5, lambda: studio(root, "run", "episode", str(LONG))[0])
     emit("noop_rerun", panels=68, wall_s=round(wall, 3), runs=5, target_s=1.5)
+
+
+def team(tmp: Path) -> None:
+    """Issue 19: the orchestration run with the ledger on PostgreSQL (a throwaway server with durable
+    settings on this machine), and the no-op re-run on SQLite and PostgreSQL, interleaved."""
+    from benchmarks.postgres import PostgresMissing, throwaway_postgres
+
+    try:
+        with throwaway_postgres() as server:
+            _orchestrate(tmp, "team_orchestration", new_database=server.create_database)
+            _noop_both(tmp, server.create_database())
+    except PostgresMissing as missing:
+        emit("team", skipped=str(missing))
+
+
+def _noop_both(tmp: Path, database_url: str) -> None:
+    """A finished episode re-run on each engine, alternating, so the machine's drift falls on both alike."""
+    runs = 5
+    envs: dict[str, dict[str, str]] = {"sqlite": {}, "postgresql": {"STUDIO_DATABASE_URL": database_url}}
+    roots = {engine: project(tmp, f"noop-{engine}") for engine in envs}
+    for engine, env in envs.items():
+        studio(roots[engine], "run", "episode", str(LONG), env=env)
+    times: dict[str, list[float]] = {engine: [] for engine in envs}
+    for _ in range(runs):
+        for engine, env in envs.items():
+            times[engine].append(studio(roots[engine], "run", "episode", str(LONG), env=env)[0])
+    emit(
+        "team_noop_rerun",
+        panels=68,
+        sqlite_s=round(statistics.median(times["sqlite"]), 3),
+        postgresql_s=round(statistics.median(times["postgresql"]), 3),
+        runs=runs,
+    )
 
 
 def render(tmp: Path) -> None:
@@ -253,6 +314,7 @@ SECTIONS = {
     "whole": whole,
     "whole_profile": whole_profile,
     "consistency": consistency,
+    "team": team,  # skipped, with a line saying so, where PostgreSQL is not installed
 }
 
 

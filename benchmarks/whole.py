@@ -25,18 +25,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# Runs `python -m studio ARGS` in-process, counting SQLAlchemy commits with an event listener and
-# reporting the main process's own CPU at exit (production code unchanged). STUDIO_BENCH_PROFILE=FILE
-# also profiles the main thread with cProfile.
+# Runs `python -m studio ARGS` in-process, counting SQLAlchemy transactions begun and committed with event
+# listeners and reporting the main process's own CPU at exit (production code unchanged).
+# STUDIO_BENCH_PROFILE=FILE also profiles the main thread with cProfile.
 _STUDIO_HOOK = """
 import atexit, json, os, resource, runpy, sys
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-commits = [0]
+commits, begins = [0], [0]
 event.listen(Engine, "commit", lambda conn: commits.__setitem__(0, commits[0] + 1))
+event.listen(Engine, "begin", lambda conn: begins.__setitem__(0, begins[0] + 1))
 def _report():
     r = resource.getrusage(resource.RUSAGE_SELF)
-    print("bench-main " + json.dumps({"commits": commits[0], "cpu_s": r.ru_utime + r.ru_stime}), file=sys.stderr)
+    figures = {"commits": commits[0], "begins": begins[0], "cpu_s": r.ru_utime + r.ru_stime}
+    print("bench-main " + json.dumps(figures), file=sys.stderr)
 atexit.register(_report)
 sys.argv = ["studio", *sys.argv[1:]]
 profile = os.environ.get("STUDIO_BENCH_PROFILE")
