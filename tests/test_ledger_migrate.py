@@ -275,3 +275,29 @@ def test_a_tampered_copy_into_postgresql_exits_non_zero_and_writes_nothing(  # t
     assert "total of generation.actual_micro" in result.output and "rolled back, nothing was written" in result.output
     assert all(rows == [] for rows in dump(target).values())
     target.dispose()
+
+
+def test_migrate_with_a_shared_store_copies_the_images_so_nothing_is_made_again(  # type: ignore[no-untyped-def]
+    episode_made: Path, postgres_database: str, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A laptop moving to the team's store: the ledger's index names images that live in .studio/objects, so
+    migrate copies them into the shared store; the next run there finds every one (nothing made, or paid, again)."""
+    root = episode_made
+    local = sorted(p.relative_to(root / ".studio" / "objects") for p in (root / ".studio" / "objects").glob("??/*"))
+    shared = tmp_path / "team-objects"
+    shared.mkdir()
+    toml = root / "studio.toml"
+    toml.write_text(f'store = "{shared}"\n' + toml.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setenv("STUDIO_DATABASE_URL", postgres_database)
+
+    result = cli("--project", root, "ledger", "migrate")
+    assert result.exit_code == 0, result.output
+    assert f"images: {len(local)} copied into {shared} (0 already there)" in " ".join(result.output.split())
+    assert sorted(p.relative_to(shared) for p in shared.glob("??/*")) == local
+
+    again = cli("--project", root, "run", "episode", "1")
+    assert again.exit_code == 0, again.output
+    total = next(line for line in again.output.splitlines() if line.lstrip("│ ").startswith("total"))
+    generated, reused = (int(cell) for cell in [c.strip() for c in total.split("│")][2:4])
+    assert (generated, reused > 0) == (0, True), again.output
+    assert sorted(p.relative_to(shared) for p in shared.glob("??/*")) == local, "nothing new was made"

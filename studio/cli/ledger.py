@@ -170,8 +170,10 @@ def reconcile(
             plugin = plugins.get(name)
             if plugin is None or not plugin.reconciles:
                 for row in group:
-                    out.print(f"ledger row {row.id} ({row.phase.replace('_', ' ')} {row.name}, {name}): "
-                              f"stays unknown. {check_by_hand(row, plugin.dashboard if plugin else None)}")
+                    out.print(
+                        f"ledger row {row.id} ({row.phase.replace('_', ' ')} {row.name}, {name}): "
+                        f"stays unknown. {check_by_hand(row, plugin.dashboard if plugin else None)}"
+                    )
                 continue
             built = get_provider(name, ProviderContext(project.catalog, project.config, project.state_dir))
             if not isinstance(built, Reconciler):
@@ -213,8 +215,11 @@ def migrate(
     from studio.db.engines import is_postgres, shown
     from studio.db.tables import LEDGER_FILE, open_ledger
     from studio.run.lock import ledger_lock
+    from studio.run.store import gather_objects, objects_folder
 
     project = open_project()
+    if project.config.store is not None:
+        objects_folder(project)  # a shared store that is not mounted is refused before anything is copied
     url = to or project.database_url
     if url is None:
         raise UsageError(
@@ -246,6 +251,9 @@ def migrate(
         f"spent {format_usd(money['generation.actual_micro'])}, held {format_usd(money['generation.held_micro'])}; "
         "counts and money totals checked equal on both sides"
     )
+    if project.config.store is not None:  # the images the ledger indexes, where the team's runs look for them
+        copied_images, present = gather_objects(project.state_dir / "objects", objects_folder(project))
+        out.print(f"images: {copied_images} copied into {project.objects_dir} ({present} already there)")
     bare = make_url(url)._replace(password=None).render_as_string(hide_password=False)  # the password: not even as ***
     out.print(
         f"next: set STUDIO_DATABASE_URL={bare} (or database_url in studio.toml, the password in PGPASSWORD) on "

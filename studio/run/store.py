@@ -248,6 +248,25 @@ class ArtifactStore:
         self.later.add(lambda session: _upsert(session, BuildStamp, [row], ("path",)))
 
 
+def gather_objects(local: Path, store: Path) -> tuple[int, int]:
+    """Copy the objects a laptop made into a team's shared store (`studio ledger migrate`): each one the
+    store lacks is written whole and fsync'd, then renamed into place, as a run writes it. Returns
+    (copied, already there); the local folder is left as it was."""
+    copied = present = 0
+    if not local.is_dir() or local.resolve() == store.resolve():
+        return copied, present
+    for source in sorted(local.glob("??/*")):
+        if not source.is_file() or source.name.startswith("."):
+            continue  # a killed writer's temp file is not an object
+        target = store / source.parent.name / source.name
+        if target.is_file() and target.stat().st_size == source.stat().st_size:
+            present += 1
+            continue
+        write_atomic(target, source.read_bytes())
+        copied += 1
+    return copied, present
+
+
 def objects_folder(project: Project) -> Path:
     """Where the project's objects go, checked before a run writes any: a `store` folder (a team's
     shared mount) must exist and take a file; it is never created, since a missing one is most often
