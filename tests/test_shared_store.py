@@ -108,3 +108,28 @@ def test_an_object_is_written_beside_its_name_fsynced_then_renamed(
     assert Path(source).parent == path.parent, "the temp file is in the object's own folder (one filesystem)"
     assert Path(target) == path
     assert not list(shared.rglob(".*.tmp"))
+
+
+def test_two_checkouts_on_one_team_ledger_keep_their_own_build_stamps(
+    tmp_path: Path, postgres_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each checkout's build/ files have their own stats: stamped under one key, two machines would
+    overwrite each other's stamps and hash every output again on every run."""
+    engine = open_ledger(tmp_path / "state", database_url=postgres_database)
+    store = ArtifactStore(tmp_path / "state", engine, objects=tmp_path / "objects")
+    (stored,) = store.write({"image": (b"\x89PNG" + b"panel" * 1000, "image/png")}).values()
+    machine_a, machine_b = tmp_path / "a", tmp_path / "b"
+    assert store.materialise(stored, machine_a, "build/p001.png")
+    assert store.materialise(stored, machine_b, "build/p001.png")
+    store.later.flush()
+    hashed: list[Path] = []
+    real = store_module._sha256_file
+    monkeypatch.setattr(store_module, "_sha256_file", lambda path: hashed.append(path) or real(path))
+    again = ArtifactStore(tmp_path / "state", engine, objects=tmp_path / "objects")  # a later run: stamps re-read
+    for root in (machine_a, machine_b):
+        assert not again.materialise(stored, root, "build/p001.png")
+    assert hashed == [], "each checkout's file matched its own stamp, unread"
+    (machine_b / "build/p001.png").write_bytes(b"\x89PNG" + b"edit" * 1250)  # a user's edit is still seen
+    assert again.materialise(stored, machine_b, "build/p001.png")
+    assert (machine_b / "build/p001.png").read_bytes() == stored.path.read_bytes()
+    engine.dispose()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import stat
 import tempfile
 import threading
@@ -70,6 +71,7 @@ class ArtifactStore:
         self._reused: set[str] = set()  # expected jobs found already made
         self._stamps: dict[str, BuildStamp] | None = None  # build/ files as studio last left them, by path
         self._stamps_lock = threading.Lock()
+        self._checkouts: dict[Path, str] = {}
 
     def expect(self, jobs: Iterable[Job], track: str) -> None:
         """The jobs a run is about to make or reuse: their inputs are stored with them."""
@@ -213,18 +215,30 @@ class ArtifactStore:
             seen: os.stat_result | None = os.stat(target)
         except OSError:
             seen = None
+        key = self._stamp_key(root, relative)
         if seen is not None and stat.S_ISREG(seen.st_mode) and seen.st_size == obj.size:
-            stamp = self._build_stamps().get(relative)
+            stamp = self._build_stamps().get(key)
             if stamp is not None and stamp.sha256 == obj.sha256 and _unchanged(stamp, seen):
                 return False
             if _sha256_file(target) == obj.sha256:
-                self._stamp(relative, obj, seen)
+                self._stamp(key, obj, seen)
                 return False
         # Not fsync'd: the store can always copy it again. Its stamp is written later still, so a crash
         # before then costs one hash on the next run.
         copy_atomic(obj.path, target)
-        self._stamp(relative, obj, os.stat(target))
+        self._stamp(key, obj, os.stat(target))
         return True
+
+    def _stamp_key(self, root: Path, relative: str) -> str:
+        """A build/ file's stamp key: its path in the project, and on a team's shared ledger also the
+        machine and checkout it is in (each checkout has its own build/ files, with their own stats: under
+        one key, two machines would overwrite each other's stamps and hash every file on every run)."""
+        if self.engine.dialect.name == "sqlite":
+            return relative  # the ledger is this checkout's own
+        prefix = self._checkouts.get(root)
+        if prefix is None:
+            prefix = self._checkouts[root] = f"{socket.gethostname()}:{root.resolve()}/"
+        return prefix + relative
 
     def _build_stamps(self) -> dict[str, BuildStamp]:
         if self._stamps is None:
@@ -234,9 +248,9 @@ class ArtifactStore:
                         self._stamps = {row.path: row for row in session.exec(select(BuildStamp)).all()}
         return self._stamps
 
-    def _stamp(self, relative: str, obj: StoredObject, seen: os.stat_result) -> None:
+    def _stamp(self, key: str, obj: StoredObject, seen: os.stat_result) -> None:
         row = {
-            "path": relative,
+            "path": key,
             "sha256": obj.sha256,
             "size": seen.st_size,
             "mtime_ns": seen.st_mtime_ns,
@@ -244,7 +258,7 @@ class ArtifactStore:
             "inode": seen.st_ino,
             "at": now(),
         }
-        self._build_stamps()[relative] = BuildStamp(**row)
+        self._build_stamps()[key] = BuildStamp(**row)
         self.later.add(lambda session: _upsert(session, BuildStamp, [row], ("path",)))
 
 
