@@ -177,13 +177,16 @@ def noop(tmp: Path) -> None:
 
 def team(tmp: Path) -> None:
     """Issue 19: the orchestration run with the ledger on PostgreSQL (a throwaway server with durable
-    settings on this machine), and the no-op re-run on SQLite and PostgreSQL, interleaved."""
+    settings on this machine), the no-op re-run on SQLite and PostgreSQL, interleaved, and two machines
+    running two episodes at once on one ledger and one store (benchmarks/team.py)."""
     from benchmarks.postgres import PostgresMissing, throwaway_postgres
+    from benchmarks.team import two_machines
 
     try:
         with throwaway_postgres() as server:
             _orchestrate(tmp, "team_orchestration", new_database=server.create_database)
             _noop_both(tmp, server.create_database())
+            two_machines(tmp, project, server.create_database(), emit)
     except PostgresMissing as missing:
         emit("team", skipped=str(missing))
 
