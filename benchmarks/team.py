@@ -76,18 +76,7 @@ def _at_once(roots: dict[str, Path], env: dict[str, str], episode: int | None = 
     processes = {}
     for machine, root in roots.items():
         number = episode if episode is not None else EPISODES[machine][0]
-        command = [
-            sys.executable,
-            "-m",
-            "studio",
-            "run",
-            "episode",
-            str(number),
-            "--provider",
-            "fal",
-            "--concurrency",
-            "8",
-        ]
+        command = [sys.executable, "-m", "studio", *f"run episode {number} --provider fal --concurrency 8".split()]
         log = (root / "bench-stderr.log").open("w")
         processes[machine] = (
             subprocess.Popen(command, cwd=root, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log),
