@@ -200,7 +200,7 @@ def test_a_machine_killed_mid_run_is_taken_over_without_paying_twice(team, fake_
 
 def test_the_same_episode_on_two_machines_is_refused_naming_the_holder(team, fake_fal, postgres_database):
     a, b, _ = team
-    fake_fal.latency = 1.0
+    fake_fal.latency = 4.0  # A must still be running when B starts (B's start-up takes seconds on a loaded box)
     holder = a.start(fake_fal, "run", "episode", "1", "--provider", "fal", "--only", "p001")
     wait_for(lambda: bool(rows(postgres_database)), "machine A to start paying")
     started = time.monotonic()

@@ -752,6 +752,11 @@ def _check_by_hand(job: Job, provider: str, row: Generation, ctx: RunContext) ->
     return f"{job.name}: {why} (ledger row {row.id}); its hold is kept and it is not resent. {advice}"
 
 
+def _shown(path: Path, root: Path) -> str:
+    """A path as a message names it: relative to the project when inside it (.studio/objects)."""
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 def _refuse_repeating(job: Job, provider: str, ctx: RunContext) -> None:
     """Paying again for an input the provider rejected, or a result it forgot, is the user's call."""
     last = ctx.ledger.last_attempt(job, provider)
@@ -766,7 +771,8 @@ def _refuse_repeating(job: Job, provider: str, ctx: RunContext) -> None:
         episode = f" episode {job.episode}" if job.episode is not None else ""
         raise JobFailed(
             f"{job.name}: its {provider} image (request {last.request_id}, ledger row {last.id}) was paid for but "
-            f"is missing from {ctx.store.objects}; run 'studio run{episode} --resubmit-expired' to pay for it again"
+            f"is missing from {_shown(ctx.store.objects, ctx.root)}; run 'studio run{episode} --resubmit-expired' to "
+            "pay for it again"
         )
     if last is None or last.status != "failed":
         return
