@@ -31,7 +31,7 @@ from studio.providers import fal as fal_module
 from studio.providers.base import Done, Failed, GenerationRequest, Pending, ProviderContext, Submission
 from studio.providers.fal import FalProvider
 
-KEY = "fk-stream-4e1f0b7c2d"  # distinctive, so a leak would be easy to spot
+KEY = "fake-fal-stream-test-only-4e1f"  # distinctive, so a leak would be easy to spot
 FLASH = "fal-ai/flux-2/flash"
 ROOT = "fal-ai/flux-2"  # owner/app: what status, stream and result URLs use
 

@@ -24,7 +24,7 @@ from studio.providers.accounts import MissingKey
 from studio.providers.base import Done, Failed, GenerationRequest, ProviderContext, Reference, Submission
 from studio.providers.gemini import GeminiProvider, answer_outcome, gemini_base_url, register_providers
 
-KEY = "gemini-test-4f1d2b9e77"  # distinctive, so a leak would be easy to spot
+KEY = "fake-gemini-test-only-4f1d"  # distinctive, so a leak would be easy to spot
 FLASH = "gemini-3.1-flash-image"
 PRO = "gemini-3-pro-image"
 RETIRED = ("gemini-2.5-flash-image", "gemini-3-pro-image-preview")
