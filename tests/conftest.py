@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from studio.cli.app import app
+from studio.db.tables import open_ledger
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_PARTS = ("studio.toml", "characters", "styles", "locations", "episodes")
@@ -244,6 +246,16 @@ def ledger_url(request: pytest.FixtureRequest) -> str | None:
     if request.param == "sqlite":
         return None
     return request.getfixturevalue("postgres_database")
+
+
+@pytest.fixture
+def engine(tmp_path: Path, ledger_url: str | None) -> Iterator[Engine]:
+    """A ledger in tmp_path/.studio on each engine in turn (SQLite, then a fresh PostgreSQL database)."""
+    opened = open_ledger(tmp_path / ".studio", database_url=ledger_url)
+    try:
+        yield opened
+    finally:
+        opened.dispose()
 
 
 # --- end of the PostgreSQL block ------------------------------------------------------------------------------------

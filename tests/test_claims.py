@@ -4,11 +4,9 @@ a dead holder's claim is taken over by re-attaching to the request it left open 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import io
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,23 +31,6 @@ from studio.run.store import ArtifactStore
 
 A = Holder("machine-a", 101, "run-a")
 B = Holder("machine-b", 202, "run-b")
-
-
-def _open(state_dir: Path, url: str | None) -> Engine:
-    if url is None:
-        return open_ledger(state_dir)
-    if "database_url" not in inspect.signature(open_ledger).parameters:
-        pytest.skip("the ledger on PostgreSQL (open_ledger(database_url=)) is not in this tree yet")
-    return open_ledger(state_dir, database_url=url)  # type: ignore[call-arg]
-
-
-@pytest.fixture
-def engine(tmp_path: Path, ledger_url: str | None) -> Iterator[Engine]:
-    opened = _open(tmp_path / ".studio", ledger_url)
-    try:
-        yield opened
-    finally:
-        opened.dispose()
 
 
 def _age(engine: Engine, holder: Holder, seconds: float) -> None:
@@ -145,7 +126,7 @@ def _machine(
     ctx = memory_context(root, provider, reporter=reporter, limits=Limits(run_id=holder.run_id))
     if url is not None:
         ctx.ledger.engine.dispose()
-        engine = _open(root / ".studio", url)
+        engine = open_ledger(root / ".studio", database_url=url)
         ctx.store, ctx.ledger = ArtifactStore(root / ".studio", engine), Ledger(engine)
     ctx.claims = Claims(ctx.ledger.engine, holder)
     return ctx, reporter

@@ -438,7 +438,9 @@ def test_a_paid_image_lost_from_the_store_is_reported_not_paid_again(fal_project
 def test_an_unexpected_failure_is_one_line_and_a_log_without_secrets(sample: Path) -> None:
     env = {"FAL_KEY": "fake-fal-secret-test-only", "STUDIO_PLUGINS": "test_hostile_crash_plugin"}
     plugin = sample / "test_hostile_crash_plugin.py"
-    plugin.write_text("def register_providers(register):\n    raise RuntimeError('boom with fake-fal-secret-test-only')\n")
+    plugin.write_text(
+        "def register_providers(register):\n    raise RuntimeError('boom with fake-fal-secret-test-only')\n"
+    )
     result = studio(sample, "check", timeout=60, env={**env, "PYTHONPATH": str(sample)})
     no_traceback(result)
     assert result.returncode == 1

@@ -4,19 +4,16 @@ item 3). On SQLite (lock files) and on PostgreSQL (advisory locks)."""
 
 from __future__ import annotations
 
-import inspect
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
-from studio.db.tables import open_ledger
 from studio.run.lock import VARIATION_TEST, RunInProgress, episode_scope, ledger_lock, run_lock
 
 HOST = socket.gethostname()
@@ -32,23 +29,6 @@ with run_lock(state_dir, engine, episode_scope(number)):
     print("locked", flush=True)
     time.sleep(120)
 """
-
-
-def _open(state_dir: Path, url: str | None) -> Engine:
-    if url is None:
-        return open_ledger(state_dir)
-    if "database_url" not in inspect.signature(open_ledger).parameters:
-        pytest.skip("the ledger on PostgreSQL (open_ledger(database_url=)) is not in this tree yet")
-    return open_ledger(state_dir, database_url=url)  # type: ignore[call-arg]
-
-
-@pytest.fixture
-def engine(tmp_path: Path, ledger_url: str | None) -> Iterator[Engine]:
-    opened = _open(tmp_path / ".studio", ledger_url)
-    try:
-        yield opened
-    finally:
-        opened.dispose()
 
 
 def _hold(state_dir: Path, number: int, url: str | None = None) -> subprocess.Popen[str]:
